@@ -76,11 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.config import ConfigError
     from bot.gates.mermaid import MermaidUnavailable
     from bot.gitrepo import GitError
+    from bot.progress_job import PublishSetupError
 
     handlers = {"check": _check, "progress": _progress, "serve": _serve, "jobs": _jobs, "register": _register}
     try:
         return handlers[args.command](args)
-    except (UsageError, ConfigError, GitError, MermaidUnavailable) as exc:
+    except (UsageError, ConfigError, GitError, MermaidUnavailable, PublishSetupError) as exc:
         print(f"atlas-bot: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -154,7 +155,7 @@ def _sources(repo, rev: str, paths) -> dict[str, str]:
 
 
 def _progress(args: argparse.Namespace) -> int:
-    from bot.progress_cli import progress_command
+    from bot.progress_job import progress_command
 
     repo = _open_repo(args.repo)
     config = _load_config(repo, repo.resolve(args.rev), args.config)

@@ -1,0 +1,1 @@
+"""Quality gates: rule checks, the mermaid syntax pool and mechanical fixes."""

@@ -1,0 +1,1078 @@
+"""The check functions behind the rules of rules/gates.yml, and the small readers they share.
+
+A rule names a check (``check: orphan_nodes``) and gives it ``params``. Each check is registered here with the
+parameters it accepts and the message fields it fills; ``prepare`` turns validated params (and the palette,
+glossary, technologies and limits of the configuration) into precompiled state once, when the configuration is
+built, and ``run`` applies that state to one diagram and returns ``Hit``s. The engine turns hits into findings
+(message, file line, suggestion, severity, blocking).
+
+Flowcharts are read by a small tolerant parser (nodes, edges, labels): enough to count, to find orphan nodes and
+to know which text a reader sees. Whether a diagram parses at all is mermaid's verdict, never this module's.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from bot.model import Diagram, SyntaxVerdict
+
+if TYPE_CHECKING:
+    from bot.config import Config
+    from bot.gates.fixes import SyntaxFix
+
+# ------------------------------------------------------------------------------------------- diagram kinds
+
+FLOWCHART_KEYWORDS = frozenset({"graph", "flowchart", "flowchart-elk"})
+SEQUENCE_KEYWORDS = frozenset({"sequenceDiagram"})
+# Diagram types whose every line is text a reader sees (no node ids to tell apart from labels).
+WHOLE_LINE_KINDS = frozenset({"timeline", "mindmap", "quadrantChart", "kanban"})
+# Diagram types where a line's text before its first colon is what the reader sees (the rest is data).
+BEFORE_COLON_KINDS = frozenset({"gantt", "journey"})
+
+# --------------------------------------------------------------------------------------- flowchart grammar
+
+# Node shapes, longest openers first. A label is a quoted string (which may hold any delimiter) or text
+# without the closer's first character; "[/" and "[\" close with "/]" or "\]".
+_SHAPES = "|".join(
+    (
+        r'\(\(\((?:"[^"\n]*"|[^)"\n])*\)\)\)',
+        r'\(\((?:"[^"\n]*"|[^)"\n])*\)\)',
+        r'\(\[(?:"[^"\n]*"|[^\]"\n])*\]\)',
+        r'\[\[(?:"[^"\n]*"|[^\]"\n])*\]\]',
+        r'\[\((?:"[^"\n]*"|[^)"\n])*\)\]',
+        r'\[[/\\](?:"[^"\n]*"|[^/\\"\n])*[/\\]\]',
+        r'\{\{(?:"[^"\n]*"|[^}"\n])*\}\}',
+        r'@\{[^}\n]*\}',
+        r'\[(?:"[^"\n]*"|[^\]"\n])*\]',
+        r'\((?:"[^"\n]*"|[^)"\n])*\)',
+        r'\{(?:"[^"\n]*"|[^}"\n])*\}',
+        r'>(?:"[^"\n]*"|[^\]"\n])*\]',
+    )
+)
+# Two-character openers and the closers that end them ("[(" opens a cylinder only when ")]" closes it).
+_TWO_CHAR_CLOSERS = {
+    "((": ("))",), "([": ("])",), "[[": ("]]",), "[(": (")]",), "[/": ("/]", "\\]"), "[\\": ("/]", "\\]"),
+    "{{": ("}}",),
+}
+# An arrowhead ">" may touch the next node ("A-->B"); a circle or cross end ("--o") needs a space after it, or
+# "A --oB" and "A -- option --> B" would read as arrows.
+_ARROW_FULL = r"[<ox]?(?:(?:-{2,}|={2,}|-\.+-)>|(?:-{2,}|={2,}|-\.+-)[ox](?=[\s|]|$)|-{3,}|={3,}|-\.+-)"
+_ARROW_OPEN = r"[<ox]?(?:--|==|-\.)"
+_ARROW_CLOSE = r"(?:-{2,}[>ox]|-{3,}|={2,}[>ox]|={3,}|\.+-+[>ox]?)"
+# One token of a statement: an edge (with its label), "&", or a node with its optional shape and class.
+_FLOW_TOKEN = re.compile(
+    r"[ \t]*(?:"
+    r"(?P<edge>(?:\w+@)?(?:"
+    rf"(?P<full>{_ARROW_FULL})[ \t]*(?:\|(?P<pipe>[^|\n]*)\|)?"
+    rf"|(?P<open>{_ARROW_OPEN})[ \t]+(?P<mid>[^\n]*?)[ \t]*(?P<close>{_ARROW_CLOSE})"
+    r"|(?P<invisible>~{3,})"
+    r"))"
+    r"|(?P<amp>&)"
+    rf"|(?P<node>(?P<id>\w+)(?P<shape>{_SHAPES})?(?::::[\w-]+)?)"
+    r")"
+)
+_FLOW_SKIP = re.compile(
+    r"^\s*(?:%%|classDef\b|class\b|style\b|linkStyle\b|click\b|direction\b|accTitle\b|accDescr\b|end\s*;?\s*$)"
+)
+_SUBGRAPH = re.compile(r"^\s*subgraph\b[ \t]*(?P<rest>.*)$")
+_SUBGRAPH_ID_TITLE = re.compile(r'^(?P<id>\w+)[ \t]*\[(?P<title>.*)\][ \t]*$')
+_SHAPE_LABEL_KEY = re.compile(r'label\s*:\s*"([^"]*)"')
+
+# --------------------------------------------------------------------------------------- reader-visible text
+
+_SEQ_PARTICIPANT = re.compile(r"^\s*(?:participant|actor)\s+(?P<name>[^\s]+)(?:\s+as\s+(?P<alias>.+))?$")
+_SEQ_BLOCK = re.compile(r"^\s*(?:loop|alt|else|opt|par|and|critical|break|box|title)\b[ \t]*(?P<text>.*)$")
+_SEQ_SILENT = re.compile(r"^\s*(?:autonumber|activate|deactivate|end|rect|create|destroy|%%|links?\b)")
+_QUOTED = re.compile(r'"([^"\n]*)"')
+_BRACKETED = re.compile(r"\[([^\]\n]*)\]")
+_GENERIC_SKIP = re.compile(
+    r"^\s*(?:%%|classDef\b|class\s+\w+(?:,\w+)*\s+\w+\s*$|style\b|linkStyle\b|click\b|accTitle\b|accDescr\b"
+    r"|dateFormat\b|axisFormat\b|tickInterval\b|todayMarker\b|excludes\b|includes\b|direction\b)"
+)
+_HTML_TAG = re.compile(r"<[^>\n]*>")
+_ENTITY = re.compile(r"[#&]\w+;")
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+")
+
+# ------------------------------------------------------------------------------------------------ acronyms
+
+# Two to six capitals (digits may follow: EC2, HTTP2), optionally a plural "s", not followed by a word
+# character. The character before is tested in Python (``_ACRONYM_AFTER``): a leading look-behind would cost
+# the regex its fast scan for a first capital.
+_ACRONYM = re.compile(r"([A-Z]{2,6}[0-9]{0,2})s?(?!\w)")
+# Not an acronym when glued to these: part of a longer word, a hex colour, an entity, a path or a flag.
+_ACRONYM_NOT_AFTER = frozenset("#&@$.\\-_")
+# A capitalised word this long is shouting, not an acronym; a label that shouts is skipped.
+_SHOUT = re.compile(r"\b[A-Z]{7,}\b")
+# "Content Delivery Network (CDN)", "CDN (Content Delivery Network)", "CDN: Content Delivery Network".
+# After an acronym: its spelled-out words, in parentheses or after a colon, equals sign or dash.
+_EXPANSION_FOLLOWS = re.compile(r"s?\s*(?:\(\s*|[:=]\s+|\s[-–—]\s+)([A-Za-z][^()\n]{2,120})")
+# What may follow an acronym that is about to be spelled out.
+_EXPANSION_STARTS = frozenset(" :=(")
+# Before an acronym in parentheses: the words on the same line, this far back at most.
+EXPANSION_LOOKBACK = 160
+_WORD = re.compile(r"[A-Za-z0-9]+")
+# Small words an expansion may contain without an initial in the acronym ("Bureau of Labor Statistics").
+_FILLER_WORDS = frozenset({"of", "and", "for", "the", "to", "in", "on", "as", "a", "an", "by", "with", "de"})
+
+# ----------------------------------------------------------------------------------------------- versions
+
+# A version right after a technology's name, with at most one word in between ("Redis Cluster 7.2").
+_VERSION_AFTER = re.compile(
+    r"[ \t]*(?:[A-Z][\w-]*[ \t]+)?[(\[]?[ \t]*(?:v|version[ \t]*)?"
+    r"(?P<num>\d+(?:\.(?:\d+|x))+|\d{1,2})(?![\w.%,/])(?P<rest>[ \t]*\S*)"
+)
+# A bare small number followed by one of these is a count, not a version ("Kafka 50 brokers").
+_COUNT_NOUNS = re.compile(
+    r"(?i)^[ \t]*(?:x\b|nodes?|brokers?|instances?|clusters?|shards?|replicas?|partitions?|servers?|machines?|"
+    r"hosts?|pods?|masters?|workers?|regions?|zones?|az|dcs?|datacenters?|tables?|topics?|queues?|"
+    r"connections?|threads?|cores?|vcpus?|disks?|drives?|copies|sites?|clients?|databases?|dbs?)\b"
+)
+
+# -------------------------------------------------------------------------------------------------- colours
+
+_HEX = re.compile(r"#[0-9A-Fa-f]{6}\b|#[0-9A-Fa-f]{3}\b")
+_CLASSDEF_FILL = re.compile(r"^\s*classDef\s+(?P<names>[\w,-]+)\s+(?P<body>.*)$")
+_FILL = re.compile(r"(?P<key>fill\s*:\s*)(?P<colour>#[0-9A-Fa-f]{6}\b|#[0-9A-Fa-f]{3}\b)")
+
+# ---------------------------------------------------------------------------------------------- syntax text
+
+_POINTER_LINE = re.compile(r"^\s*-*\^\s*$")
+_PARSE_ERROR_HEAD = re.compile(r"^Parse error on line \d+:?\s*$")
+SYNTAX_ERROR_MAX = 300
+UNKNOWN_SYNTAX_ERROR = "mermaid rejected the diagram without saying why"
+
+# ---------------------------------------------------------------------------------------------- evidence
+
+EVIDENCE_DIAGRAM = "diagram"
+EVIDENCE_SECTION = "section"
+EVIDENCE_FILE = "file"
+EVIDENCE_KINDS = (EVIDENCE_DIAGRAM, EVIDENCE_SECTION, EVIDENCE_FILE)
+
+
+class CheckParamError(ValueError):
+    """A rule's parameter is unusable (the configuration loader adds the file and line)."""
+
+    def __init__(self, param: str | None, reason: str, index: int | None = None) -> None:
+        super().__init__(reason)
+        self.param = param
+        self.reason = reason
+        self.index = index
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One thing a check found in one diagram.
+
+    ``line`` and ``end`` are 0-based diagram code lines (``None``: the whole diagram, reported on the fence).
+    ``replacement`` (code lines, container prefixes not included) replaces code lines ``line``..``end`` and is
+    known to resolve the hit. ``file_line`` pins the hit to a file line directly when no code line applies.
+    """
+
+    line: int | None = None
+    end: int | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    replacement: tuple[str, ...] | None = None
+
+
+# ------------------------------------------------------------------------------------------- the flowchart
+
+
+@dataclass
+class Graph:
+    """What the tolerant flowchart reader found: node ids (first line), edges, labels, subgraph ids."""
+
+    nodes: dict[str, int] = field(default_factory=dict)
+    connected: set[str] = field(default_factory=set)
+    subgraphs: set[str] = field(default_factory=set)
+    labelled: set[str] = field(default_factory=set)
+    edges: int = 0
+    directed: int = 0
+    labels: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def node_ids(self) -> list[str]:
+        return [n for n in self.nodes if n not in self.subgraphs]
+
+    def link(self, left: list[str], right: list[str], arrow: str) -> None:
+        count = len(left) * len(right)
+        self.edges += count
+        if ">" in arrow or arrow[0] == "<" or arrow[-1] in "ox":
+            self.directed += count
+        self.connected.update(left)
+        self.connected.update(right)
+
+    def orphans(self) -> list[tuple[str, int]]:
+        """Declared nodes that no edge touches (subgraph ids are containers, not nodes)."""
+        return [(n, line) for n, line in self.nodes.items() if n not in self.connected and n not in self.subgraphs]
+
+
+def _split_statements(text: str) -> list[str]:
+    """A flowchart line split at top-level semicolons (a semicolon inside a label or quotes stays)."""
+    if ";" not in text:
+        return [text]
+    parts, depth, quoted, start = [], 0, False, 0
+    for i, ch in enumerate(text):
+        if ch == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif ch in "[({":
+            depth += 1
+        elif ch in "])}":
+            depth = max(0, depth - 1)
+        elif ch == ";" and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _shape_label(shape: str) -> str:
+    """The text inside a node shape, its delimiters removed."""
+    first = shape[0]
+    if first == "@":
+        found = _SHAPE_LABEL_KEY.search(shape)
+        return found.group(1) if found else ""
+    if first == "(" and shape.startswith("(((") and shape.endswith(")))"):
+        return shape[3:-3]
+    if shape[-2:] in _TWO_CHAR_CLOSERS.get(shape[:2], ()):
+        return shape[2:-2]
+    return shape[1:-1]
+
+
+def parse_flowchart(lines: Sequence[str], first: int) -> Graph:
+    """Nodes, edges and labels of a flowchart whose header is code line ``first`` (tolerant: a statement it
+    cannot read further is kept up to that point)."""
+    graph = Graph()
+    nodes, labels, labelled, connected = graph.nodes, graph.labels, graph.labelled, graph.connected
+    match = _FLOW_TOKEN.match
+    for number in range(first + 1, len(lines)):
+        raw = lines[number]
+        if not raw.strip() or _FLOW_SKIP.match(raw):
+            continue
+        sub = _SUBGRAPH.match(raw) if "subgraph" in raw else None
+        if sub:
+            rest = sub.group("rest").strip()
+            with_title = _SUBGRAPH_ID_TITLE.match(rest)
+            if with_title:
+                graph.subgraphs.add(with_title.group("id"))
+                labels.append((number, with_title.group("title")))
+            elif rest:
+                graph.subgraphs.add(rest.split()[0])
+                labels.append((number, rest))
+            continue
+        for statement in _split_statements(raw):
+            left: list[str] = []
+            group: list[str] = []
+            arrow: str | None = None
+            pos, end = 0, len(statement.rstrip())
+            while pos < end:
+                token = match(statement, pos)
+                if token is None or token.end() == pos:
+                    break
+                pos = token.end()
+                kind = token.lastgroup
+                if kind == "node":
+                    node, shape = token.group("id", "shape")
+                    nodes.setdefault(node, number)
+                    if shape:
+                        labels.append((number, _shape_label(shape)))
+                        labelled.add(node)
+                    group.append(node)
+                    continue
+                if kind == "amp":
+                    continue
+                # An edge: it links the group before it to the group after it.
+                if not group:
+                    break
+                if arrow is not None and left:
+                    graph.link(left, group, arrow)
+                label = token.group("pipe") or token.group("mid")
+                if label:
+                    labels.append((number, label))
+                arrow = token.group("full") or token.group("invisible") or (token.group("open") + token.group("close"))
+                left, group = group, []
+            if arrow is not None and left and group:
+                graph.link(left, group, arrow)
+    return graph
+
+
+# ------------------------------------------------------------------------------------------ the diagram
+
+
+def _clean_label(text: str) -> str:
+    """Label text as rendered: without HTML tags, entities, URLs, quotes (each pass only when it can apply)."""
+    if "<" in text:
+        text = _HTML_TAG.sub(" ", text)
+    if "#" in text or "&" in text:
+        text = _ENTITY.sub(" ", text)
+    if "://" in text:
+        text = _URL.sub(" ", text)
+    return text.replace('"', " ").replace("`", " ")
+
+
+def header_line(lines: Sequence[str]) -> int:
+    """Index of the line naming the diagram type (after front matter, directives and comments); -1 if none."""
+    in_front_matter = False
+    for number, raw in enumerate(lines):
+        text = raw.strip()
+        if number == 0 and text == "---":
+            in_front_matter = True
+            continue
+        if in_front_matter:
+            if text == "---":
+                in_front_matter = False
+            continue
+        if not text or text.startswith("%%"):
+            continue
+        return number
+    return -1
+
+
+class Subject:
+    """One diagram under evaluation, with lazily computed views shared by all rules.
+
+    ``evidence_text`` is given by the engine: it returns the diagram code, the Markdown section around the
+    fence or the whole file, by evidence kind; ``expansions`` tells whether the file spells an acronym out
+    (the engine caches the answers per file).
+    """
+
+    def __init__(
+        self,
+        diagram: Diagram,
+        *,
+        verdict: SyntaxVerdict,
+        syntax_fix: SyntaxFix | None,
+        file_text: str,
+        evidence_text: Callable[[str], str],
+        expansions: Callable[[str], bool],
+    ) -> None:
+        self.diagram = diagram
+        self.verdict = verdict
+        self.syntax_fix = syntax_fix
+        self.file_text = file_text
+        self.evidence_text = evidence_text
+        self._expansions = expansions
+        self._lowered: dict[str, str | None] = {}
+
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.diagram.code.split("\n")
+
+    @cached_property
+    def header(self) -> int:
+        return header_line(self.lines)
+
+    @cached_property
+    def keyword(self) -> str:
+        if self.header < 0:
+            return ""
+        return self.lines[self.header].split()[0].rstrip(":;") if self.lines[self.header].split() else ""
+
+    @property
+    def is_flowchart(self) -> bool:
+        return self.keyword in FLOWCHART_KEYWORDS
+
+    @cached_property
+    def graph(self) -> Graph | None:
+        return parse_flowchart(self.lines, self.header) if self.is_flowchart else None
+
+    def is_expanded(self, acronym: str) -> bool:
+        """Whether the file spells the acronym out somewhere ("Content Delivery Network (CDN)")."""
+        return self._expansions(acronym)
+
+    @cached_property
+    def visible_text(self) -> list[tuple[int, str]]:
+        """(code line, text) of what a reader of the rendered diagram sees: labels, not ids or styling."""
+        graph = self.graph
+        if graph is not None:
+            # A node never given a label shows its id.
+            bare = [(line, node) for node, line in graph.nodes.items()
+                    if node not in graph.labelled and node not in graph.subgraphs]
+            return [(line, _clean_label(text)) for line, text in graph.labels + bare if text]
+        out: list[tuple[int, str]] = []
+        keyword = self.keyword
+        for number in range(self.header + 1, len(self.lines)):
+            raw = self.lines[number]
+            if not raw.strip():
+                continue
+            for text in _visible_parts(keyword, raw):
+                if text:
+                    out.append((number, _clean_label(text)))
+        return out
+
+    @cached_property
+    def visible_joined(self) -> tuple[str, list[int], list[int]]:
+        """The visible texts joined by newlines (one regex pass per check instead of one per label), with the
+        start offset and the code line of each text."""
+        starts: list[int] = []
+        numbers: list[int] = []
+        offset = 0
+        for number, text in self.visible_text:
+            starts.append(offset)
+            numbers.append(number)
+            offset += len(text) + 1
+        return "\n".join(text for _, text in self.visible_text), starts, numbers
+
+    @cached_property
+    def line_starts(self) -> list[int]:
+        starts, offset = [], 0
+        for raw in self.lines:
+            starts.append(offset)
+            offset += len(raw) + 1
+        return starts
+
+    def line_of(self, offset: int) -> int:
+        """The code line holding character ``offset`` of the diagram code."""
+        return bisect_right(self.line_starts, offset) - 1
+
+    @cached_property
+    def lower_code(self) -> str:
+        return self.diagram.code.lower()
+
+    def lower_evidence(self, kind: str) -> str | None:
+        """The evidence lower-cased for needle tests (see ``lowered_for_needles``), once per kind."""
+        if kind not in self._lowered:
+            self._lowered[kind] = lowered_for_needles(self.evidence_text(kind))
+        return self._lowered[kind]
+
+
+def _visible_parts(keyword: str, raw: str) -> Iterator[str]:
+    if _GENERIC_SKIP.match(raw):
+        return
+    if keyword in SEQUENCE_KEYWORDS:
+        if _SEQ_SILENT.match(raw):
+            return
+        participant = _SEQ_PARTICIPANT.match(raw)
+        if participant:
+            yield participant.group("alias") or participant.group("name")
+            return
+        block = _SEQ_BLOCK.match(raw)
+        if block:
+            yield block.group("text")
+            return
+        if ":" in raw:
+            yield raw.split(":", 1)[1]
+        return
+    if keyword in WHOLE_LINE_KINDS:
+        yield raw
+        return
+    if keyword in BEFORE_COLON_KINDS:
+        yield raw.split(":", 1)[0]
+        return
+    yield from _QUOTED.findall(raw)
+    yield from _BRACKETED.findall(raw)
+    if ":" in raw:
+        yield _QUOTED.sub(" ", raw.split(":", 1)[1])
+
+
+# --------------------------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter a check accepts: its type(s), whether a rule must give it, and its default."""
+
+    types: tuple[type, ...]
+    required: bool = False
+    default: Any = None
+    item_type: type | None = None
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """A check: the parameters it accepts, the message fields its hits fill, and its two phases."""
+
+    name: str
+    params: Mapping[str, Param]
+    fields: frozenset[str]
+    prepare: Callable[[Mapping[str, Any], Config], Any]
+    run: Callable[[Any, Subject, str], Iterable[Hit]]
+    doc: str
+
+
+CHECKS: dict[str, CheckSpec] = {}
+
+
+def _pass_through(params: Mapping[str, Any], config: Config) -> Any:
+    return params
+
+
+def _register(
+    name: str,
+    *,
+    params: Mapping[str, Param] | None = None,
+    fields: Iterable[str] = (),
+    prepare: Callable[[Mapping[str, Any], Config], Any] = _pass_through,
+) -> Callable[[Callable[..., Iterable[Hit]]], Callable[..., Iterable[Hit]]]:
+    """Register a check's ``run`` function under ``name`` with its parameters, fields and preparation."""
+
+    def wrap(run: Callable[..., Iterable[Hit]]) -> Callable[..., Iterable[Hit]]:
+        CHECKS[name] = CheckSpec(
+            name=name,
+            params=dict(params or {}),
+            fields=frozenset(fields),
+            prepare=prepare,
+            run=run,
+            doc=(run.__doc__ or "").strip(),
+        )
+        return run
+
+    return wrap
+
+
+def prepare(check: str, params: Mapping[str, Any], config: Config) -> Any:
+    """Defaults filled in, then the check's own preparation (regexes compiled here, once)."""
+    spec = CHECKS[check]
+    full = {name: params.get(name, p.default) for name, p in spec.params.items()}
+    return spec.prepare(full, config)
+
+
+def _compile(pattern: str, param: str, flags: int = 0, index: int | None = None) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, flags)
+    except re.error as exc:
+        raise CheckParamError(param, f"invalid regular expression {pattern!r}: {exc}", index) from None
+
+
+# ------------------------------------------------------------------------------------------------ checks
+
+
+@_register("mermaid_syntax", fields=("error", "fix", "error_line"))
+def mermaid_syntax(state: Any, subject: Subject, evidence: str) -> Iterator[Hit]:
+    """mermaid's own verdict: a diagram it cannot parse renders as an error box. The hit sits on the line the
+    parser blamed, or on the lines a known-good fix replaces."""
+    verdict = subject.verdict
+    if verdict.ok:
+        return
+    line_map = subject.diagram.line_map
+    error_line = verdict.error_line - 1 if verdict.error_line and verdict.error_line <= len(line_map) else None
+    fields = {
+        "error": condense_syntax_error(verdict.error),
+        "fix": "",
+        "error_line": str(line_map[error_line] if error_line is not None else subject.diagram.line),
+    }
+    fix = subject.syntax_fix
+    if fix is not None and 1 <= fix.start <= fix.end <= len(line_map):
+        fields["fix"] = fix.description
+        yield Hit(line=fix.start - 1, end=fix.end - 1, fields=fields, replacement=tuple(fix.replacement))
+        return
+    yield Hit(line=error_line, fields=fields)
+
+
+def condense_syntax_error(error: str | None) -> str:
+    """mermaid's multi-line parse error as one line: the pointer art dropped, the echoed source in backticks."""
+    if not error:
+        return UNKNOWN_SYNTAX_ERROR
+    parts: list[str] = []
+    for raw in error.strip().splitlines():
+        text = raw.strip()
+        if not text or _POINTER_LINE.match(text) or _PARSE_ERROR_HEAD.match(text):
+            continue
+        if text.startswith("..."):
+            parts.append(f"near `{text.strip('.').strip()}`")
+        else:
+            parts.append(text)
+    joined = "; ".join(parts) or error.strip().splitlines()[0]
+    return joined if len(joined) <= SYNTAX_ERROR_MAX else joined[: SYNTAX_ERROR_MAX - 1] + "…"
+
+
+@dataclass(frozen=True)
+class _Colours:
+    legacy: Mapping[str, tuple[str, str]]  # legacy colour (upper case) → (plane name, modern colour)
+    legacy_re: re.Pattern[str] | None
+    planes: Mapping[str, str]  # plane name (lower case) → modern colour (upper case)
+    plane_class: re.Pattern[str] | None
+
+
+def _prepare_palette(params: Mapping[str, Any], config: Config) -> _Colours:
+    legacy: dict[str, tuple[str, str]] = {}
+    planes: dict[str, str] = {}
+    for plane in config.palette.planes:
+        planes[plane.name.lower()] = plane.colour.upper()
+        for old in plane.legacy:
+            legacy[old.upper()] = (plane.name, plane.colour.upper())
+    legacy_re = None
+    if legacy:
+        alternatives = "|".join(re.escape(c) for c in sorted(legacy, key=len, reverse=True))
+        legacy_re = re.compile(rf"(?:{alternatives})(?![0-9A-Fa-f])", re.IGNORECASE)
+    plane_class = None
+    if planes:
+        names = "|".join(re.escape(p) for p in planes)
+        plane_class = re.compile(rf"(?i)^({names})(?:[-_]?(?:style|plane|layer|class|node)s?)?$")
+    return _Colours(legacy, legacy_re, planes, plane_class)
+
+
+@_register("legacy_colours", fields=("colour", "plane", "modern"), prepare=_prepare_palette)
+def legacy_colours(state: _Colours, subject: Subject, evidence: str) -> Iterator[Hit]:
+    """Colours of the retired palette, with the modern colour of the same plane as a suggestion."""
+    if state.legacy_re is None:
+        return
+    pattern = state.legacy_re
+    if not pattern.search(subject.diagram.code):
+        return
+    for number, raw in enumerate(subject.lines):
+        found = pattern.search(raw) if "#" in raw else None
+        if not found:
+            continue
+        plane, modern = state.legacy[found.group(0).upper()]
+        replaced = pattern.sub(lambda m: state.legacy[m.group(0).upper()][1], raw)
+        yield Hit(
+            line=number,
+            end=number,
+            fields={"colour": found.group(0), "plane": plane, "modern": modern},
+            replacement=(replaced,),
+        )
+
+
+@_register("plane_colours", fields=("name", "plane", "colour", "modern"), prepare=_prepare_palette)
+def plane_colours(state: _Colours, subject: Subject, evidence: str) -> Iterator[Hit]:
+    """A class named after a plane (``edgeStyle``, ``StatePlane``) filled with another colour than that
+    plane's; legacy colours are left to the legacy rule."""
+    if state.plane_class is None:
+        return
+    for number, raw in enumerate(subject.lines):
+        if "classDef" not in raw:
+            continue
+        found = _CLASSDEF_FILL.match(raw)
+        if not found:
+            continue
+        fill = _FILL.search(found.group("body"))
+        if not fill:
+            continue
+        colour = fill.group("colour").upper()
+        for name in found.group("names").split(","):
+            plane = state.plane_class.match(name)
+            if not plane:
+                continue
+            modern = state.planes[plane.group(1).lower()]
+            if colour == modern or colour in state.legacy:
+                break
+            start = found.start("body") + fill.start("colour")
+            replaced = raw[:start] + modern + raw[start + len(fill.group("colour")) :]
+            yield Hit(
+                line=number,
+                end=number,
+                fields={"name": name, "plane": plane.group(1).lower(), "colour": fill.group("colour"),
+                        "modern": modern},
+                replacement=(replaced,),
+            )
+            break
+
+
+@dataclass(frozen=True)
+class _Term:
+    """One placeholder term: where to look for it cheaply (its first word) and the anchored expression."""
+
+    needle: str
+    case_sensitive: bool
+    regex: re.Pattern[str]
+
+
+def _prepare_placeholders(params: Mapping[str, Any], config: Config) -> tuple[_Term, ...]:
+    terms = params["terms"]
+    if not terms:
+        raise CheckParamError("terms", "needs at least one term")
+    prepared = []
+    for index, term in enumerate(terms):
+        words = term.split()
+        if not words:
+            raise CheckParamError("terms", "a term is empty", index)
+        # A term written in capitals ("TODO") is a marker only in capitals: "Todo app" names a product.
+        case_sensitive = term.upper() == term and any(c.isalpha() for c in term)
+        body = r"\s+".join(re.escape(word) for word in words)
+        regex = re.compile(rf"{body}(?![\w-]|\.\w)", 0 if case_sensitive else re.IGNORECASE)
+        prepared.append(_Term(words[0] if case_sensitive else words[0].lower(), case_sensitive, regex))
+    return tuple(prepared)
+
+
+@_register(
+    "placeholders",
+    params={"terms": Param((list,), required=True, item_type=str)},
+    fields=("term",),
+    prepare=_prepare_placeholders,
+)
+def placeholders(state: tuple[_Term, ...], subject: Subject, evidence: str) -> Iterator[Hit]:
+    """Placeholder text left in a diagram, one hit per line (terms match whole words only)."""
+    code = subject.diagram.code
+    found: dict[int, str] = {}
+    for term in state:
+        haystack = code if term.case_sensitive else subject.lower_code
+        at = haystack.find(term.needle)
+        while at >= 0:
+            if not (at and (code[at - 1].isalnum() or code[at - 1] in "_-")):
+                matched = term.regex.match(code, at)
+                if matched:
+                    found.setdefault(subject.line_of(at), matched.group(0))
+            at = haystack.find(term.needle, at + 1)
+    for number in sorted(found):
+        yield Hit(line=number, fields={"term": found[number]})
+
+
+@_register(
+    "diagram_size",
+    fields=("counts", "nodes", "edges", "lines"),
+    prepare=lambda params, config: config.limits,
+)
+def diagram_size(limits: Any, subject: Subject, evidence: str) -> Iterator[Hit]:
+    """Size and complexity limits (``limits`` in the configuration): nodes and edges of flowcharts,
+    non-blank code lines of any diagram."""
+    over: list[str] = []
+    n_lines = sum(1 for raw in subject.lines if raw.strip())
+    graph = subject.graph
+    nodes = len(graph.node_ids) if graph is not None else 0
+    edges = graph.edges if graph is not None else 0
+    if nodes > limits.max_nodes:
+        over.append(f"{nodes} nodes (limit {limits.max_nodes})")
+    if edges > limits.max_edges:
+        over.append(f"{edges} edges (limit {limits.max_edges})")
+    if n_lines > limits.max_lines:
+        over.append(f"{n_lines} lines (limit {limits.max_lines})")
+    if over:
+        yield Hit(fields={"counts": ", ".join(over), "nodes": str(nodes), "edges": str(edges),
+                          "lines": str(n_lines)})
+
+
+@dataclass(frozen=True)
+class _Glossary:
+    known: frozenset[str]
+
+
+def _prepare_glossary(params: Mapping[str, Any], config: Config) -> _Glossary:
+    glossary = config.glossary
+    return _Glossary(frozenset(a.upper() for a in (*glossary.acronyms, *glossary.not_acronyms)))
+
+
+@_register("acronyms", fields=("acronyms", "first"), prepare=_prepare_glossary)
+def acronyms(state: _Glossary, subject: Subject, evidence: str) -> Iterator[Hit]:
+    """Acronyms in the text a reader sees that are neither in the glossary nor expanded in the same file;
+    one hit per line, each acronym reported once per diagram. A label that shouts (a long word in capitals)
+    is skipped: its capitals are emphasis, not acronyms."""
+    joined, starts, numbers = subject.visible_joined
+    known = state.known
+    if known.issuperset(_ACRONYM.findall(joined)):
+        return
+    candidates = []
+    for found in _ACRONYM.finditer(joined):
+        token = found.group(1)
+        start = found.start()
+        if token in known or (start and (joined[start - 1].isalnum() or joined[start - 1] in _ACRONYM_NOT_AFTER)):
+            continue
+        candidates.append((token, start))
+    if not candidates:
+        return
+    shouting = {bisect_right(starts, m.start()) - 1 for m in _SHOUT.finditer(joined)}
+    seen: set[str] = set()
+    per_line: dict[int, list[str]] = {}
+    for token, start in candidates:
+        if token in seen:
+            continue
+        seen.add(token)
+        stem = token.rstrip("0123456789")
+        segment = bisect_right(starts, start) - 1
+        if stem in known or segment in shouting or subject.is_expanded(token) or subject.is_expanded(stem):
+            continue
+        per_line.setdefault(numbers[segment], []).append(token)
+    for number, tokens in per_line.items():
+        yield Hit(line=number, fields={"acronyms": ", ".join(f"`{t}`" for t in tokens), "first": tokens[0]})
+
+
+def is_expanded(text: str, acronym: str) -> bool:
+    """Whether ``text`` spells ``acronym`` out: "Content Delivery Network (CDN)", "CDN (Content Delivery
+    Network)", "CDN: Content Delivery Network", judged by the initials of the words (small filler words may
+    be skipped; a CamelCase word may give several letters: "PostgreSQL" gives P, S, Q, L)."""
+    if len(acronym) < 2:
+        return False
+    # "(CDN)" or "(CDNs)": the words before it on the same line.
+    needle = "(" + acronym
+    at = text.find(needle)
+    while at >= 0:
+        end = at + len(needle)
+        if text.startswith(")", end) or text.startswith("s)", end):
+            line_before = text[max(0, at - EXPANSION_LOOKBACK) : at].rsplit("\n", 1)[-1]
+            if _initials_match(acronym, _WORD.findall(line_before), from_end=True):
+                return True
+        at = text.find(needle, end)
+    # "CDN (Content ...", "CDN: Content ...", "CDN - Content ...": the words after it.
+    at = text.find(acronym)
+    while at >= 0:
+        end = at + len(acronym)
+        after = text[end : end + 3]
+        glued = at > 0 and text[at - 1].isalnum()
+        if not glued and (after[:1] in _EXPANSION_STARTS or after[:2] in ("s ", "s:")):
+            follows = _EXPANSION_FOLLOWS.match(text, end)
+            if follows and _initials_match(acronym, _WORD.findall(follows.group(1)), from_end=False):
+                return True
+        at = text.find(acronym, end)
+    return False
+
+
+def _initials_match(acronym: str, words: list[str], *, from_end: bool) -> bool:
+    """Whether the words next to the acronym (the last ones before "(CDN)", or the first ones inside
+    "CDN (...)") spell its letters by their initials. Filler words ("of", "and") may be skipped, and a
+    CamelCase word may give several letters ("PostgreSQL" gives P, S, Q, L)."""
+    letters = [c for c in acronym if c.isalpha()]
+    if len(letters) < 2 or not words:
+        return False
+    window = len(letters) + 4
+    if from_end:
+        return _spells(letters[::-1], words[-window:][::-1], reverse=True)
+    return _spells(letters, words[:window], reverse=False)
+
+
+def _spells(letters: list[str], words: list[str], *, reverse: bool) -> bool:
+    i = 0
+    for word in words:
+        if i == len(letters):
+            break
+        initial = word[0].upper()
+        if word.lower() in _FILLER_WORDS and initial != letters[i]:
+            continue
+        capitals = [c for c in word if c.isupper()] or [initial]
+        if reverse:
+            capitals.reverse()
+        if capitals[0] != letters[i] and initial != letters[i]:
+            return False
+        if capitals[0] != letters[i]:
+            capitals = [initial]
+        for cap in capitals:
+            if i < len(letters) and cap == letters[i]:
+                i += 1
+            else:
+                break
+    return i == len(letters)
+
+
+@dataclass(frozen=True)
+class _Technologies:
+    pattern: re.Pattern[str] | None
+    canonical: Mapping[str, tuple[str, str]]  # spelling → (name, example)
+
+
+def _prepare_technologies(params: Mapping[str, Any], config: Config) -> _Technologies:
+    canonical: dict[str, tuple[str, str]] = {}
+    for tech in config.technologies:
+        for spelling in (tech.name, *tech.aliases):
+            canonical[spelling] = (tech.name, tech.example)
+    if not canonical:
+        return _Technologies(None, {})
+    # Case-sensitive ("Spark" is a technology, "spark" a word), as a trie so that each position tries one
+    # branch, not every name.
+    return _Technologies(re.compile(rf"(?:{trie_pattern(canonical)})(?![\w-])"), canonical)
+
+
+@_register("technology_versions", fields=("name", "example"), prepare=_prepare_technologies)
+def technology_versions(state: _Technologies, subject: Subject, evidence: str) -> Iterator[Hit]:
+    """Named technologies (rules/technologies.yml) shown without a version, one hit per technology at its
+    first mention; a technology versioned anywhere in the evidence counts as versioned."""
+    if state.pattern is None:
+        return
+    pattern = state.pattern
+    joined, starts, numbers = subject.visible_joined
+    unversioned: dict[str, int] = {}
+    versioned: set[str] = set()
+    for found in pattern.finditer(joined):
+        if _glued(joined, found.start()):
+            continue
+        name = state.canonical[_spelling(found.group(0))][0]
+        if _has_version(joined, found.end()):
+            versioned.add(name)
+        else:
+            unversioned.setdefault(name, numbers[bisect_right(starts, found.start()) - 1])
+    missing = {name: line for name, line in unversioned.items() if name not in versioned}
+    if missing and evidence != EVIDENCE_DIAGRAM:
+        text = subject.evidence_text(evidence)
+        for found in pattern.finditer(text):
+            if not _glued(text, found.start()) and _has_version(text, found.end()):
+                missing.pop(state.canonical[_spelling(found.group(0))][0], None)
+    examples = dict(state.canonical.values())
+    for name, line in sorted(missing.items(), key=lambda item: item[1]):
+        yield Hit(line=line, fields={"name": name, "example": examples[name]})
+
+
+def trie_pattern(words: Iterable[str]) -> str:
+    """An expression matching any of ``words`` (longest first), factored by common prefixes; a space in a
+    word matches any run of whitespace."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+    return _trie_to_pattern(trie)
+
+
+def _trie_to_pattern(node: Mapping[str, Any]) -> str:
+    branches = []
+    ends_here = "" in node
+    for ch in sorted(k for k in node if k):
+        head = r"\s+" if ch == " " else re.escape(ch)
+        branches.append(head + _trie_to_pattern(node[ch]))
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 and not ends_here else "(?:" + "|".join(branches) + ")"
+    return body + ("?" if ends_here else "")
+
+
+def _glued(text: str, start: int) -> bool:
+    """A name glued to what precedes it is part of another word or a path ("MyRedis", "lib.redis")."""
+    return start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_.-")
+
+
+def _spelling(matched: str) -> str:
+    """The registered spelling of a match (a multi-word name may be matched across other whitespace)."""
+    return " ".join(matched.split())
+
+
+def _has_version(text: str, end: int) -> bool:
+    found = _VERSION_AFTER.match(text, end)
+    if not found:
+        return False
+    return "." in found.group("num") or not _COUNT_NOUNS.match(found.group("rest"))
+
+
+@_register("directed_flow", fields=("edges",))
+def directed_flow(state: Any, subject: Subject, evidence: str) -> Iterator[Hit]:
+    """A flowchart with edges none of which has an arrowhead: the reader cannot tell which way data flows."""
+    graph = subject.graph
+    if graph is not None and graph.edges and not graph.directed:
+        yield Hit(fields={"edges": str(graph.edges)})
+
+
+@_register("orphan_nodes", fields=("nodes", "first"))
+def orphan_nodes(state: Any, subject: Subject, evidence: str) -> Iterator[Hit]:
+    """Flowchart nodes that no edge touches, one hit per declaring line."""
+    graph = subject.graph
+    if graph is None:
+        return
+    per_line: dict[int, list[str]] = {}
+    for node, line in graph.orphans():
+        per_line.setdefault(line, []).append(node)
+    for line, nodes in per_line.items():
+        yield Hit(line=line, fields={"nodes": ", ".join(f"`{n}`" for n in nodes), "first": nodes[0]})
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    """One evidence pattern, with lower-case literals one of which any match must contain (None: unknown)."""
+
+    regex: re.Pattern[str]
+    needles: tuple[str, ...] | None
+
+
+def _prepare_evidence(params: Mapping[str, Any], config: Config) -> tuple[_Pattern, ...]:
+    patterns = params["patterns"]
+    if not patterns:
+        raise CheckParamError("patterns", "needs at least one pattern")
+    # MULTILINE: "^" and "$" anchor at every line of the evidence.
+    flags = re.MULTILINE | (re.IGNORECASE if params["ignore_case"] else 0)
+    prepared = [_Pattern(_compile(p, "patterns", flags, i), necessary_literals(p, flags)) for i, p in enumerate(patterns)]
+    # Patterns that can be ruled out by a substring test go last: the others are searched anyway.
+    return tuple(sorted(prepared, key=lambda item: item.needles is not None))
+
+
+@_register(
+    "evidence_matches",
+    params={
+        "patterns": Param((list,), required=True, item_type=str),
+        "ignore_case": Param((bool,), default=True),
+    },
+    prepare=_prepare_evidence,
+)
+def evidence_matches(state: tuple[_Pattern, ...], subject: Subject, evidence: str) -> Iterator[Hit]:
+    """The evidence (diagram, section or file, per the gate) must match one of ``patterns``."""
+    text = subject.evidence_text(evidence)
+    lower = subject.lower_evidence(evidence)
+    for pattern in state:
+        if pattern.needles is not None and lower is not None and not any(n in lower for n in pattern.needles):
+            continue
+        if pattern.regex.search(text):
+            return
+    yield Hit()
+
+
+# ------------------------------------------------------------------------------------------- prefilter
+
+# Regular expressions without a literal first character are scanned position by position; a substring test
+# for a literal every match must contain rules most evidence out first (a needle shorter than this is in
+# nearly every text and not worth testing).
+MIN_NEEDLE = 3
+# Characters that case-insensitive matching folds onto ASCII letters but str.lower() does not map to them
+# (long s, Kelvin sign, dotted and dotless i): a text holding one is always searched in full.
+_FOLDS_ONTO_ASCII = ("\u017f", "\u212a", "\u0130", "\u0131")
+
+
+def lowered_for_needles(text: str) -> str | None:
+    """The text lower-cased for needle tests, or None when needle tests could miss a case-insensitive match."""
+    if not text.isascii() and any(ch in text for ch in _FOLDS_ONTO_ASCII):
+        return None
+    return text.lower()
+
+
+def necessary_literals(pattern: str, flags: int = 0) -> tuple[str, ...] | None:
+    """Lower-case strings one of which every match of ``pattern`` contains, or None when none can be told
+    (read from the parsed expression; any surprise in the parser's private structures gives None)."""
+    try:
+        parsed = re._parser.parse(pattern, flags)  # type: ignore[attr-defined]
+        found = _necessary(list(parsed))
+    except Exception:  # noqa: BLE001 - an optimisation only: a pattern it cannot read is searched in full
+        return None
+    if not found or min(len(n) for n in found) < MIN_NEEDLE:
+        return None
+    return tuple(sorted({n.lower() for n in found}))
+
+
+def _necessary(sequence: list[tuple[Any, Any]]) -> set[str] | None:
+    """A set of strings one of which every match of the parsed ``sequence`` contains (None: none known).
+    Candidates: each run of literals, a literal run extended by the literal prefixes of the alternation that
+    follows it ("p" + "50|99" gives "p50", "p99"), and what groups, alternations and required repeats need;
+    the one whose shortest string is longest wins."""
+    constants = re._constants  # type: ignore[attr-defined]
+    repeats = (constants.MAX_REPEAT, constants.MIN_REPEAT, constants.POSSESSIVE_REPEAT)
+    candidates: list[set[str]] = []
+    run: list[str] = []
+    for op, av in sequence:
+        if op is constants.LITERAL:
+            run.append(chr(av))
+            continue
+        if op is constants.BRANCH and run:
+            prefixes = [_literal_prefix(list(branch), constants) for branch in av[1]]
+            if all(prefixes):
+                candidates.append({"".join(run) + prefix for prefix in prefixes})
+        if run:
+            candidates.append({"".join(run)})
+            run = []
+        inner: set[str] | None = None
+        if op is constants.SUBPATTERN:
+            inner = _necessary(list(av[3]))
+        elif op is constants.ATOMIC_GROUP:
+            inner = _necessary(list(av))
+        elif op is constants.BRANCH:
+            branches = [_necessary(list(branch)) for branch in av[1]]
+            if all(branches):
+                inner = set().union(*branches)  # type: ignore[arg-type]
+        elif op in repeats and av[0] >= 1:
+            inner = _necessary(list(av[2]))
+        if inner:
+            candidates.append(inner)
+    if run:
+        candidates.append({"".join(run)})
+    if not candidates:
+        return None
+    return max(candidates, key=lambda c: (min(len(n) for n in c), -len(c)))
+
+
+def _literal_prefix(sequence: list[tuple[Any, Any]], constants: Any) -> str:
+    prefix = []
+    for op, av in sequence:
+        if op is not constants.LITERAL:
+            break
+        prefix.append(chr(av))
+    return "".join(prefix)

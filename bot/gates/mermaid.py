@@ -1,0 +1,377 @@
+"""Syntax verdicts from mermaid itself: a pool of long-lived Node.js workers and a persistent verdict cache.
+
+This is the one module that runs Node. Each worker (``bot/mermaid/worker.mjs``) loads the pinned ``mermaid``
+package once and then judges diagrams sent over its stdin as JSON lines, answering one JSON line per diagram,
+in order, so the first unanswered diagram of a worker is the one it is working on. That gives the two failure
+rules: a diagram that runs past the timeout has its worker killed and gets a timeout verdict; a worker that dies
+is replaced and its in-flight diagram retried once, then reported. Verdicts are cached in SQLite by mermaid
+version and SHA-256 of the code, so an unchanged diagram is never parsed twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import selectors
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.model import SyntaxVerdict
+from bot.paths import data_dir, mermaid_dir
+
+log = logging.getLogger(__name__)
+
+NODE = "node"
+NODE_FLAGS = ("--max-semi-space-size=32",)  # fewer young-generation collections; the copies are short-lived
+REQUIRED_PACKAGES = ("mermaid", "linkedom")
+CACHE_FILE = "mermaid-verdicts.sqlite3"
+CACHE_TABLE = "verdicts_v1"  # bump when the meaning of a stored verdict changes (e.g. error_line mapping)
+SQL_CHUNK = 500
+START_TIMEOUT = 60.0
+MAX_AHEAD = 8  # diagrams queued per worker: keeps it busy without starving the others at the end
+MAX_ATTEMPTS = 2
+
+INSTALL_HINT = "install the worker's packages with `npm ci --prefix {dir}`"
+NO_NODE = "Node.js (`node`) was not found on PATH; mermaid syntax checks need Node.js 18 or newer"
+NO_PACKAGES = "the mermaid worker's packages are missing ({missing} under {dir}/node_modules); " + INSTALL_HINT
+START_FAILED = "the mermaid worker did not start: {reason}"
+TIMEOUT_ERROR = "mermaid did not finish parsing this diagram within {timeout:g} s; the worker was stopped"
+CRASH_ERROR = "the mermaid worker exited ({reason}) while parsing this diagram, twice"
+
+
+class MermaidUnavailable(RuntimeError):
+    """mermaid cannot be run here (no Node.js, packages not installed, worker cannot start)."""
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class VerdictCache:
+    """Persistent verdicts keyed by (mermaid version, SHA-256 of the diagram code), in SQLite (WAL, so the CLI
+    and the server can share it). Only real parser verdicts are stored, never timeouts or crashes."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or data_dir() / CACHE_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            f"CREATE TABLE IF NOT EXISTS {CACHE_TABLE} (version TEXT, sha TEXT, ok INTEGER, error TEXT,"
+            " error_line INTEGER, type TEXT, PRIMARY KEY (version, sha)) WITHOUT ROWID"
+        )
+
+    def get_many(self, version: str, shas: Iterable[str]) -> dict[str, SyntaxVerdict]:
+        wanted = list(dict.fromkeys(shas))
+        found: dict[str, SyntaxVerdict] = {}
+        with self._lock:
+            for start in range(0, len(wanted), SQL_CHUNK):
+                chunk = wanted[start : start + SQL_CHUNK]
+                rows = self._db.execute(
+                    f"SELECT sha, ok, error, error_line, type FROM {CACHE_TABLE} WHERE version = ?"
+                    f" AND sha IN ({','.join('?' * len(chunk))})",
+                    (version, *chunk),
+                )
+                for sha, ok, error, error_line, type_ in rows:
+                    found[sha] = SyntaxVerdict(ok=bool(ok), error=error, error_line=error_line, type=type_)
+        return found
+
+    def put_many(self, version: str, verdicts: Mapping[str, SyntaxVerdict]) -> None:
+        rows = [(version, sha, int(v.ok), v.error, v.error_line, v.type) for sha, v in verdicts.items()]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(f"INSERT OR REPLACE INTO {CACHE_TABLE} VALUES (?, ?, ?, ?, ?, ?)", rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+@dataclass(eq=False)
+class _Worker:
+    proc: subprocess.Popen[bytes]
+    ready: bool = False
+    since: float = field(default_factory=time.monotonic)  # start-up began, or the in-flight diagram began
+    inbox: bytes = b""  # unparsed stdout
+    outbox: bytes = b""  # stdin not yet written
+    queued: deque[int] = field(default_factory=deque)  # job ids sent, in the order they will be answered
+    stderr: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+
+
+class MermaidPool:
+    """Long-lived mermaid workers (started lazily, all at once) that turn diagram code into SyntaxVerdicts."""
+
+    def __init__(self, *, workers: int | None = None, cache: VerdictCache | None = None, timeout: float = 10.0):
+        self._node = shutil.which(NODE)
+        if self._node is None:
+            raise MermaidUnavailable(NO_NODE)
+        self._dir = mermaid_dir()
+        missing = [p for p in REQUIRED_PACKAGES if not (self._dir / "node_modules" / p / "package.json").is_file()]
+        if missing:
+            raise MermaidUnavailable(NO_PACKAGES.format(missing=", ".join(missing), dir=self._dir))
+        package = json.loads((self._dir / "node_modules" / "mermaid" / "package.json").read_text("utf-8"))
+        self.version: str = package["version"]
+        self._size = workers or _usable_cpus()
+        self._cache = cache
+        self._timeout = timeout
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> MermaidPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def worker_pids(self) -> list[int]:
+        return [w.proc.pid for w in self._workers]
+
+    def start(self, count: int | None = None) -> None:
+        """Spawn workers up to ``count`` (default: pool size) without waiting for them to load mermaid."""
+        for worker in list(self._workers):
+            if worker.proc.poll() is not None and not worker.queued:
+                self._stop(worker, kill=True)  # died while idle (killed from outside): just replace it
+        while len(self._workers) < min(self._size if count is None else count, self._size):
+            proc = subprocess.Popen(
+                [self._node, *NODE_FLAGS, str(self._dir / "worker.mjs")],
+                cwd=self._dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            )
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                os.set_blocking(stream.fileno(), False)  # type: ignore[union-attr]
+            self._workers.append(_Worker(proc))
+
+    def parse(self, code: str) -> SyntaxVerdict:
+        return self.parse_many([code])[0]
+
+    def parse_many(
+        self, codes: Sequence[str], on_progress: Callable[[int, int], None] | None = None
+    ) -> list[SyntaxVerdict]:
+        """Verdicts in the order of ``codes``; identical codes are parsed once, cached ones not at all."""
+        shas = [code_hash(code) for code in codes]
+        counts: dict[str, int] = {}
+        unique: dict[str, str] = {}
+        for sha, code in zip(shas, codes):
+            counts[sha] = counts.get(sha, 0) + 1
+            unique.setdefault(sha, code)
+        with self._lock:
+            known = self._cache.get_many(self.version, unique) if self._cache else {}
+            done = sum(counts[sha] for sha in known)
+            if on_progress:
+                on_progress(done, len(codes))
+            todo = [sha for sha in unique if sha not in known]
+
+            def report(index: int) -> None:
+                nonlocal done
+                done += counts[todo[index]]
+                if on_progress:
+                    on_progress(done, len(codes))
+
+            fresh, cacheable = self._run([unique[sha] for sha in todo], report)
+            parsed = dict(zip(todo, fresh))
+            if self._cache and cacheable:
+                self._cache.put_many(self.version, {todo[i]: fresh[i] for i in cacheable})
+        verdicts = known | parsed
+        return [verdicts[sha] for sha in shas]
+
+    def close(self) -> None:
+        """Stop every worker: idle ones by closing their stdin, busy ones (after an error) by killing them."""
+        for worker in list(self._workers):
+            self._stop(worker, kill=bool(worker.queued))
+
+    # The scheduler: one thread, non-blocking pipes, one selector over every worker's stdout and stderr.
+
+    def _run(self, codes: list[str], report: Callable[[int], None]) -> tuple[list[SyntaxVerdict], set[int]]:
+        results: list[SyntaxVerdict | None] = [None] * len(codes)
+        cacheable: set[int] = set()
+        attempts = [0] * len(codes)
+        # Longest first, so the slowest diagrams do not start last and leave one core idle at the end.
+        pending = deque(sorted(range(len(codes)), key=lambda i: -len(codes[i])))
+        remaining = len(codes)
+        try:
+            while remaining:
+                self.start(min(self._size, len(pending) + sum(len(w.queued) for w in self._workers)))
+                for worker in self._workers:
+                    self._feed(worker, pending, codes)
+                for worker, message in self._poll():
+                    if message is None:
+                        remaining -= self._worker_died(worker, pending, attempts, results, report)
+                        continue
+                    if not worker.queued or message.get("id") != worker.queued[0]:
+                        raise MermaidUnavailable(f"the mermaid worker answered out of turn: {message}")
+                    index = worker.queued.popleft()
+                    worker.since = time.monotonic()
+                    results[index] = SyntaxVerdict(
+                        ok=message["ok"], error=message.get("error"), error_line=message.get("line"),
+                        type=message.get("type"),
+                    )
+                    cacheable.add(index)
+                    remaining -= 1
+                    report(index)
+                remaining -= self._expire(results, pending, report)
+        except BaseException:
+            # Workers may hold half-answered work from this call; never let it leak into the next one.
+            self.close()
+            raise
+        return [r for r in results if r is not None], cacheable  # every slot is filled once remaining is 0
+
+    def _feed(self, worker: _Worker, pending: deque[int], codes: list[str]) -> None:
+        if not worker.ready or len(worker.queued) > MAX_AHEAD // 2 or not pending:
+            return
+        if not worker.queued:
+            worker.since = time.monotonic()
+        lines = []
+        while pending and len(worker.queued) < MAX_AHEAD:
+            index = pending.popleft()
+            worker.queued.append(index)
+            lines.append(json.dumps({"id": index, "code": codes[index]}) + "\n")
+        worker.outbox += "".join(lines).encode("utf-8", "surrogatepass")
+        self._flush(worker)
+
+    def _flush(self, worker: _Worker) -> None:
+        try:
+            while worker.outbox:
+                written = os.write(worker.proc.stdin.fileno(), worker.outbox)  # type: ignore[union-attr]
+                worker.outbox = worker.outbox[written:]
+        except (BlockingIOError, BrokenPipeError):
+            pass  # retried on the next turn; a broken pipe shows up as end of stdout
+
+    def _poll(self) -> list[tuple[_Worker, dict | None]]:
+        """Wait for output from any worker (at most until the nearest deadline); None marks a dead worker."""
+        now = time.monotonic()
+        deadlines = [w.since + (self._timeout if w.ready else START_TIMEOUT) for w in self._workers if
+                     w.queued or not w.ready]
+        wait = max(0.0, min(deadlines, default=now + 1.0) - now)
+        with selectors.DefaultSelector() as selector:
+            for worker in self._workers:
+                selector.register(worker.proc.stdout, selectors.EVENT_READ, (worker, "out"))  # type: ignore
+                selector.register(worker.proc.stderr, selectors.EVENT_READ, (worker, "err"))  # type: ignore
+                if worker.outbox:
+                    selector.register(worker.proc.stdin, selectors.EVENT_WRITE, (worker, "in"))  # type: ignore
+            events = selector.select(min(wait, 0.5) if any(w.outbox for w in self._workers) else wait)
+        messages: list[tuple[_Worker, dict | None]] = []
+        for key, _ in events:
+            worker, stream = key.data
+            if stream == "in":
+                self._flush(worker)
+                continue
+            chunk = os.read(key.fd, 1 << 16)
+            if stream == "err":
+                self._keep_stderr(worker, chunk)
+                continue
+            if not chunk:
+                messages.append((worker, None))
+                continue
+            *lines, worker.inbox = (worker.inbox + chunk).split(b"\n")
+            for line in lines:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    log.warning("mermaid worker %d wrote a line that is not JSON: %.200r", worker.proc.pid, line)
+                    continue
+                if message.get("ready"):
+                    self._ready(worker, message)
+                else:
+                    messages.append((worker, message))
+        return messages
+
+    def _ready(self, worker: _Worker, message: dict) -> None:
+        worker.ready = True
+        if message["version"] != self.version:
+            raise MermaidUnavailable(START_FAILED.format(reason=f"it loaded mermaid {message['version']}, "
+                                                         f"expected {self.version}"))
+        if not (message["fastCopy"] and message["parserInput"]):
+            log.warning("mermaid worker runs without some of its patches (%s); verdicts are unaffected, "
+                        "but parsing is slower or error lines less exact", message)
+
+    def _worker_died(self, worker: _Worker, pending: deque[int], attempts: list[int],
+                     results: list[SyntaxVerdict | None], report: Callable[[int], None]) -> int:
+        """Requeue a dead worker's diagrams (the in-flight one at most once more); returns how many got a verdict."""
+        self._stop(worker, kill=True)
+        reason = f"exit code {worker.proc.returncode}"
+        if not worker.ready:
+            raise MermaidUnavailable(START_FAILED.format(reason=f"{reason}: {' '.join(worker.stderr)}"))
+        log.warning("mermaid worker %d died (%s); replacing it", worker.proc.pid, reason)
+        finished = 0
+        if worker.queued:
+            index = worker.queued.popleft()
+            attempts[index] += 1
+            if attempts[index] >= MAX_ATTEMPTS:
+                results[index] = SyntaxVerdict(ok=False, error=CRASH_ERROR.format(reason=reason))
+                report(index)
+                finished = 1
+            else:
+                worker.queued.appendleft(index)
+        pending.extendleft(reversed(worker.queued))
+        return finished
+
+    def _expire(self, results: list[SyntaxVerdict | None], pending: deque[int],
+                report: Callable[[int], None]) -> int:
+        """Kill workers stuck past the timeout; their in-flight diagram gets a timeout verdict."""
+        now = time.monotonic()
+        finished = 0
+        for worker in list(self._workers):
+            if not worker.ready and now - worker.since > START_TIMEOUT:
+                self._stop(worker, kill=True)
+                raise MermaidUnavailable(START_FAILED.format(reason=f"not ready after {START_TIMEOUT:g} s"))
+            if worker.ready and worker.queued and now - worker.since > self._timeout:
+                self._stop(worker, kill=True)
+                index = worker.queued.popleft()
+                log.warning("mermaid worker %d timed out on a diagram; replacing it", worker.proc.pid)
+                results[index] = SyntaxVerdict(ok=False, error=TIMEOUT_ERROR.format(timeout=self._timeout))
+                report(index)
+                finished += 1
+                pending.extendleft(reversed(worker.queued))
+        return finished
+
+    def _stop(self, worker: _Worker, *, kill: bool) -> None:
+        if worker in self._workers:
+            self._workers.remove(worker)
+        if kill:
+            worker.proc.kill()
+        else:
+            try:
+                worker.proc.stdin.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+        try:
+            worker.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            worker.proc.kill()
+            worker.proc.wait()
+        try:
+            while chunk := os.read(worker.proc.stderr.fileno(), 1 << 16):  # type: ignore[union-attr]
+                self._keep_stderr(worker, chunk)
+        except OSError:
+            pass
+        for stream in (worker.proc.stdin, worker.proc.stdout, worker.proc.stderr):
+            try:
+                stream.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+
+    @staticmethod
+    def _keep_stderr(worker: _Worker, chunk: bytes) -> None:
+        for line in chunk.decode("utf-8", "replace").splitlines():
+            log.debug("mermaid worker %d: %s", worker.proc.pid, line)
+            worker.stderr.append(line)
+
+
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -1,0 +1,372 @@
+"""Publishing a :class:`~bot.review.Publication` on a pull request as a difference against what it shows.
+
+Reads come first (the pull request, the bot's reviews, the conversation, the head's check runs), then only what
+differs is written, in this order:
+
+1. **check run** "Atlas quality gates" on the head: skipped when a run there already carries the digest of the
+   same output; otherwise a new run (annotations go 50 per request: the create carries the first 50, each
+   further 50 cost one update). A changed result on the same head gets a new run rather than an update,
+   because an update *appends* annotations to the old ones.
+2. **review**: only findings whose fingerprint no earlier bot review carries; nothing new → no review.
+3. **fixed findings**: the bot's inline comments whose fingerprint is gone are minimised as OUTDATED with
+   GraphQL ``minimizeComment``. Minimising rather than replying "Fixed in <sha>": any number of comments are
+   minimised by one request (aliased mutations), where replies cost one write each and notify everyone in the
+   thread; a minimised comment stays one click away. REST does not say whether a comment is minimised, so the
+   sticky summary keeps a hidden list of the fingerprints already marked, which is what makes a re-run write
+   nothing.
+4. **sticky summary** comment, found by its hidden marker: created once, edited only when its text changed.
+5. **labels** as a set difference (only ``atlas:`` labels are ever removed), in one request: add, remove or,
+   when both, replace the set. Missing repository labels are created with colour and description first.
+
+Write budget on a new head: 1 check run + 1 review + 1 minimise + 1 summary + 1 labels = at most 5, whatever
+the number of findings, plus one check-run update per 50 annotations beyond the first 50 and, once per
+repository, one request per label that does not exist yet. A re-run on an unchanged head writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.github.transport import GitHubError, NotFound
+from bot.review import (
+    BOT_LABEL_PREFIX,
+    CHECK_SUMMARY_LIMIT,
+    COMMENT_BODY_LIMIT,
+    REVIEW_MARKER,
+    SUMMARY_MARKER,
+    CheckRunDraft,
+    InlineComment,
+    Publication,
+    cap_text,
+    fingerprints_in,
+)
+
+if TYPE_CHECKING:
+    from bot.github.client import RepoClient
+
+PULL = "/repos/{owner}/{repo}/pulls/{pull_number}"
+REVIEWS = PULL + "/reviews"
+REVIEW_COMMENTS = PULL + "/comments"
+ISSUE_COMMENTS = "/repos/{owner}/{repo}/issues/{issue_number}/comments"
+ISSUE_COMMENT = "/repos/{owner}/{repo}/issues/comments/{comment_id}"
+ISSUE_LABELS = "/repos/{owner}/{repo}/issues/{issue_number}/labels"
+ISSUE_LABEL = ISSUE_LABELS + "/{name}"
+REPO_LABELS = "/repos/{owner}/{repo}/labels"
+CHECK_RUNS = "/repos/{owner}/{repo}/check-runs"
+CHECK_RUN = CHECK_RUNS + "/{check_run_id}"
+COMMIT_CHECK_RUNS = "/repos/{owner}/{repo}/commits/{ref}/check-runs"
+
+# https://docs.github.com/rest/checks/runs#update-a-check-run: "limited to 50 annotations per API request".
+ANNOTATIONS_PER_REQUEST = 50
+MINIMIZE_PER_REQUEST = 50
+MINIMIZE_CLASSIFIER = "OUTDATED"
+BOT_USER_TYPE = "Bot"
+RESOLVED_COMMENT = "<!-- atlas-bot:resolved {} -->"
+CHECK_DIGEST_COMMENT = "<!-- atlas-bot:check-run {} -->"
+MISPLACED_HEADING = "**Comments GitHub would not place on the diff**"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    """Requests one publish sent (attempts, retries included) and what it changed, for logs and benchmarks."""
+
+    writes: int
+    reads: int
+    actions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Posted:
+    """What the bot already shows on a pull request."""
+
+    fingerprints: frozenset[str]  # in the bot's reviews
+    resolved: frozenset[str]  # already marked fixed (hidden list in the summary)
+    summary: dict[str, Any] | None  # the sticky summary comment
+
+    @property
+    def live(self) -> frozenset[str]:
+        """Posted and not marked fixed: a finding among these is not posted again."""
+        return self.fingerprints - self.resolved
+
+
+# ------------------------------------------------------------------------------------------------- entry points
+
+
+def posted_fingerprints(repo: RepoClient, number: int) -> frozenset[str]:
+    """Fingerprints already posted on the PR and not marked fixed (``build_publication(already_posted=...)``).
+
+    The listings read here are kept for the :func:`publish_pull` of the same pull request that follows.
+    """
+    return _read_posted(repo, number, keep=True).live
+
+
+def publish_pull(repo: RepoClient, number: int, publication: Publication) -> PublishReport:
+    """Make pull request ``number`` show ``publication``, writing only the difference (see the module doc)."""
+    actions: list[str] = []
+    with repo.transport.tally() as tally:
+        pull = repo.call("GET", PULL, {"pull_number": number}).data
+        posted = _read_posted(repo, number, keep=False)
+        _sync_check_run(repo, publication.check_run, actions)
+        if publication.review is not None:
+            _post_review(repo, number, publication, posted, actions)
+        resolved = _mark_fixed(repo, number, publication, posted, actions)
+        _sync_summary(repo, number, publication.summary, resolved, posted.summary, actions)
+        _sync_labels(repo, number, pull, publication, actions)
+    report = PublishReport(writes=tally.writes, reads=tally.reads, actions=tuple(actions))
+    log.info("published %s#%d at %s: %d writes, %d reads (%s)", repo.full_name, number,
+             publication.check_run.head_sha[:12], report.writes, report.reads, "; ".join(actions))
+    return report
+
+
+def publish_check_run(repo: RepoClient, draft: CheckRunDraft) -> PublishReport:
+    """Only the check run (e.g. the neutral one for an invalid configuration), unless it is already there."""
+    actions: list[str] = []
+    with repo.transport.tally() as tally:
+        _sync_check_run(repo, draft, actions)
+    return PublishReport(writes=tally.writes, reads=tally.reads, actions=tuple(actions))
+
+
+# ------------------------------------------------------------------------------------------------------- reads
+
+
+def _read_posted(repo: RepoClient, number: int, *, keep: bool) -> _Posted:
+    reviews = _cached_list(repo, REVIEWS, {"pull_number": number}, keep=keep)
+    comments = _cached_list(repo, ISSUE_COMMENTS, {"issue_number": number}, keep=keep)
+    fingerprints: set[str] = set()
+    for review in reviews:
+        body = review.get("body") or ""
+        if _is_bot(review) and REVIEW_MARKER in body:
+            fingerprints |= fingerprints_in(body)
+    summary = next((c for c in comments if _is_bot(c) and SUMMARY_MARKER in (c.get("body") or "")), None)
+    resolved = _resolved_in(summary["body"]) if summary else frozenset()
+    return _Posted(frozenset(fingerprints), resolved, summary)
+
+
+def _cached_list(repo: RepoClient, template: str, params: dict[str, Any], *, keep: bool) -> list[Any]:
+    key = (template, *params.values())
+    cached = repo.listing_cache.pop(key, None)
+    items = cached if cached is not None else repo.list(template, params)
+    if keep:
+        repo.listing_cache[key] = items
+    return items
+
+
+def _is_bot(item: dict[str, Any]) -> bool:
+    return (item.get("user") or {}).get("type") == BOT_USER_TYPE
+
+
+def _resolved_in(body: str) -> frozenset[str]:
+    prefix, suffix = RESOLVED_COMMENT.split("{}")
+    start = body.find(prefix)
+    if start < 0:
+        return frozenset()
+    end = body.find(suffix, start + len(prefix))
+    return frozenset(body[start + len(prefix): end].split()) if end >= 0 else frozenset()
+
+
+# ------------------------------------------------------------------------------------------------ check run
+
+
+def check_digest(draft: CheckRunDraft) -> str:
+    """A short hash of everything the run shows, so an identical run is recognised without its annotations."""
+    content = json.dumps([draft.name, draft.conclusion, draft.title, draft.summary, list(draft.annotations)],
+                         sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()[:16]
+
+
+def _sync_check_run(repo: RepoClient, draft: CheckRunDraft, actions: list[str]) -> None:
+    marker = CHECK_DIGEST_COMMENT.format(check_digest(draft))
+    runs = _head_check_runs(repo, draft)
+    if any(marker in _run_summary(run) for run in runs):
+        actions.append("check run: unchanged")
+        return
+    batches = _chunks(draft.annotations, ANNOTATIONS_PER_REQUEST) or [()]
+    # The digest goes in with the last batch, so a run left half-annotated by a crash is never taken as done.
+    final_summary = cap_text(draft.summary, CHECK_SUMMARY_LIMIT - len(marker) - 2) + "\n\n" + marker
+
+    def output(index: int) -> dict[str, Any]:
+        last = index == len(batches) - 1
+        return {"title": draft.title, "summary": final_summary if last else draft.summary,
+                "annotations": list(batches[index])}
+
+    first = output(0)
+    created = repo.call(
+        "POST", CHECK_RUNS,
+        body={"name": draft.name, "head_sha": draft.head_sha, "status": "completed",
+              "conclusion": draft.conclusion, "output": first},
+        confirm=lambda: next((r for r in _head_check_runs(repo, draft) if _run_summary(r) == first["summary"]),
+                             None),
+    ).data
+    for index in range(1, len(batches)):
+        repo.call("PATCH", CHECK_RUN, {"check_run_id": created["id"]}, body={"output": output(index)})
+    actions.append(f"check run: {draft.conclusion}, {len(draft.annotations)} annotations "
+                   f"in {len(batches)} request{'s' if len(batches) > 1 else ''}")
+
+
+def _head_check_runs(repo: RepoClient, draft: CheckRunDraft) -> list[dict[str, Any]]:
+    return repo.list(COMMIT_CHECK_RUNS, {"ref": draft.head_sha}, query={"check_name": draft.name},
+                     key="check_runs")
+
+
+def _run_summary(run: dict[str, Any]) -> str:
+    return str((run.get("output") or {}).get("summary") or "")
+
+
+# --------------------------------------------------------------------------------------------------- review
+
+
+def _post_review(repo: RepoClient, number: int, publication: Publication, posted: _Posted,
+                 actions: list[str]) -> None:
+    draft = publication.review
+    assert draft is not None
+    drafted = fingerprints_in(draft.body) | {c.fingerprint for c in draft.comments}
+    if not drafted - posted.live:
+        actions.append("review: nothing new")
+        return
+    comments = [c for c in draft.comments if c.fingerprint not in posted.live]
+    payload = {"commit_id": publication.check_run.head_sha, "body": draft.body, "event": draft.event,
+               "comments": [_comment_payload(c) for c in comments]}
+    try:
+        _create_review(repo, number, payload)
+    except GitHubError as exc:
+        if exc.status != 422 or not comments:
+            raise
+        # The diff moved under us (a push between reading the patches and now): keep the findings, in the body.
+        log.warning("review comments rejected on %s#%d (%s); posting them in the review body",
+                    repo.full_name, number, exc)
+        payload = {**payload, "body": _with_misplaced(draft.body, comments), "comments": []}
+        _create_review(repo, number, payload)
+        comments = []
+    actions.append(f"review: {draft.event.lower()} with {len(comments)} inline comments")
+
+
+def _create_review(repo: RepoClient, number: int, payload: dict[str, Any]) -> None:
+    def landed() -> dict[str, Any] | None:
+        reviews = repo.list(REVIEWS, {"pull_number": number})
+        return next((r for r in reviews if _is_bot(r) and r.get("body") == payload["body"]), None)
+
+    repo.call("POST", REVIEWS, {"pull_number": number}, body=payload, confirm=landed)
+
+
+def _comment_payload(comment: InlineComment) -> dict[str, Any]:
+    payload: dict[str, Any] = {"path": comment.path, "line": comment.line, "side": comment.side,
+                               "body": comment.body}
+    if comment.start_line is not None and comment.start_line < comment.line:
+        payload.update(start_line=comment.start_line, start_side=comment.side)
+    return payload
+
+
+def _with_misplaced(body: str, comments: Sequence[InlineComment]) -> str:
+    parts = [body, "", MISPLACED_HEADING]
+    for comment in comments:
+        parts += ["", f"`{comment.path}:{comment.line}`", "", comment.body]
+    return cap_text("\n".join(parts), COMMENT_BODY_LIMIT)
+
+
+# ------------------------------------------------------------------------------------------- fixed findings
+
+
+def _mark_fixed(repo: RepoClient, number: int, publication: Publication, posted: _Posted,
+                actions: list[str]) -> frozenset[str]:
+    """Minimise the comments of findings that are gone; returns every fingerprint now recorded as fixed."""
+    fixed = posted.live - publication.fingerprints
+    # A finding that came back is no longer fixed: it leaves the record (and is commented again).
+    recorded = posted.resolved - publication.fingerprints
+    if not fixed:
+        return recorded
+    comments = repo.list(REVIEW_COMMENTS, {"pull_number": number})
+    node_ids = [c["node_id"] for c in comments if _is_bot(c) and fingerprints_in(c.get("body") or "") & fixed]
+    for chunk in _chunks(node_ids, MINIMIZE_PER_REQUEST):
+        query, variables = minimize_mutation(chunk)
+        answer = repo.transport.graphql(query, variables)
+        if answer.get("errors"):
+            # A comment deleted by a person cannot be minimised; the others in the request still are.
+            log.warning("minimizeComment on %s#%d: %s", repo.full_name, number, answer["errors"])
+    actions.append(f"fixed: {len(fixed)} findings, {len(node_ids)} comments minimised")
+    return recorded | fixed
+
+
+def minimize_mutation(node_ids: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """One GraphQL document minimising every comment in ``node_ids`` (aliases m0, m1, ...)."""
+    declarations = ", ".join(f"$id{i}: ID!" for i in range(len(node_ids)))
+    fields = " ".join(
+        f"m{i}: minimizeComment(input: {{subjectId: $id{i}, classifier: {MINIMIZE_CLASSIFIER}}}) "
+        "{ minimizedComment { isMinimized } }"
+        for i in range(len(node_ids))
+    )
+    return f"mutation({declarations}) {{ {fields} }}", {f"id{i}": node_id for i, node_id in enumerate(node_ids)}
+
+
+# -------------------------------------------------------------------------------------------------- summary
+
+
+def _sync_summary(repo: RepoClient, number: int, summary: str, resolved: frozenset[str],
+                  existing: dict[str, Any] | None, actions: list[str]) -> None:
+    body = summary
+    if resolved:
+        record = RESOLVED_COMMENT.format(" ".join(sorted(resolved)))
+        body = cap_text(summary, COMMENT_BODY_LIMIT - len(record) - 1) + "\n" + record
+    if existing is None:
+        def landed() -> dict[str, Any] | None:
+            comments = repo.list(ISSUE_COMMENTS, {"issue_number": number})
+            return next((c for c in comments if _is_bot(c) and SUMMARY_MARKER in (c.get("body") or "")), None)
+
+        repo.call("POST", ISSUE_COMMENTS, {"issue_number": number}, body={"body": body}, confirm=landed)
+        actions.append("summary: created")
+    elif existing.get("body") != body:
+        repo.call("PATCH", ISSUE_COMMENT, {"comment_id": existing["id"]}, body={"body": body})
+        actions.append("summary: edited")
+    else:
+        actions.append("summary: unchanged")
+
+
+# --------------------------------------------------------------------------------------------------- labels
+
+
+def _sync_labels(repo: RepoClient, number: int, pull: dict[str, Any], publication: Publication,
+                 actions: list[str]) -> None:
+    current = {label["name"] for label in pull.get("labels") or ()}
+    wanted = set(publication.labels)
+    add = wanted - current
+    remove = {name for name in current - wanted if name.startswith(BOT_LABEL_PREFIX)}
+    if not add and not remove:
+        return
+    if add:
+        _create_missing_labels(repo, add, publication)
+    params = {"issue_number": number}
+    if not remove:
+        repo.call("POST", ISSUE_LABELS, params, body={"labels": sorted(add)})
+    elif not add and len(remove) == 1:
+        try:
+            repo.call("DELETE", ISSUE_LABEL, {**params, "name": next(iter(remove))})
+        except NotFound:
+            log.info("label %s already gone from %s#%d", remove, repo.full_name, number)
+    else:
+        repo.call("PUT", ISSUE_LABELS, params, body={"labels": sorted((current - remove) | add)})
+    actions.append(f"labels: +{sorted(add)} -{sorted(remove)}")
+
+
+def _create_missing_labels(repo: RepoClient, names: Iterable[str], publication: Publication) -> None:
+    # GitHub matches label names without regard to case.
+    existing = {label["name"].casefold() for label in repo.list(REPO_LABELS)}
+    for name in sorted(n for n in names if n.casefold() not in existing):
+        spec = publication.label_specs.get(name)
+        body = {"name": name}
+        if spec is not None:
+            body.update(color=spec.color.lstrip("#"), description=spec.description)
+        try:
+            repo.call("POST", REPO_LABELS, body=body, idempotent=True)
+        except GitHubError as exc:
+            if exc.status != 422 or "already_exists" not in exc.error_codes:
+                raise
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i: i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,369 @@
+"""The one module that talks to git: revisions, diffs, trees and blobs of a repository, and the App's mirrors.
+
+Everything is read from the object database (``cat-file``, ``ls-tree``, ``diff-tree``): nothing is checked
+out, no hook, filter, diff driver or textconv from the repository runs, so a pull request's content is only
+ever read, never executed. Credentials for a fetch travel in the environment of that one git process as an
+``http.extraheader`` config entry: never in a URL, the repository's config, a command line or a log.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import logging
+import os
+import re
+import subprocess
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import git
+
+from bot.content import MARKDOWN_SUFFIXES
+
+log = logging.getLogger(__name__)
+
+BRANCHES_REFSPEC = "+refs/heads/*:refs/heads/*"
+GITLINK_MODE = "160000"
+_FULL_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_ORIGIN = "origin"
+
+MSG_NOT_A_REPO = "not a git repository: {path}"
+MSG_UNKNOWN_REV = "unknown revision {rev!r} in {path}"
+MSG_BAD_REV = "invalid revision {rev!r}: a revision cannot start with '-' or contain a newline"
+MSG_NO_MERGE_BASE = "{a} and {b} have no common ancestor in {path}"
+MSG_BAD_FULL_NAME = "repository name {name!r} is not of the form owner/name"
+MSG_URL_CREDENTIALS = "clone URL for {name} carries credentials; pass the token separately"
+MSG_BAD_REFSPEC = "invalid refspec {refspec!r}"
+MSG_GIT_FAILED = "git {what} failed in {path}: {reason}"
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """One commit as a history reader needs it: id, first parent, committer time (Unix seconds), subject."""
+
+    sha: str
+    parent: str | None
+    committed_at: int
+    subject: str
+
+
+class GitError(Exception):
+    """A git operation failed; the message says which and why (never with credentials in it)."""
+
+
+@dataclass(frozen=True)
+class ChangedPath:
+    """One path in a diff between two commits: ``change`` is A, M, D or R (type changes count as M).
+
+    ``old_blob``/``new_blob`` are the blob ids on each side (None where the side does not exist).
+    """
+
+    path: str
+    change: str
+    old_path: str | None = None
+    old_blob: str | None = None
+    new_blob: str | None = None
+
+
+def _check_rev(rev: str) -> str:
+    if not rev or rev.startswith("-") or "\n" in rev or "\0" in rev:
+        raise GitError(MSG_BAD_REV.format(rev=rev))
+    return rev
+
+
+def _reason(error: git.GitCommandError) -> str:
+    stderr = (error.stderr or "").strip().replace("stderr: ", "", 1).strip("'\" \n")
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit status {error.status}"
+
+
+def _auth_env(token: str | None) -> dict[str, str]:
+    """Environment for one git process: no prompts, no credential helpers, and the token as a header."""
+    env = {"GIT_TERMINAL_PROMPT": "0"}
+    entries = [("credential.helper", "")]
+    if token:
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode("ascii")
+        entries.append(("http.extraheader", f"AUTHORIZATION: basic {basic}"))
+    # Keep config entries the caller's environment already passes this way (GitHub Actions does).
+    first = int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0)
+    for offset, (key, value) in enumerate(entries):
+        env[f"GIT_CONFIG_KEY_{first + offset}"] = key
+        env[f"GIT_CONFIG_VALUE_{first + offset}"] = value
+    env["GIT_CONFIG_COUNT"] = str(first + len(entries))
+    return env
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Serialise fetches into one mirror across threads and processes (git's own ref locks would fail)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class GitRepo:
+    """A git repository (work tree or bare) read through its object database."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            self._repo = git.Repo(self.path)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError) as error:
+            raise GitError(MSG_NOT_A_REPO.format(path=self.path)) from error
+        self._git = self._repo.git
+        # GitPython's persistent cat-file processes are not thread-safe.
+        self._cat_lock = threading.Lock()
+        self._commits: dict[str, str] = {}
+
+    def __enter__(self) -> GitRepo:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the persistent ``cat-file`` processes."""
+        self._repo.close()
+
+    def __repr__(self) -> str:
+        return f"GitRepo({str(self.path)!r})"
+
+    def _run(self, what: str, *args: str, **kwargs: object) -> str:
+        try:
+            return getattr(self._git, what.replace("-", "_"))(*args, **kwargs)
+        except git.GitCommandError as error:
+            raise GitError(MSG_GIT_FAILED.format(what=what, path=self.path, reason=_reason(error))) from error
+
+    def _run_bytes(self, what: str, *args: str) -> bytes:
+        return self._run(what, *args, stdout_as_string=False, strip_newline_in_stdout=False)  # type: ignore[return-value]
+
+    # Revisions -------------------------------------------------------------------------------------------
+
+    def resolve(self, rev: str) -> str:
+        """The full commit id ``rev`` names; GitError when it names no commit here."""
+        cached = self._commits.get(rev)
+        if cached is not None:
+            return cached
+        status, out, _ = self._git.rev_parse(
+            "--verify", "--quiet", f"{_check_rev(rev)}^{{commit}}", with_extended_output=True, with_exceptions=False
+        )
+        if status != 0 or not out:
+            raise GitError(MSG_UNKNOWN_REV.format(rev=rev, path=self.path))
+        sha = out.strip()
+        if rev == sha:
+            self._commits[sha] = sha  # only full ids are cached: branch names move
+        return sha
+
+    def merge_base(self, a: str, b: str) -> str:
+        """The best common ancestor of two commits (what a pull request's diff starts from)."""
+        sha_a, sha_b = self.resolve(a), self.resolve(b)
+        status, out, err = self._git.merge_base(sha_a, sha_b, with_extended_output=True, with_exceptions=False)
+        if status == 1 and not out:
+            raise GitError(MSG_NO_MERGE_BASE.format(a=a, b=b, path=self.path))
+        if status != 0:
+            raise GitError(MSG_GIT_FAILED.format(what="merge-base", path=self.path, reason=err.strip()))
+        return out.split()[0]
+
+    def is_ancestor(self, a: str, b: str) -> bool:
+        """True when commit ``a`` is ``b`` or one of its ancestors."""
+        sha_a, sha_b = self.resolve(a), self.resolve(b)
+        status, _, err = self._git.merge_base(
+            "--is-ancestor", sha_a, sha_b, with_extended_output=True, with_exceptions=False
+        )
+        if status not in (0, 1):
+            raise GitError(MSG_GIT_FAILED.format(what="merge-base --is-ancestor", path=self.path, reason=err.strip()))
+        return status == 0
+
+    def first_parent_log(self, since: str | None, head: str, *, limit: int = 50) -> list[CommitInfo]:
+        """Commits on ``head``'s first-parent line after ``since`` (newest first): the merges into a branch."""
+        revs = f"{self.resolve(since)}..{self.resolve(head)}" if since else self.resolve(head)
+        out = self._run("log", "--first-parent", f"--max-count={limit}", "--format=%H%x00%P%x00%ct%x00%s", revs)
+        commits = []
+        for line in out.splitlines():
+            sha, parents, stamp, subject = line.split("\x00", 3)
+            commits.append(CommitInfo(sha, parents.split()[0] if parents else None, int(stamp), subject))
+        return commits
+
+    # Diffs and trees -------------------------------------------------------------------------------------
+
+    def changed_paths(self, base: str, head: str) -> list[ChangedPath]:
+        """Files that differ between two commits, renames detected (git's default 50% similarity)."""
+        out = self._run_bytes(
+            "diff-tree", "-r", "-z", "--raw", "--no-abbrev", "-M", self.resolve(base), self.resolve(head)
+        )
+        fields = out.split(b"\0")
+        changes: list[ChangedPath] = []
+        i = 0
+        while i < len(fields) - 1:
+            meta = fields[i].decode("ascii").lstrip(":").split()
+            old_mode, new_mode, old_sha, new_sha, status = meta
+            letter = status[0]
+            if letter in ("R", "C"):
+                old_path, path = _decode_path(fields[i + 1]), _decode_path(fields[i + 2])
+                i += 3
+            else:
+                old_path, path = None, _decode_path(fields[i + 1])
+                i += 2
+            if GITLINK_MODE in (old_mode, new_mode):
+                continue  # a submodule pointer is not a file of this repository
+            change = {"T": "M", "C": "A"}.get(letter, letter)
+            changes.append(
+                ChangedPath(
+                    path=path,
+                    change=change,
+                    old_path=old_path if change == "R" else None,
+                    old_blob=None if change == "A" else old_sha,
+                    new_blob=None if change == "D" else new_sha,
+                )
+            )
+        return changes
+
+    def diff_names(self, rev_a: str, rev_b: str) -> list[str]:
+        """Every path that differs between two commits (a rename lists both its old and its new path)."""
+        out = self._run_bytes("diff-tree", "-r", "-z", "--name-only", "--no-renames", self.resolve(rev_a),
+                              self.resolve(rev_b))
+        return [_decode_path(name) for name in out.split(b"\0") if name]
+
+    def list_files(
+        self, rev: str, under: str = "", suffix: str | tuple[str, ...] = MARKDOWN_SUFFIXES
+    ) -> list[tuple[str, str]]:
+        """(path, blob id) of every file at ``rev`` below folder ``under`` ("" = whole tree) whose name ends
+        with ``suffix`` (case-insensitive), sorted by path."""
+        suffixes = tuple(s.lower() for s in ((suffix,) if isinstance(suffix, str) else suffix))
+        args = ["-r", "-z", "--full-tree", self.resolve(rev)]
+        if under.strip("/"):
+            args += ["--", under.strip("/") + "/"]
+        out = self._run_bytes("ls-tree", *args)
+        files = []
+        for entry in out.split(b"\0"):
+            if not entry:
+                continue
+            meta, _, raw_path = entry.partition(b"\t")
+            _, kind, sha = meta.decode("ascii").split()
+            path = _decode_path(raw_path)
+            if kind == "blob" and path.lower().endswith(suffixes):
+                files.append((path, sha))
+        return sorted(files)
+
+    # Blobs -----------------------------------------------------------------------------------------------
+
+    def read_blob(self, rev: str, path: str) -> bytes | None:
+        """The bytes of ``path`` at commit ``rev``; None when no file is there."""
+        commit = self.resolve(rev)
+        if "\n" in path:
+            # cat-file's batch protocol is line-based: look the blob id up with ls-tree instead.
+            entry = self._run_bytes("ls-tree", "-z", "--full-tree", commit, "--", path).rstrip(b"\0")
+            meta = entry.partition(b"\t")[0].split()
+            if len(meta) != 3 or meta[1] != b"blob":
+                return None
+            sha = meta[2].decode("ascii")
+            return self.read_blobs([sha]).get(sha)
+        with self._cat_lock:
+            try:
+                _, kind, _, data = self._git.get_object_data(f"{commit}:{path}")
+            except ValueError:
+                return None  # cat-file answered "missing"
+        # GitPython hands the type back as bytes although it is annotated as str.
+        return data if kind in (b"blob", "blob") else None
+
+    def _cat_file(self, mode: str, shas: Sequence[str]) -> bytes:
+        """One ``git cat-file --batch[-check]`` process for all ids: far faster than one round trip each."""
+        for sha in shas:
+            if not _SHA.match(sha):
+                raise GitError(f"not an object id: {sha!r}")
+        process = self._git.cat_file(mode, "--buffer", as_process=True, istream=subprocess.PIPE)
+        out, err = process.proc.communicate("".join(f"{sha}\n" for sha in shas).encode("ascii"))
+        if process.proc.returncode != 0:
+            raise GitError(MSG_GIT_FAILED.format(what=f"cat-file {mode}", path=self.path, reason=err.decode().strip()))
+        return out
+
+    def blob_sizes(self, shas: Iterable[str]) -> dict[str, int]:
+        """Size in bytes of each blob that exists (objects that are missing or not blobs are left out)."""
+        wanted = sorted(set(shas))
+        if not wanted:
+            return {}
+        sizes = {}
+        for line in self._cat_file("--batch-check", wanted).decode("ascii").splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] == "blob":
+                sizes[parts[0]] = int(parts[2])
+        return sizes
+
+    def read_blobs(self, shas: Iterable[str]) -> dict[str, bytes]:
+        """The bytes of each blob that exists (missing ids and non-blobs are left out)."""
+        wanted = sorted(set(shas))
+        if not wanted:
+            return {}
+        out = self._cat_file("--batch", wanted)
+        blobs: dict[str, bytes] = {}
+        position = 0
+        while position < len(out):
+            header_end = out.index(b"\n", position)
+            parts = out[position:header_end].split()
+            position = header_end + 1
+            if len(parts) != 3:
+                continue  # "<id> missing"
+            size = int(parts[2])
+            if parts[1] == b"blob":
+                blobs[parts[0].decode("ascii")] = out[position : position + size]
+            position += size + 1
+        return blobs
+
+    # Mirrors for the App ---------------------------------------------------------------------------------
+
+    @classmethod
+    def mirror(cls, cache_dir: Path, full_name: str, clone_url: str, token: str | None) -> GitRepo:
+        """Open the bare mirror of ``full_name`` under ``cache_dir``, creating it (and fetching its branches
+        with ``token``) when it does not exist yet. Later updates are explicit :meth:`fetch` calls, so a job
+        fetches only the refs it needs."""
+        if not _FULL_NAME.match(full_name) or ".." in full_name:
+            raise GitError(MSG_BAD_FULL_NAME.format(name=full_name))
+        parts = urlsplit(clone_url)
+        if parts.scheme in ("http", "https") and (parts.username or parts.password):
+            raise GitError(MSG_URL_CREDENTIALS.format(name=full_name))
+        owner, name = full_name.split("/")
+        path = Path(cache_dir) / owner / f"{name}.git"
+        with _file_lock(path.with_suffix(".lock")):
+            created = not (path / "HEAD").exists()
+            if created:
+                log.info("creating mirror of %s in %s", full_name, path)
+                git.Repo.init(path, mkdir=True, bare=True)
+            with git.Repo(path) as bare:
+                # Fetching runs the local reference-transaction hook: make sure there is none to run.
+                bare.git.config("core.hooksPath", os.devnull)
+                bare.git.config(f"remote.{_ORIGIN}.url", clone_url)
+        repo = cls(path)
+        if created:
+            repo.fetch([BRANCHES_REFSPEC], token)
+        return repo
+
+    def fetch(self, refspecs: Sequence[str], token: str | None) -> None:
+        """Fetch ``refspecs`` (e.g. ``+refs/pull/7/head:refs/pull/7/head``) from the mirror's origin; the
+        token goes only into this one process's environment."""
+        for refspec in refspecs:
+            if not refspec or refspec.startswith("-") or any(c in refspec for c in "\n\0 "):
+                raise GitError(MSG_BAD_REFSPEC.format(refspec=refspec))
+        log.info("fetching %s into %s", ", ".join(refspecs), self.path)
+        with _file_lock(self.path.with_suffix(".lock")):
+            try:
+                self._git.fetch("--no-tags", "--quiet", _ORIGIN, *refspecs, env=_auth_env(token))
+            except git.GitCommandError as error:
+                raise GitError(MSG_GIT_FAILED.format(what="fetch", path=self.path, reason=_reason(error))) from error
+
+
+def _decode_path(raw: bytes) -> str:
+    # Paths are bytes to git; a non-UTF-8 name stays round-trippable instead of failing the whole listing.
+    return raw.decode("utf-8", "surrogateescape")
+
+
+__all__ = ["BRANCHES_REFSPEC", "ChangedPath", "GitError", "GitRepo"]

@@ -1,0 +1,361 @@
+"""What the App does for each webhook: the (event, action) → handler table and the short handlers themselves.
+
+Each handler is fetch → compute → publish. Everything that talks to the outside (GitHub, git, the mermaid
+pool, the progress updater) arrives in ``Services``, so tests hand in fakes and the worker hands in the real
+clients. ``route()`` also decides, before anything is queued, whether a delivery is worth a job at all
+(pushes to other branches, ordinary comments and bots' own comments are acknowledged and dropped) and which
+key serialises and coalesces it: one pull request's reviews, one repository's progress issue.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.config import ConfigError
+from bot.gitrepo import GitError
+from bot.webhooks import Delivery
+
+log = logging.getLogger(__name__)
+
+REPO_CONFIG_PATH = ".github/atlas-bot.yml"
+REVIEW_ACTIONS = ("opened", "synchronize", "reopened", "ready_for_review")
+INSTALLATION_EVENTS = ("installation", "installation_repositories")
+WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+COMMAND_RE = re.compile(r"^\s*/atlas(?:\s+(?P<command>[A-Za-z-]+))?\s*$", re.MULTILINE | re.IGNORECASE)
+PR_KEY = "pr:{repo}#{number}"
+PROGRESS_KEY = "progress:{repo}"
+NEUTRAL_TITLE = "Invalid atlas-bot configuration"
+NEUTRAL_TEXT = (
+    "The configuration on the base branch could not be read, so no gate ran.\n\n"
+    "**{source}{line}**: {reason}\n\n"
+    "Fix `{source}` on the base branch; the check runs again on the next push or on `/atlas recheck`."
+)
+HELP_TEXT = (
+    "**atlas-bot** checks the mermaid diagrams this pull request adds or changes against the quality gates "
+    "and keeps one summary comment, labels and the *Atlas quality gates* check up to date.\n\n"
+    "Commands (one per comment):\n"
+    "- `/atlas recheck`: run the gates again on the current head (needs write access)\n"
+    "- `/atlas progress`: refresh the repository's progress issue\n"
+    "- `/atlas help`: this message\n\n"
+    "Configuration is read from `" + REPO_CONFIG_PATH + "` on the base branch."
+)
+
+
+class RepoClientLike(Protocol):
+    """The part of ``bot.github.RepoClient`` the handlers use."""
+
+    def pull_request(self, number: int) -> Any: ...
+
+    def pr_patches(self, number: int) -> dict[str, str]: ...
+
+    def posted_fingerprints(self, number: int) -> frozenset[str]: ...
+
+    def read_file(self, ref: str, path: str) -> str | None: ...
+
+    def permission(self, login: str) -> str: ...
+
+    def publish(self, number: int, publication: Any) -> Any: ...
+
+    def post_comment(self, number: int, body: str) -> Any: ...
+
+    def publish_neutral_check(self, head_sha: str, title: str, text: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class PullTarget:
+    """The pull request head to review, from the webhook payload or (for a recheck) from the API."""
+
+    number: int
+    base_ref: str
+    head_sha: str
+    draft: bool
+
+
+@dataclass(frozen=True)
+class ProgressJob:
+    """What the progress updater is handed: the repository at its default branch, its config and client."""
+
+    repository: str
+    default_branch: str
+    head_sha: str
+    reason: str
+    config: Any
+    repo: Any
+    client: RepoClientLike
+
+
+@dataclass
+class Services:
+    """The outside world, injected: GitHub, git mirrors, the mermaid pool, the engine and the progress updater.
+
+    ``repo_client(installation_id, full_name, on_call)`` returns a client whose every call reports
+    ``(endpoint, status)`` to ``on_call``; ``git_token(installation_id)`` the token git fetches with;
+    ``mirror(full_name, clone_url, token)`` a ``GitRepo`` mirror.
+    """
+
+    repo_client: Callable[[int | None, str, Callable[[str, int], None]], RepoClientLike]
+    git_token: Callable[[int | None], str | None]
+    mirror: Callable[[str, str, str | None], Any]
+    pool: Any
+    load_config: Callable[..., Any]
+    run_check: Callable[..., Any]
+    build_publication: Callable[..., Any]
+    update_progress: Callable[[ProgressJob], Any] | None = None
+
+
+@dataclass
+class CallTally:
+    """GitHub calls made for one job (the ``on_call`` of its client): total and content-changing writes."""
+
+    calls: int = 0
+    writes: int = 0
+    forward: Callable[[str, int], None] | None = None
+
+    def __call__(self, endpoint: str, status: int) -> None:
+        self.calls += 1
+        if not endpoint.upper().startswith(("GET ", "HEAD ")):
+            self.writes += 1
+        if self.forward is not None:
+            self.forward(endpoint, status)
+
+
+@dataclass
+class Context:
+    """One job's view: the delivery, the services and the tally its GitHub calls are counted in."""
+
+    delivery: Delivery
+    services: Services
+    tally: CallTally = field(default_factory=CallTally)
+    github: RepoClientLike | None = None
+
+    @property
+    def payload(self) -> Mapping[str, Any]:
+        return self.delivery.payload
+
+    def client(self) -> RepoClientLike:
+        """The job's one client for the delivery's repository (one transport: listings are reused)."""
+        if self.github is None:
+            self.github = self.services.repo_client(self.delivery.installation_id, str(self.delivery.repository),
+                                                    self.tally)
+        return self.github
+
+    def clone_url(self) -> str:
+        return str(self.payload["repository"]["clone_url"])
+
+
+Handler = Callable[[Context], str]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A delivery worth a job: its handler and the key that serialises and coalesces it (None: neither)."""
+
+    handler: Handler
+    key: str | None
+
+
+# -- routing -------------------------------------------------------------------------------------------------
+
+
+def command_of(body: str | None) -> str | None:
+    """The ``/atlas <command>`` a comment asks for (lower case; ``help`` for a bare or unknown one)."""
+    match = COMMAND_RE.search(body or "")
+    if match is None:
+        return None
+    command = (match.group("command") or "help").lower()
+    return command if command in COMMANDS else "help"
+
+
+def route(delivery: Delivery) -> Route | None:
+    """The handler and key for a delivery, or None when the bot has nothing to do with it."""
+    handler = ROUTES.get((delivery.event, delivery.action)) or ROUTES.get((delivery.event, None))
+    if handler is None or (delivery.repository is None and delivery.event not in INSTALLATION_EVENTS):
+        return None
+    payload = delivery.payload
+    if delivery.event == "pull_request":
+        if delivery.pr_number is None:
+            return None
+        return Route(handler, PR_KEY.format(repo=delivery.repository, number=delivery.pr_number))
+    if delivery.event == "push":
+        default = payload.get("repository", {}).get("default_branch")
+        if payload.get("deleted") or payload.get("ref") != f"refs/heads/{default}":
+            return None
+        return Route(handler, PROGRESS_KEY.format(repo=delivery.repository))
+    if delivery.event == "issue_comment":
+        comment = payload.get("comment") or {}
+        if (comment.get("user") or {}).get("type") == "Bot":
+            return None  # never answer a bot, ourselves included
+        command = command_of(comment.get("body"))
+        if command is None or (command == "recheck" and delivery.pr_number is None):
+            return None
+        if command == "recheck":
+            return Route(handler, PR_KEY.format(repo=delivery.repository, number=delivery.pr_number))
+        if command == "progress":
+            return Route(handler, PROGRESS_KEY.format(repo=delivery.repository))
+        return Route(handler, None)
+    return Route(handler, None)
+
+
+# -- pull requests -------------------------------------------------------------------------------------------
+
+
+def on_pull_request(ctx: Context) -> str:
+    """opened / synchronize / reopened / ready_for_review: review the head the event names."""
+    pull = ctx.payload["pull_request"]
+    if pull.get("state") == "closed":
+        return "skipped:closed"
+    target = PullTarget(number=int(pull["number"]), base_ref=str(pull["base"]["ref"]),
+                        head_sha=str(pull["head"]["sha"]), draft=bool(pull.get("draft")))
+    return review(ctx, ctx.client(), target)
+
+
+def on_recheck(ctx: Context) -> str:
+    """``/atlas recheck`` from someone with write access: review the pull request's current head again."""
+    client = ctx.client()
+    login = str(ctx.payload["comment"]["user"]["login"])
+    permission = client.permission(login)
+    if permission not in WRITE_PERMISSIONS:
+        log.info("recheck by %s ignored: permission %r is not write", login, permission)
+        return "skipped:permission"
+    info = client.pull_request(int(ctx.delivery.pr_number or 0))
+    target = PullTarget(number=info.number, base_ref=info.base_ref, head_sha=info.head_sha, draft=info.draft)
+    return review(ctx, client, target, recheck=True)
+
+
+def review(ctx: Context, client: RepoClientLike, target: PullTarget, *, recheck: bool = False) -> str:
+    """Fetch base and head into the mirror, run the gates on the diff, publish the difference."""
+    services = ctx.services
+    try:
+        config = load_repo_config(services, client, target.base_ref)
+    except ConfigError as exc:
+        client.publish_neutral_check(target.head_sha, NEUTRAL_TITLE, neutral_text(exc))
+        log.warning("invalid configuration on %s: %s", target.base_ref, exc)
+        return "neutral:config"
+    if target.draft and not recheck and not config.review.review_drafts:
+        return "skipped:draft"
+    token = services.git_token(ctx.delivery.installation_id)
+    started = time.monotonic()
+    repo = services.mirror(str(ctx.delivery.repository), ctx.clone_url(), token)
+    base_ref = f"refs/heads/{target.base_ref}"
+    pull_ref = f"refs/pull/{target.number}/head"
+    # refs/pull/N/head lives in the base repository, so fork pull requests need no access to the fork.
+    repo.fetch([f"+{base_ref}:{base_ref}", f"+{pull_ref}:{pull_ref}"], token)
+    fetched = time.monotonic()
+    try:
+        repo.resolve(target.head_sha)
+    except GitError:
+        # A force-push removed this head; the event for the new head is (or will be) queued behind us.
+        log.info("head %s is gone from %s; a newer push replaced it", target.head_sha, pull_ref)
+        return "skipped:stale-head"
+    result = services.run_check(repo, config, services.pool, base=base_ref, head=target.head_sha)
+    checked = time.monotonic()
+    publication = services.build_publication(
+        result, config, pr_patches=client.pr_patches(target.number), head_sha=target.head_sha,
+        sources=_sources(repo, target.head_sha, result), already_posted=client.posted_fingerprints(target.number),
+    )
+    report = client.publish(target.number, publication)
+    log.info("published review of %s: %d diagrams, %d findings, %s writes (git %.0f ms, check %.0f ms, "
+             "publish %.0f ms)", target.head_sha[:12], len(result.diagrams), len(result.findings),
+             getattr(report, "writes", "?"), (fetched - started) * 1000, (checked - fetched) * 1000,
+             (time.monotonic() - checked) * 1000)
+    return "published"
+
+
+def load_repo_config(services: Services, client: RepoClientLike, base_ref: str) -> Any:
+    """Rules defaults ← ``.github/atlas-bot.yml`` on the base branch (never the PR head: no self-exemption)."""
+    text = client.read_file(base_ref, REPO_CONFIG_PATH)
+    return services.load_config(repo_config_text=text, repo_config_source=REPO_CONFIG_PATH)
+
+
+def neutral_text(exc: ConfigError) -> str:
+    """The neutral check's text: which file, which line, what is wrong."""
+    line = exc.line
+    return NEUTRAL_TEXT.format(source=exc.source or REPO_CONFIG_PATH, line=f", line {line}" if line else "",
+                               reason=exc.reason)
+
+
+def _sources(repo: Any, head: str, result: Any) -> dict[str, str]:
+    """Head texts of the files with findings, so fingerprints follow the offending text, not line numbers."""
+    texts = {}
+    for path in sorted({f.path for f in result.findings}):
+        raw = repo.read_blob(head, path)
+        if raw is not None:
+            texts[path] = raw.decode("utf-8", errors="replace")
+    return texts
+
+
+# -- comments, pushes, installations -------------------------------------------------------------------------
+
+
+def on_comment(ctx: Context) -> str:
+    """A new comment with an ``/atlas`` command: run that command."""
+    command = command_of((ctx.payload.get("comment") or {}).get("body")) or "help"
+    return COMMANDS[command](ctx)
+
+
+def on_help(ctx: Context) -> str:
+    """``/atlas help`` (or an unknown command): a short answer in the same thread."""
+    ctx.client().post_comment(int(ctx.payload["issue"]["number"]), HELP_TEXT)
+    return "replied:help"
+
+
+def on_push(ctx: Context) -> str:
+    """Push to the default branch (a merge): bring the progress issue up to date."""
+    branch = str(ctx.payload["repository"]["default_branch"])
+    return update_progress(ctx, branch, reason="push")
+
+
+def on_progress_command(ctx: Context) -> str:
+    """``/atlas progress``: refresh the progress issue now."""
+    return update_progress(ctx, str(ctx.payload["repository"]["default_branch"]), reason="comment")
+
+
+def update_progress(ctx: Context, branch: str, *, reason: str) -> str:
+    """Fetch the default branch and hand the newest state to the progress updater (serialised per repo)."""
+    services = ctx.services
+    if services.update_progress is None:
+        log.info("no progress updater configured; %s on %s ignored", reason, branch)
+        return "skipped:no-progress-updater"
+    client = ctx.client()
+    try:
+        config = load_repo_config(services, client, branch)
+    except ConfigError as exc:
+        log.warning("progress not updated, invalid configuration: %s", exc)
+        return "skipped:config"
+    token = services.git_token(ctx.delivery.installation_id)
+    repo = services.mirror(str(ctx.delivery.repository), ctx.clone_url(), token)
+    ref = f"refs/heads/{branch}"
+    repo.fetch([f"+{ref}:{ref}"], token)
+    # The branch tip, not the pushed sha: jobs for this repo are coalesced, so the newest state is what counts.
+    head = repo.resolve(ref)
+    services.update_progress(ProgressJob(repository=str(ctx.delivery.repository), default_branch=branch,
+                                         head_sha=head, reason=reason, config=config, repo=repo, client=client))
+    return "progress-updated"
+
+
+def on_installation(ctx: Context) -> str:
+    """installation / installation_repositories: nothing to do but note it (tokens are fetched on demand)."""
+    payload = ctx.payload
+    account = ((payload.get("installation") or {}).get("account") or {}).get("login")
+    repos = [r.get("full_name") for key in ("repositories", "repositories_added") for r in payload.get(key) or ()]
+    removed = [r.get("full_name") for r in payload.get("repositories_removed") or ()]
+    log.info("installation %s by %s: %s; repositories %s; removed %s", ctx.delivery.action, account,
+             ctx.delivery.installation_id, repos, removed)
+    return "acknowledged"
+
+
+COMMANDS: dict[str, Handler] = {"recheck": on_recheck, "help": on_help, "progress": on_progress_command}
+
+# (event, action) → handler; action None matches every action of the event.
+ROUTES: dict[tuple[str, str | None], Handler] = {
+    **{("pull_request", action): on_pull_request for action in REVIEW_ACTIONS},
+    ("issue_comment", "created"): on_comment,
+    ("push", None): on_push,
+    ("installation", None): on_installation,
+    ("installation_repositories", None): on_installation,
+}

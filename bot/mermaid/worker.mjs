@@ -1,0 +1,211 @@
+// Long-lived mermaid syntax judge: one JSON object per line in, one per line out, in order.
+//
+// In:  {"id": 7, "code": "flowchart TD\n  A --> B"}
+// Out: {"ready": true, "version": "11.17.2", "fastCopy": true, "parserInput": true}   (once, after start-up)
+//      {"id": 7, "ok": true, "type": "flowchart-v2"}
+//      {"id": 8, "ok": false, "error": "Parse error on line 2:\n...", "line": 2}
+//
+// The verdict is exactly what the pinned package's mermaid.parse() says. mermaid is loaded from its own
+// single-file bundle (dist/mermaid.js) rather than the ESM build: one compile instead of resolving several
+// hundred modules, so a worker is ready in a fraction of a second. Two insertions are made into the bundle
+// text before it runs, each at an anchor that must occur exactly once (otherwise it is skipped and reported):
+// - fast-copy: swaps in a result-identical faster assignWithDepth (see fast-copy.mjs for why it is exact);
+// - parser-input: records the text handed to the diagram's parser, to map its "line N" back to the code.
+// Results are written synchronously right after each diagram, so the pool knows which diagram is in flight.
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import vm from "node:vm";
+import { parseHTML } from "linkedom";
+import { wrapAssignWithDepth } from "./fast-copy.mjs";
+
+const require = createRequire(import.meta.url);
+const BUNDLE = require.resolve("mermaid/dist/mermaid.js");
+const VERSION = JSON.parse(fs.readFileSync(require.resolve("mermaid/package.json"), "utf8")).version;
+const TEST_HOOKS = process.env.ATLAS_MERMAID_TEST_HOOKS === "1";
+const VERIFY_COPY = process.env.ATLAS_MERMAID_VERIFY_COPY === "1";
+
+const COPY_DEFINITION_START = "assignWithDepth = /* @__PURE__ */ __name((dst, src, { depth = 2 } = {}) => {";
+const COPY_DEFINITION_END = '}, "assignWithDepth");';
+const PATCHES = {
+  fastCopy: {
+    anchor: "      assignWithDepth_default = assignWithDepth;\n",
+    insert: "      assignWithDepth = assignWithDepth_default = globalThis.__atlasBot.wrapCopy(assignWithDepth);\n",
+  },
+  parserInput: {
+    anchor: '      text4 = encodeEntities(text4) + "\\n";\n',
+    insert: "      globalThis.__atlasBot.parserInput = { type: type3, text: text4 };\n",
+  },
+};
+// "Parse error on line 3:" (jison), "Lexical error on line 3." (jison), "Parse error on line 3, column 5" (langium).
+const BLAMED_LINE = /\b(?:Parse|Lexical|Lexer) error on line (\d+)/;
+
+// Diagram parsers that rewrite their input before the grammar sees it; line numbers refer to the rewritten text.
+const PARSER_REWRITES = [
+  [(type) => type.startsWith("flowchart"), (text) => text.replace(/}\s*\n/g, "}\n")],
+  [
+    (type) => type === "sankey",
+    (text) => text.replaceAll(/^[^\S\n\r]+|[^\S\n\r]+$/g, "").replaceAll(/([\n\r])+/g, "\n").trim(),
+  ],
+];
+
+function patchBundle(source, bot) {
+  const applied = {};
+  for (const [name, { anchor, insert }] of Object.entries(PATCHES)) {
+    const at = source.indexOf(anchor);
+    applied[name] = at >= 0 && source.indexOf(anchor, at + 1) < 0;
+    if (applied[name]) {
+      source = source.slice(0, at + anchor.length) + insert + source.slice(at + anchor.length);
+    } else {
+      process.stderr.write(`atlas-bot mermaid worker: anchor for ${name} not found once; running without it\n`);
+    }
+  }
+  let reference;
+  if (VERIFY_COPY && applied.fastCopy) {
+    // A private copy of the original whose recursion stays inside itself, to compare against.
+    const start = source.indexOf(COPY_DEFINITION_START);
+    const end = source.indexOf(COPY_DEFINITION_END, start) + COPY_DEFINITION_END.length;
+    const definition = source.slice(start, end);
+    reference = vm.runInThisContext(`(() => { const __name = (fn) => fn; let ${definition} return assignWithDepth; })()`);
+  }
+  bot.wrapCopy = (original) => wrapAssignWithDepth(original, { verify: VERIFY_COPY, reference });
+  return { source, applied };
+}
+
+function loadMermaid() {
+  // stdout carries the protocol only: anything mermaid or its dependencies print goes to stderr.
+  for (const method of ["log", "info", "debug", "trace"]) {
+    console[method] = console.error;
+  }
+  const { window } = parseHTML("<!doctype html><html><head></head><body></body></html>");
+  // mermaid sanitises labels with DOMPurify, which needs a window and a document; nothing is rendered.
+  globalThis.window = window;
+  globalThis.document = window.document;
+  const bot = { parserInput: null };
+  globalThis.__atlasBot = bot;
+  const { source, applied } = patchBundle(fs.readFileSync(BUNDLE, "utf8"), bot);
+  vm.runInThisContext(source, { filename: BUNDLE });
+  const mermaid = globalThis.mermaid;
+  mermaid.initialize({ startOnLoad: false });
+  return { mermaid, bot, applied };
+}
+
+const canonical = (line) => line.replace(/ﬂ°°?/g, "#").replace(/¶ß/g, ";").replace(/[\s"';]/g, "");
+
+// Maps the parser's 1-based line in the text it parsed back to a 1-based line of the diagram code. mermaid
+// drops front matter, directives, comment lines and some blank lines before parsing and edits some lines in
+// place (entities, quotes), so the parser's non-blank lines are matched, in order, to the code's lines.
+function codeLine(code, parsed, blamed) {
+  const codeLines = code.split(/\r\n?|\n/);
+  const clamp = (line) => Math.min(Math.max(line, 1), codeLines.length);
+  if (!parsed) {
+    return clamp(blamed);
+  }
+  let text = parsed.text;
+  for (const [applies, rewrite] of PARSER_REWRITES) {
+    if (applies(parsed.type)) {
+      text = rewrite(text);
+    }
+  }
+  const parserLines = text.split("\n");
+  const canonicalCode = codeLines.map(canonical);
+  const find = (from, matches) => {
+    for (let j = from; j < canonicalCode.length; j++) {
+      if (matches(canonicalCode[j])) {
+        return j;
+      }
+    }
+    return -1;
+  };
+  let cursor = 0;
+  let lastParser = -1;
+  let lastCode = -1;
+  for (let i = 0; i < Math.min(blamed, parserLines.length); i++) {
+    const wanted = canonical(parserLines[i]);
+    if (!wanted) {
+      continue;
+    }
+    let j = find(cursor, (line) => line === wanted);
+    if (j < 0) {
+      j = find(cursor, (line) => line.includes(wanted));
+    }
+    if (j >= 0) {
+      lastParser = i;
+      lastCode = j;
+      cursor = j + 1;
+    }
+  }
+  return lastParser < 0 ? clamp(blamed) : clamp(lastCode + 1 + (blamed - 1 - lastParser));
+}
+
+function runTestHook(code) {
+  if (code.includes("%% atlas-test: hang")) {
+    for (;;) {
+      // Stuck on purpose: only the pool's per-diagram timeout ends this.
+    }
+  }
+  if (code.includes("%% atlas-test: crash")) {
+    process.exit(70);
+  }
+}
+
+async function judge({ mermaid, bot }, code) {
+  if (TEST_HOOKS) {
+    runTestHook(code);
+  }
+  bot.parserInput = null;
+  try {
+    const { diagramType } = await mermaid.parse(code);
+    return { ok: true, type: diagramType };
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const blamed = BLAMED_LINE.exec(message);
+    return { ok: false, error: message, line: blamed ? codeLine(code, bot.parserInput, Number(blamed[1])) : null };
+  }
+}
+
+function serve(engine) {
+  const queue = [];
+  let pending = "";
+  let busy = false;
+  let ended = false;
+  const pump = async () => {
+    if (busy) {
+      return;
+    }
+    busy = true;
+    while (queue.length > 0) {
+      const { id, code } = queue.shift();
+      const verdict = await judge(engine, code);
+      process.stdout.write(`${JSON.stringify({ id, ...verdict })}\n`);
+      // Let stdin be read between diagrams, so the next batch is already queued when this one ends.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    busy = false;
+    if (ended) {
+      process.exit(0);
+    }
+  };
+  process.stdin.setEncoding("utf8");
+  process.stdin.on("data", (chunk) => {
+    const lines = (pending + chunk).split("\n");
+    pending = lines.pop();
+    for (const line of lines) {
+      if (line.trim()) {
+        queue.push(JSON.parse(line));
+      }
+    }
+    pump();
+  });
+  process.stdin.on("end", () => {
+    ended = true;
+    if (!busy) {
+      process.exit(0);
+    }
+  });
+}
+
+const engine = loadMermaid();
+process.stdout.write(
+  `${JSON.stringify({ ready: true, version: VERSION, fastCopy: engine.applied.fastCopy, parserInput: engine.applied.parserInput })}\n`,
+);
+serve(engine);

@@ -1,0 +1,546 @@
+"""What the bot posts on a pull request, built from a CheckResult: review, sticky summary, labels, check run.
+
+Pure: plain data in (the result, the configuration, the PR's per-file patches, what was posted before), plain
+dataclasses out. bot.github compares these with what GitHub already shows and sends only the difference, so
+everything here is deterministic: the same inputs give byte-identical text (no timestamps), which is what
+lets a re-run on an unchanged head make no write at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot.model import CheckResult, DiagramResult, Finding, Severity
+from bot.progress import totals_row
+from bot.render import (
+    SEVERITY_ORDER,
+    annotation_message,
+    findings_tally,
+    plural,
+    sort_findings,
+    verdict_headline,
+)
+
+BOT_LABEL_PREFIX = "atlas:"
+GATES_PASSED_LABEL = f"{BOT_LABEL_PREFIX}gates-passed"
+GATES_FAILED_LABEL = f"{BOT_LABEL_PREFIX}gates-failed"
+CATEGORY_LABEL_COLOR = "1D76DB"
+GATES_PASSED_COLOR = "2DA44E"
+GATES_FAILED_COLOR = "CF222E"
+
+SUMMARY_MARKER = "<!-- atlas-bot:summary -->"
+REVIEW_MARKER = "<!-- atlas-bot:review -->"
+FINGERPRINTS_COMMENT = "<!-- atlas-bot:fingerprints {} -->"
+FINGERPRINTS_RE = re.compile(r"<!-- atlas-bot:fingerprints ((?:[0-9a-f]{16}(?:-\d+)?\s*)*)-->")
+FINGERPRINT_LENGTH = 16
+
+CHECK_RUN_NAME = "Atlas quality gates"
+EVENT_COMMENT, EVENT_REQUEST_CHANGES = "COMMENT", "REQUEST_CHANGES"
+ANNOTATION_LEVELS = {Severity.ERROR: "failure", Severity.WARNING: "warning", Severity.NOTICE: "notice"}
+
+# GitHub's documented limits. "Characters" there behave like bytes for non-ASCII text, so texts are measured
+# in UTF-8 bytes, which is never longer than GitHub's own count.
+CHECK_SUMMARY_LIMIT = 65_535
+ANNOTATION_MESSAGE_LIMIT = 64 * 1024
+ANNOTATION_TITLE_LIMIT = 255
+COMMENT_BODY_LIMIT = 65_536
+LABEL_NAME_LIMIT = 50
+LABEL_DESCRIPTION_LIMIT = 100
+TRUNCATION_NOTE = "\n\n… truncated to fit GitHub's limit of {limit:,} characters{hint}."
+# How many findings the review body lists one per line; the check run carries every finding anyway.
+MAX_BODY_FINDINGS = 100
+# How many diagrams the summary's gate table shows before it says "and N more".
+MAX_SUMMARY_ROWS = 150
+
+DEFAULT_GATE_TITLES = {
+    "technical": "Technical",
+    "three_am": "3 AM test",
+    "new_hire": "New Hire test",
+    "cfo": "CFO test",
+    "incident": "Incident test",
+}
+PASS_ICON, FAIL_ICON, NOT_APPLICABLE = "✅", "❌", "—"
+COMMENT_ICONS = {Severity.ERROR: FAIL_ICON, Severity.WARNING: "⚠️", Severity.NOTICE: "ℹ️"}
+
+_HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+_WHITESPACE_RE = re.compile(r"\s+")
+
+
+class ReviewSettingsLike(Protocol):
+    @property
+    def max_inline_comments(self) -> int: ...
+
+    @property
+    def request_changes_on_failure(self) -> bool: ...
+
+
+class CategoryLike(Protocol):
+    @property
+    def title(self) -> str: ...
+
+
+class ConfigLike(Protocol):
+    """The slice of bot.config.Config this module reads (``gates`` is read too when present)."""
+
+    @property
+    def review(self) -> ReviewSettingsLike: ...
+
+    def category_of(self, path: str) -> str | None: ...
+
+    def category(self, folder: str) -> CategoryLike: ...
+
+
+@dataclass(frozen=True)
+class InlineComment:
+    """A review comment on RIGHT-side lines ``start_line``..``line`` (``start_line`` None for one line)."""
+
+    path: str
+    line: int
+    start_line: int | None
+    side: str
+    body: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class ReviewDraft:
+    event: str
+    body: str
+    comments: tuple[InlineComment, ...]
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    color: str
+    description: str
+
+
+@dataclass(frozen=True)
+class CheckRunDraft:
+    """A completed check run; ``annotations`` are every finding, for the publisher to send 50 at a time."""
+
+    name: str
+    head_sha: str
+    conclusion: str
+    title: str
+    summary: str
+    annotations: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Publication:
+    """Everything to show on one PR head.
+
+    ``review`` is None when there is nothing new to say. ``fingerprints`` are all current findings' fingerprints:
+    a previously posted fingerprint missing from it belongs to a finding that is now fixed.
+    """
+
+    review: ReviewDraft | None
+    summary: str
+    labels: frozenset[str]
+    label_specs: dict[str, LabelSpec]
+    check_run: CheckRunDraft
+    fingerprints: frozenset[str]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fingerprints and diff lines
+
+
+def finding_fingerprint(finding: Finding, line_text: str = "") -> str:
+    """A short id of a finding that survives pushes: path, gate, rule and the offending text, not its line."""
+    normalised = _WHITESPACE_RE.sub(" ", line_text).strip()
+    key = "\x1f".join((finding.path, finding.gate, finding.rule, normalised))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:FINGERPRINT_LENGTH]
+
+
+def fingerprints_in(text: str) -> frozenset[str]:
+    """The fingerprints a review or comment body posted by this module carries (for the publisher)."""
+    found: set[str] = set()
+    for match in FINGERPRINTS_RE.finditer(text):
+        found.update(match.group(1).split())
+    return frozenset(found)
+
+
+def _hunk_lines(patch: str) -> list[frozenset[int]]:
+    """Per hunk, the RIGHT-side (new file) line numbers of its added and context lines.
+
+    ``patch`` is a file's ``patch`` from GitHub's pull request files API: hunks without file headers. The
+    hunk header's counts bound each hunk, so headers of a full ``git diff`` or a trailing empty line are
+    never mistaken for content.
+    """
+    hunks: list[frozenset[int]] = []
+    lines: set[int] = set()
+    old_left = new_left = 0
+    new_line = 0
+    for raw in patch.split("\n"):
+        if old_left <= 0 and new_left <= 0:
+            match = _HUNK_RE.match(raw)
+            if match is None:
+                continue
+            if lines:
+                hunks.append(frozenset(lines))
+                lines = set()
+            old_left = int(match.group(2) or "1")
+            new_line = int(match.group(3))
+            new_left = int(match.group(4) or "1")
+            continue
+        marker = raw[:1]
+        if marker == "\\":  # "\ No newline at end of file"
+            continue
+        if marker == "-":
+            old_left -= 1
+            continue
+        if marker == "+":
+            new_left -= 1
+        else:  # context (" ", or an empty line whose leading space was stripped)
+            old_left -= 1
+            new_left -= 1
+        lines.add(new_line)
+        new_line += 1
+    if lines:
+        hunks.append(frozenset(lines))
+    return hunks
+
+
+def commentable_lines(patch: str) -> set[int]:
+    """RIGHT-side line numbers a review comment may sit on: added and context lines of every hunk."""
+    return set().union(*_hunk_lines(patch))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Publication
+
+
+def build_publication(
+    result: CheckResult,
+    config: ConfigLike,
+    *,
+    pr_patches: Mapping[str, str],
+    head_sha: str,
+    sources: Mapping[str, str] | None = None,
+    already_posted: frozenset[str] = frozenset(),
+) -> Publication:
+    """Review, sticky summary, labels and check run for one PR head.
+
+    ``pr_patches`` maps head path → patch (GitHub's PR files API); a file without a patch (too large, binary,
+    pure rename) has no commentable line. ``sources`` maps path → head file text and refines fingerprints of
+    findings outside diagram code. ``already_posted`` are fingerprints found in earlier reviews
+    (:func:`fingerprints_in`); those findings are not posted again.
+    """
+    titles = gate_titles(config)
+    fingerprinted = assign_fingerprints(result, sources)
+    summary_body = _summary_sections(result, titles, head_sha)
+    review = _build_review(result, config, titles, fingerprinted, pr_patches, already_posted)
+    labels, specs = _labels(result, config)
+    return Publication(
+        review=review,
+        summary=cap_text(f"{SUMMARY_MARKER}\n{summary_body}", COMMENT_BODY_LIMIT),
+        labels=labels,
+        label_specs=specs,
+        check_run=_check_run(result, titles, summary_body, head_sha),
+        fingerprints=frozenset(fp for _, fp in fingerprinted),
+    )
+
+
+def gate_titles(config: object) -> dict[str, str]:
+    """Gate id → title, in the configuration's order: ``config.gates`` (a sequence of objects with ``id`` and
+    ``title``, or a mapping id → object or id → title) when present, otherwise the Atlas defaults."""
+    gates = getattr(config, "gates", None)
+    if not gates:
+        return dict(DEFAULT_GATE_TITLES)
+    if isinstance(gates, Mapping):
+        return {str(gid): (g if isinstance(g, str) else getattr(g, "title", str(gid))) for gid, g in gates.items()}
+    return {g.id: getattr(g, "title", g.id) for g in gates}
+
+
+def assign_fingerprints(result: CheckResult, sources: Mapping[str, str] | None) -> list[tuple[Finding, str]]:
+    """Every finding of the result in file order with its fingerprint.
+
+    The offending text is read from the diagram code when the lines belong to a diagram (so sources or no
+    sources, container prefixes or not, the fingerprint is the same), else from ``sources``. Findings that
+    still collide (two diagrams lacking the same thing, anchored on identical fence lines) get ``-2``, ``-3``…
+    in file order.
+    """
+    texts = _diagram_line_texts(result.diagrams)
+    split_sources: dict[str, list[str]] = {}
+    seen: dict[str, int] = {}
+    out = []
+    for finding in sort_findings(result.findings):
+        known = texts.get(finding.path, {})
+        if finding.path not in split_sources:
+            split_sources[finding.path] = (sources or {}).get(finding.path, "").splitlines()
+        source_lines = split_sources[finding.path]
+        parts = []
+        for number in range(finding.line, finding.last_line + 1):
+            if number in known:
+                parts.append(known[number])
+            elif 1 <= number <= len(source_lines):
+                parts.append(source_lines[number - 1])
+        fingerprint = finding_fingerprint(finding, "\n".join(parts))
+        seen[fingerprint] = seen.get(fingerprint, 0) + 1
+        if seen[fingerprint] > 1:
+            fingerprint = f"{fingerprint}-{seen[fingerprint]}"
+        out.append((finding, fingerprint))
+    return out
+
+
+def _diagram_line_texts(diagrams: Iterable[DiagramResult]) -> dict[str, dict[int, str]]:
+    """path → file line → text, for the fence lines and code lines of the checked diagrams."""
+    texts: dict[str, dict[int, str]] = {}
+    for result in diagrams:
+        diagram = result.diagram
+        lines = texts.setdefault(diagram.path, {})
+        lines[diagram.line] = f"fence {diagram.info}"
+        for number, text in zip(diagram.line_map, diagram.code.splitlines()):
+            lines[number] = text
+        if diagram.closed:
+            # Code lines run up to the closing fence, so it is the line after the last one.
+            lines[diagram.end_line + 1] = "fence end"
+    return texts
+
+
+def cap_text(text: str, limit: int, hint: str = "") -> str:
+    """``text`` cut to ``limit`` UTF-8 bytes at a line end where possible, with a note saying so."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    note = TRUNCATION_NOTE.format(limit=limit, hint=hint)
+    budget = limit - len(note.encode("utf-8"))
+    cut = data[:budget].decode("utf-8", errors="ignore")
+    newline = cut.rfind("\n")
+    if newline > budget // 2:
+        cut = cut[:newline]
+    return cut + note
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Review
+
+
+def _build_review(
+    result: CheckResult,
+    config: ConfigLike,
+    titles: Mapping[str, str],
+    fingerprinted: list[tuple[Finding, str]],
+    pr_patches: Mapping[str, str],
+    already_posted: frozenset[str],
+) -> ReviewDraft | None:
+    new = [(f, fp) for f, fp in fingerprinted if fp not in already_posted]
+    if not new:
+        return None
+    hunks = {path: _hunk_lines(patch) for path, patch in pr_patches.items() if patch}
+
+    def in_diff(finding: Finding) -> bool:
+        wanted = set(range(finding.line, finding.last_line + 1))
+        # A multi-line comment must lie inside one hunk (GitHub rejects a range that spans two).
+        return any(wanted <= hunk for hunk in hunks.get(finding.path, ()))
+
+    commentable = [(f, fp) for f, fp in new if in_diff(f)]
+    outside = [(f, fp) for f, fp in new if not in_diff(f)]
+    commentable.sort(key=lambda item: (not item[0].blocking, SEVERITY_ORDER[item[0].severity], item[0].path, item[0].line))
+    cap = max(0, config.review.max_inline_comments)
+    inline, over_cap = commentable[:cap], commentable[cap:]
+    inline.sort(key=lambda item: (item[0].path, item[0].line))
+    comments = tuple(_inline_comment(f, fp, titles) for f, fp in inline)
+
+    listed: list[tuple[str, list[tuple[Finding, str]]]] = [
+        ("Findings on lines this pull request does not change", _sorted_pairs(outside)),
+        (f"More findings on changed lines (inline comments are capped at {cap})", _sorted_pairs(over_cap)),
+    ]
+    sections, listed_fps = _body_lists(listed, titles)
+    fingerprints = sorted({fp for _, fp in inline} | listed_fps)
+
+    blocking = any(f.blocking for f in result.findings)
+    event = EVENT_REQUEST_CHANGES if blocking and config.review.request_changes_on_failure else EVENT_COMMENT
+    head = [REVIEW_MARKER, FINGERPRINTS_COMMENT.format(" ".join(fingerprints)),
+            f"### {CHECK_RUN_NAME}: {plural(len(new), 'new finding')}", "",
+            f"{verdict_headline(result)}."]
+    if comments:
+        head.append(f"{plural(len(comments), 'comment')} on the changed lines below.")
+    if event == EVENT_REQUEST_CHANGES:
+        head.append("A blocking gate fails, so this review requests changes.")
+    body = "\n".join(head + sections)
+    return ReviewDraft(event=event, body=cap_text(body, COMMENT_BODY_LIMIT, "; the check run lists every finding"),
+                       comments=comments)
+
+
+def _sorted_pairs(pairs: list[tuple[Finding, str]]) -> list[tuple[Finding, str]]:
+    return sorted(pairs, key=lambda item: (item[0].path, item[0].line, SEVERITY_ORDER[item[0].severity], item[1]))
+
+
+def _body_lists(
+    lists: list[tuple[str, list[tuple[Finding, str]]]], titles: Mapping[str, str]
+) -> tuple[list[str], set[str]]:
+    """Markdown lists of findings under headings, at most MAX_BODY_FINDINGS lines in all.
+
+    Only listed findings count as posted; the rest stay new and are listed on a later run.
+    """
+    lines: list[str] = []
+    listed: set[str] = set()
+    room = MAX_BODY_FINDINGS
+    for heading, items in lists:
+        if not items:
+            continue
+        lines += ["", f"**{heading}**", ""]
+        for finding, fingerprint in items[:room]:
+            message = finding.message.splitlines()[0] if finding.message else ""
+            title = titles.get(finding.gate, finding.gate)
+            lines.append(f"- {_code(f'{finding.path}:{finding.line}')} {finding.severity.value} "
+                         f"({title} · {_code(finding.rule)}): {message}")
+            listed.add(fingerprint)
+        if len(items) > room:
+            lines.append(f"- … and {plural(len(items) - room, 'more finding')} (see the check run)")
+        room = max(0, room - len(items))
+    return lines, listed
+
+
+def _inline_comment(finding: Finding, fingerprint: str, titles: Mapping[str, str]) -> InlineComment:
+    title = titles.get(finding.gate, finding.gate)
+    icon = COMMENT_ICONS[finding.severity]
+    blocks = " · blocks merging" if finding.blocking else ""
+    parts = [FINGERPRINTS_COMMENT.format(fingerprint),
+             f"{icon} **{title}** · {finding.severity.value} · {_code(finding.rule)}{blocks}", "", finding.message]
+    if finding.suggestion is not None:
+        parts += ["", suggestion_block(finding.suggestion)]
+    multi = finding.last_line > finding.line
+    return InlineComment(
+        path=finding.path,
+        line=finding.last_line,
+        start_line=finding.line if multi else None,
+        side="RIGHT",
+        body=cap_text("\n".join(parts), COMMENT_BODY_LIMIT),
+        fingerprint=fingerprint,
+    )
+
+
+def suggestion_block(replacement: str) -> str:
+    """A ```` ```suggestion ```` block; the fence grows past any backtick run inside the replacement."""
+    longest = max((len(run) for run in re.findall(r"`+", replacement)), default=0)
+    fence = "`" * max(3, longest + 1)
+    inner = replacement if replacement == "" else replacement.rstrip("\n") + "\n"
+    return f"{fence}suggestion\n{inner}{fence}"
+
+
+def _code(text: str) -> str:
+    """Inline code span that survives backticks in the text."""
+    if "`" not in text:
+        return f"`{text}`"
+    return f"`` {text} ``"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Summary and check run
+
+
+def _summary_sections(result: CheckResult, titles: Mapping[str, str], head_sha: str) -> str:
+    """The summary's Markdown (without the marker), shared by the sticky comment and the check run."""
+    gate_ids = list(titles) + sorted({g for d in result.diagrams for g in d.gates_passed} - set(titles))
+    lines = [f"## {CHECK_RUN_NAME}", "",
+             f"**{verdict_headline(result)}** at `{head_sha[:7]}`: {findings_tally(result.findings)}."]
+
+    diagrams = sorted(result.diagrams, key=lambda d: (d.diagram.path, d.diagram.line))
+    if diagrams:
+        header = ["Diagram", "Change", "Syntax", *(titles.get(g, g) for g in gate_ids)]
+        lines += ["", _row(header), _row(["---"] * len(header))]
+        for diagram in diagrams[:MAX_SUMMARY_ROWS]:
+            cells = [_code(f"{diagram.diagram.path}:{diagram.diagram.line}"), diagram.status.value,
+                     PASS_ICON if diagram.syntax.ok else FAIL_ICON]
+            for gate in gate_ids:
+                passed = diagram.gates_passed.get(gate)
+                cells.append(NOT_APPLICABLE if passed is None else PASS_ICON if passed else FAIL_ICON)
+            lines.append(_row(cells))
+        if len(diagrams) > MAX_SUMMARY_ROWS:
+            lines.append(f"\n… and {plural(len(diagrams) - MAX_SUMMARY_ROWS, 'more diagram')} "
+                         "(the check run's annotations list every finding).")
+        lines += ["", f"<sub>{PASS_ICON} passes · {FAIL_ICON} fails · {NOT_APPLICABLE} "
+                      "does not apply to the diagram's category</sub>"]
+
+    if result.file_findings:
+        lines += ["", "**Files that could not be checked**", ""]
+        lines += [f"- {_code(f.path)}: {f.message.splitlines()[0] if f.message else f.rule}"
+                  for f in sort_findings(result.file_findings)]
+    if result.removed:
+        lines += ["", f"This pull request removes {plural(len(result.removed), 'diagram')}."]
+    lines += ["", *_category_deltas(result)]
+    return "\n".join(lines)
+
+
+def _category_deltas(result: CheckResult) -> list[str]:
+    changed = [row for row in result.totals if row.before != row.after]
+    if not changed:
+        return ["**Category counts**: this pull request does not change them."]
+    lines = ["**Category counts this pull request would make**", "",
+             _row(["Category", "Diagrams", "Change"]), _row(["---", "---:", "---:"])]
+    for row in changed:
+        lines.append(_row([row.title, _progress(row.before, row.after, row.target), f"{row.after - row.before:+,}"]))
+    total = totals_row(result.totals)
+    lines.append(_row([f"**{total.title}**", _progress(total.before, total.after, total.target),
+                       f"{total.after - total.before:+,}"]))
+    return lines
+
+
+def _progress(before: int, after: int, target: int | None) -> str:
+    text = f"{before:,} → {after:,}"
+    return f"{text} of {target:,}" if target is not None else text
+
+
+def _row(cells: Iterable[str]) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def _check_run(result: CheckResult, titles: Mapping[str, str], summary_body: str, head_sha: str) -> CheckRunDraft:
+    if not result.passed:
+        conclusion = "failure"
+    elif not result.diagrams and not result.findings:
+        conclusion = "neutral"
+    else:
+        conclusion = "success"
+    annotations = tuple(
+        {
+            "path": f.path,
+            "start_line": max(1, f.line),
+            "end_line": max(1, f.last_line),
+            "annotation_level": ANNOTATION_LEVELS[f.severity],
+            "message": cap_text(annotation_message(f), ANNOTATION_MESSAGE_LIMIT),
+            "title": _truncate(f"{titles.get(f.gate, f.gate)}: {f.rule}", ANNOTATION_TITLE_LIMIT),
+        }
+        for f in sort_findings(result.findings)
+    )
+    return CheckRunDraft(
+        name=CHECK_RUN_NAME,
+        head_sha=head_sha,
+        conclusion=conclusion,
+        title=verdict_headline(result),
+        summary=cap_text(summary_body, CHECK_SUMMARY_LIMIT),
+        annotations=annotations,
+    )
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Labels
+
+
+def _labels(result: CheckResult, config: ConfigLike) -> tuple[frozenset[str], dict[str, LabelSpec]]:
+    """``atlas:<folder>`` for each category the PR touches, and the gate status label."""
+    paths = {d.diagram.path for d in result.diagrams} | {d.path for d in result.removed}
+    paths |= {f.path for f in result.file_findings}
+    specs: dict[str, LabelSpec] = {}
+    for folder in sorted({c for c in map(config.category_of, paths) if c}):
+        name = _truncate(f"{BOT_LABEL_PREFIX}{folder}", LABEL_NAME_LIMIT)
+        description = f"Changes Atlas diagrams in {config.category(folder).title}"
+        specs[name] = LabelSpec(CATEGORY_LABEL_COLOR, _truncate(description, LABEL_DESCRIPTION_LIMIT))
+    if result.passed:
+        specs[GATES_PASSED_LABEL] = LabelSpec(GATES_PASSED_COLOR, "Every new or changed diagram passes the Atlas "
+                                                                  "quality gates")
+    else:
+        specs[GATES_FAILED_LABEL] = LabelSpec(GATES_FAILED_COLOR, "A blocking Atlas quality gate fails")
+    return frozenset(specs), specs

@@ -1,0 +1,244 @@
+"""Mechanical syntax fixes: candidates per error family, applying them, and choosing the one that parses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.gates.fixes import SyntaxFix, apply_fix, candidate_fixes, choose_fixes
+from bot.model import SyntaxVerdict
+
+FAILED = SyntaxVerdict(ok=False, error="Parse error", error_line=None)
+
+
+def first_fix(code: str, verdict: SyntaxVerdict = FAILED) -> SyntaxFix:
+    candidates = candidate_fixes(code, verdict)
+    assert candidates, f"no candidate for {code!r}"
+    return candidates[0]
+
+
+# (diagram header, broken line, expected replacement line, expected fix kind)
+ONE_LINE_CASES = [
+    pytest.param("graph TB", "    PC[EC2: $15M (6x)<br/>Lambda]", '    PC["EC2: $15M (6x)<br/>Lambda"]',
+                 "Quote labels", id="parentheses-in-square-label"),
+    pytest.param("graph LR", '    EP[Error: "token expired"]', '    EP["Error: #quot;token expired#quot;"]',
+                 "Quote labels", id="inner-quotes-escaped"),
+    pytest.param("graph TB", "    N1[Vector: [N1:3, N2:1]<br/>all]", '    N1["Vector: [N1:3, N2:1]<br/>all"]',
+                 "Quote labels", id="nested-square-brackets"),
+    pytest.param("flowchart TD", "    J{Query<br/>id=${trace_id}}", '    J{"Query<br/>id=${trace_id}"}',
+                 "Quote labels", id="braces-in-diamond"),
+    pytest.param("graph TB", "    DB[(Store (primary))]", '    DB[("Store (primary)")]',
+                 "Quote labels", id="cylinder"),
+    pytest.param("graph TB", "    PODS[Pods<br/>Shared storage)]", '    PODS["Pods<br/>Shared storage)"]',
+                 "Quote labels", id="stray-closing-parenthesis"),
+    pytest.param("graph TB", "    A{{Check (fast)}} --> B", '    A{{"Check (fast)"}} --> B',
+                 "Quote labels", id="hexagon"),
+    pytest.param("graph TB", "    T[/Trap (x)/]", '    T[/"Trap (x)"/]', "Quote labels", id="trapezoid"),
+    pytest.param("graph TB", "    R[/etc/resolv.conf<br/>search]", '    R["/etc/resolv.conf<br/>search"]',
+                 "Quote labels", id="text-starting-with-slash"),
+    pytest.param("graph TB", "    A[ok] --> B[bad (x)] & C[fine]", '    A[ok] --> B["bad (x)"] & C[fine]',
+                 "Quote labels", id="only-the-broken-node"),
+    pytest.param("graph TB", "    A -->|retry (3x)| B", '    A -->|"retry (3x)"| B', "Quote labels",
+                 id="edge-label"),
+    pytest.param("graph TB", "    A[x] -.->|a [b]| B[y (z)]", '    A[x] -.->|"a [b]"| B["y (z)"]', "Quote labels",
+                 id="edge-label-and-node"),
+    pytest.param("graph TB", "    subgraph US[US-East (Primary)]", '    subgraph US["US-East (Primary)"]',
+                 "Quote labels", id="subgraph-title-in-brackets"),
+    pytest.param("graph TB", "    subgraph US East (Primary)", '    subgraph "US East (Primary)"',
+                 "Quote labels", id="bare-subgraph-title"),
+    pytest.param("graph TB", '    A[""Title (x)""]', '    A[""Title (x)""]', None, id="doubled-quotes-already-quoted"),
+    pytest.param("graph TB", '    A["Half quoted (x)]', '    A["Half quoted (x)"]', "Quote labels",
+                 id="lost-closing-quote"),
+    pytest.param("graph LR", "    A2[App] -x S2[Sidecar]", "    A2[App] --x S2[Sidecar]", "Arrow",
+                 id="short-cross-arrow"),
+    pytest.param("graph LR", "    A[text -x more] -o B", "    A[text -x more] --o B", "Arrow",
+                 id="arrow-outside-labels-only"),
+    pytest.param("graph LR", "    classDf s fill:#fff,color:#000", "    classDef s fill:#fff,color:#000", "Keyword",
+                 id="classDef-typo"),
+    pytest.param("graph LR", "    case A,B,C valueStyle", "    class A,B,C valueStyle", "Keyword",
+                 id="class-typo"),
+    pytest.param("graph LR", "    click A callback", "    click A callback", None, id="click-is-no-typo"),
+    pytest.param("graph TB", '    subgraph Redis Cluster"', '    subgraph Redis Cluster"', None,
+                 id="subgraph-stray-quote-parses-so-untouched"),
+    pytest.param("graph TB", '    S1[Sentinel (1)<br/>Active"', '    S1["Sentinel (1)<br/>Active"]', "Complete quotes",
+                 id="node-lost-opening-quote-and-bracket"),
+    pytest.param("graph TB", '    A[ok] --> B[lost"', '    A[ok] --> B["lost"]', "Complete quotes",
+                 id="second-node-lost-quote"),
+    pytest.param("timeline", "    10:00 : Table: 500M rows", "    10\u223600 : Table: 500M rows", "Timeline colon",
+                 id="timeline-period"),
+    pytest.param("timeline", "    section Cascade (11:30-13:00)", "    section Cascade (11\u223630-13\u223600)",
+                 "Timeline colon", id="timeline-section"),
+    pytest.param("timeline", "          : Query latency: p99", "          : Query latency: p99", None,
+                 id="timeline-event-untouched"),
+    pytest.param("sequenceDiagram", "    A->>B: BEGIN; COMMIT;", "    A->>B: BEGIN#59; COMMIT#59;", "Escape semicolon",
+                 id="sequence-semicolon"),
+    pytest.param("sequenceDiagram", "    Note over A,B: a; b", "    Note over A,B: a#59; b", "Escape semicolon",
+                 id="sequence-note-semicolon"),
+    pytest.param("stateDiagram-v2", "    note right of A : rate: 50%", "    note right of A : rate#58; 50%",
+                 "Escape colon", id="state-note-colon"),
+    pytest.param("stateDiagram-v2", "    A --> B : p99: 5s", "    A --> B : p99#58; 5s", "Escape colon",
+                 id="state-transition-colon"),
+    pytest.param("xychart-beta", "    x-axis [Availability, MTTR (min)]", '    x-axis [Availability, "MTTR (min)"]',
+                 "Quote axis labels", id="xychart-axis"),
+]
+
+
+@pytest.mark.parametrize(("header", "line", "expected", "kind"), ONE_LINE_CASES)
+def test_one_line_fixes(header: str, line: str, expected: str, kind: str | None) -> None:
+    code = f"{header}\n    X --> Y\n{line}\n    Y --> Z\n"
+    candidates = candidate_fixes(code, FAILED)
+    if kind is None:
+        assert not [fix for fix in candidates if fix.start <= 3 <= fix.end]
+        return
+    assert candidates[0] == SyntaxFix(3, 3, (expected,), candidates[0].description)
+    assert candidates[0].kind == kind
+
+
+@pytest.mark.parametrize(
+    ("code", "verdict", "expected"),
+    [
+        pytest.param("sequenceD diagram\n    A->>B: hi", FAILED, SyntaxFix(1, 1, ("sequenceDiagram",), ""),
+                     id="misspelt-header"),
+        pytest.param("bar\n    x-axis [a, b]\n    bar [1, 2]", FAILED, SyntaxFix(1, 1, ("xychart-beta",), ""),
+                     id="chart-name-as-header"),
+        pytest.param("sequenceDiagram\n    participant A as Alpha\n    parameter P as Placement",
+                     SyntaxVerdict(False, "Parse error on line 3", 3),
+                     SyntaxFix(3, 3, ("    participant P as Placement",), ""), id="participant-typo"),
+        pytest.param('sankey-beta\n    title "Cost (USD)"\n    A,B,10', FAILED,
+                     SyntaxFix(1, 2, ("---", 'title: "Cost (USD)"', "---", "sankey-beta"), ""), id="sankey-title"),
+        pytest.param("graph TB\n    S[\n        1. split (x)<br/>\n        2. copy\n    ]\n    S --> T", FAILED,
+                     SyntaxFix(2, 5, ('    S["', "        1. split (x)<br/>", "        2. copy", '    "]'), ""),
+                     id="label-over-several-lines"),
+    ],
+)
+def test_special_fixes(code: str, verdict: SyntaxVerdict, expected: SyntaxFix) -> None:
+    fix = next(f for f in candidate_fixes(code, verdict) if f.start == expected.start)
+    assert (fix.start, fix.end, fix.replacement) == (expected.start, expected.end, expected.replacement)
+    assert fix.description
+
+
+def test_whole_diagram_fix_spans_first_to_last_changed_line() -> None:
+    code = "graph TB\n    A[one (1)]\n    A --> B\n    B[two (2)]\n    B --> C\n"
+    fix = first_fix(code)
+    assert (fix.start, fix.end) == (2, 4)
+    assert fix.replacement == ('    A["one (1)"]', "    A --> B", '    B["two (2)"]')
+
+
+def test_combined_passes_then_each_alone() -> None:
+    code = "graph TB\n    A[x (y)] --> B\n    classDf s fill:#fff\n"
+    candidates = candidate_fixes(code, FAILED)
+    assert candidates[0].kind == "Quote labels + Keyword"
+    assert candidates[0].replacement == ('    A["x (y)"] --> B', "    classDef s fill:#fff")
+    assert {fix.kind for fix in candidates[1:]} >= {"Quote labels", "Keyword"}
+
+
+def test_at_sign_is_quoted_only_in_the_broader_candidate() -> None:
+    code = "graph TB\n    A[Lambda@Edge<br/>x] --> B[y (z)]\n"
+    narrow, broad = candidate_fixes(code, FAILED)[:2]
+    assert narrow.replacement == ('    A[Lambda@Edge<br/>x] --> B["y (z)"]',)
+    assert broad.replacement == ('    A["Lambda@Edge<br/>x"] --> B["y (z)"]',)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param("graph TB\n    A[fine] --> B\n", id="nothing-to-quote"),
+        pytest.param("pie\n    \"a\" : 1\n    oops\n", id="family-without-fixes"),
+        pytest.param("%%{init: {'theme': 'base'}}%%\n", id="no-header"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_no_candidates(code: str) -> None:
+    assert candidate_fixes(code, FAILED) == []
+
+
+def test_no_candidates_for_a_diagram_that_parses() -> None:
+    assert candidate_fixes("graph TB\n    A[x (y)]\n", SyntaxVerdict(ok=True, type="flowchart-v2")) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "fix", "expected"),
+    [
+        pytest.param("a\nb\nc\n", SyntaxFix(2, 2, ("B",), "d"), "a\nB\nc\n", id="one-line-keeps-final-newline"),
+        pytest.param("a\nb\nc", SyntaxFix(1, 3, ("x", "y", "z"), "d"), "x\ny\nz", id="range-without-final-newline"),
+        pytest.param("a\nb\nc\n", SyntaxFix(1, 2, ("---", "t", "---", "a"), "d"), "---\nt\n---\na\nc\n",
+                     id="more-lines-than-replaced"),
+    ],
+)
+def test_apply_fix(code: str, fix: SyntaxFix, expected: str) -> None:
+    assert apply_fix(code, fix) == expected
+
+
+@pytest.mark.parametrize("fix", [SyntaxFix(0, 1, ("x",), "d"), SyntaxFix(2, 4, ("x",), "d"), SyntaxFix(3, 2, (), "d")])
+def test_apply_fix_rejects_lines_outside_the_diagram(fix: SyntaxFix) -> None:
+    with pytest.raises(ValueError, match="outside"):
+        apply_fix("a\nb\nc\n", fix)
+
+
+class FakeParser:
+    """Accepts exactly the codes it is given; records each batch it is asked to parse."""
+
+    def __init__(self, accepted: set[str]) -> None:
+        self.accepted = accepted
+        self.batches: list[list[str]] = []
+
+    def __call__(self, codes: Sequence[str]) -> list[SyntaxVerdict]:
+        self.batches.append(list(codes))
+        return [SyntaxVerdict(ok=True) if c in self.accepted else SyntaxVerdict(ok=False, error="x") for c in codes]
+
+
+def test_choose_fixes_batches_rounds_and_keeps_order() -> None:
+    first_ok = "graph TB\n    A[x (y)]\n"
+    second_ok = "graph TB\n    A[Lambda@Edge<br/>x] --> B[y (z)]\n"
+    unfixable = "graph TB\n    A[x (y)]\n    par oops\n"
+    parsed_fine = "graph TB\n    A --> B\n"
+    items = [(first_ok, FAILED), (parsed_fine, SyntaxVerdict(ok=True)), (second_ok, FAILED), (unfixable, FAILED)]
+    accepted = {
+        apply_fix(first_ok, candidate_fixes(first_ok, FAILED)[0]),
+        apply_fix(second_ok, candidate_fixes(second_ok, FAILED)[1]),
+    }
+    parser = FakeParser(accepted)
+
+    chosen = choose_fixes(items, parser)
+
+    assert chosen[0] == candidate_fixes(first_ok, FAILED)[0]
+    assert chosen[1] is None
+    assert chosen[2] == candidate_fixes(second_ok, FAILED)[1]
+    assert chosen[3] is None
+    assert [len(batch) for batch in parser.batches] == [3, 1]  # round 2 only for what round 1 left unfixed
+    assert parsed_fine not in {code for batch in parser.batches for code in batch}
+
+
+def test_choose_fixes_caps_rounds() -> None:
+    code = "graph TB\n    A[x (y)@z]\n    classDf s fill:#fff\n    B -x C\n"
+    parser = FakeParser(set())
+    assert len(candidate_fixes(code, FAILED)) > 2
+    assert choose_fixes([(code, FAILED)], parser, max_rounds=2) == [None]
+    assert len(parser.batches) == 2
+
+
+def test_choose_fixes_without_failures_parses_nothing() -> None:
+    parser = FakeParser(set())
+    assert choose_fixes([("graph TB\n    A\n", SyntaxVerdict(ok=True))], parser) == [None]
+    assert choose_fixes([], parser) == []
+    assert parser.batches == []
+
+
+LABEL_TEXT = st.text(alphabet="ab (x)[1]{k}|\"@;:<br/>$-.", min_size=1, max_size=30).filter(
+    lambda s: s.strip() and not s.strip().startswith(("`", "/", "\\")) and "|" not in s
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=LABEL_TEXT, second=LABEL_TEXT)
+def test_quoting_only_adds_quotes(first: str, second: str) -> None:
+    """Whatever a label holds, the fix reads the same once its added quotes and entity codes are undone."""
+    line = f"    A[{first}] --> B({second})"
+    fixes = candidate_fixes(f"graph TB\n{line}\n", FAILED)
+    for fix in fixes:
+        (new,) = fix.replacement
+        assert new.replace('"', "").replace("#quot;", "") == line.replace('"', "")
+        assert new.startswith("    A[") and " --> B(" in new

@@ -1,0 +1,328 @@
+"""The router table and the handlers, against fake GitHub, git and engine services."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bot import handlers
+from bot.config import ConfigError
+from bot.gitrepo import GitError
+from bot.handlers import HELP_TEXT, CallTally, Context, ProgressJob, Services, command_of, route
+from bot.webhooks import Delivery
+
+OCTOKIT = Path(__file__).parent / "fixtures" / "webhooks" / "octokit"
+HEAD, BASE = "b" * 40, "a" * 40
+
+
+@dataclass
+class FakeRepoClient:
+    """Records what a handler asked GitHub for; answers from its fields."""
+
+    config_text: str | None = None
+    permission_of: str = "write"
+    pull: Any = None
+    calls: list[tuple] = field(default_factory=list)
+    rate_limit_remaining: int = 4321
+
+    def pull_request(self, number: int) -> Any:
+        self.calls.append(("pull_request", number))
+        return self.pull or SimpleNamespace(number=number, base_ref="main", head_sha=HEAD, draft=False)
+
+    def pr_patches(self, number: int) -> dict[str, str]:
+        self.calls.append(("pr_patches", number))
+        return {"docs/a.md": "@@ -1 +1 @@\n+x"}
+
+    def posted_fingerprints(self, number: int) -> frozenset[str]:
+        return frozenset({"f1"})
+
+    def read_file(self, ref: str, path: str) -> str | None:
+        self.calls.append(("read_file", ref, path))
+        return self.config_text
+
+    def permission(self, login: str) -> str:
+        self.calls.append(("permission", login))
+        return self.permission_of
+
+    def publish(self, number: int, publication: Any) -> Any:
+        self.calls.append(("publish", number, publication))
+        return SimpleNamespace(writes=3)
+
+    def post_comment(self, number: int, body: str) -> int:
+        self.calls.append(("post_comment", number, body))
+        return 1
+
+    def publish_neutral_check(self, head_sha: str, title: str, text: str) -> Any:
+        self.calls.append(("neutral", head_sha, title, text))
+
+    def named(self, name: str) -> list[tuple]:
+        return [c for c in self.calls if c[0] == name]
+
+
+@dataclass
+class FakeGitRepo:
+    known: set[str] = field(default_factory=lambda: {HEAD, "refs/heads/main"})
+    fetched: list[list[str]] = field(default_factory=list)
+
+    def fetch(self, refspecs: list[str], token: str | None) -> None:
+        self.fetched.append(refspecs)
+
+    def resolve(self, rev: str) -> str:
+        if rev not in self.known and not rev.startswith("refs/heads/"):
+            raise GitError(f"unknown revision {rev}")
+        return BASE if rev.startswith("refs/") else rev
+
+    def read_blob(self, rev: str, path: str) -> bytes | None:
+        return b"# text\n"
+
+
+def fake_config(*, repo_config_text: str | None, repo_config_source: str) -> Any:
+    if repo_config_text == "bad":
+        raise ConfigError(repo_config_source, 3, "unknown key 'gatez'")
+    drafts = repo_config_text == "review_drafts"
+    return SimpleNamespace(review=SimpleNamespace(review_drafts=drafts), source=repo_config_source)
+
+
+@dataclass
+class World:
+    client: FakeRepoClient = field(default_factory=FakeRepoClient)
+    repo: FakeGitRepo = field(default_factory=FakeGitRepo)
+    checks: list[dict] = field(default_factory=list)
+    publications: list[dict] = field(default_factory=list)
+    progress: list[ProgressJob] = field(default_factory=list)
+    mirrors: list[tuple] = field(default_factory=list)
+
+    def services(self, *, with_progress: bool = True) -> Services:
+        def run_check(repo: Any, config: Any, pool: Any, *, base: str, head: str) -> Any:
+            self.checks.append({"base": base, "head": head})
+            finding = SimpleNamespace(path="docs/a.md")
+            return SimpleNamespace(diagrams=(1,), findings=(finding,))
+
+        def build_publication(result: Any, config: Any, **kwargs: Any) -> Any:
+            self.publications.append(kwargs)
+            return {"publication": kwargs["head_sha"]}
+
+        def mirror(full_name: str, clone_url: str, token: str | None) -> FakeGitRepo:
+            self.mirrors.append((full_name, clone_url, token))
+            return self.repo
+
+        return Services(repo_client=lambda inst, name, on_call: self.client, git_token=lambda inst: "tok",
+                        mirror=mirror, pool="pool", load_config=fake_config, run_check=run_check,
+                        build_publication=build_publication,
+                        update_progress=self.progress.append if with_progress else None)
+
+
+def delivery(event: str, payload: dict, delivery_id: str = "d1") -> Delivery:
+    return Delivery.from_payload(delivery_id, event, payload)
+
+
+def pr_payload(action: str = "synchronize", *, draft: bool = False, state: str = "open", head: str = HEAD) -> dict:
+    return {"action": action, "number": 7, "installation": {"id": 9},
+            "repository": {"full_name": "octo/atlas", "clone_url": "https://example.test/octo/atlas.git",
+                           "default_branch": "main"},
+            "pull_request": {"number": 7, "state": state, "draft": draft, "base": {"ref": "main", "sha": BASE},
+                             "head": {"sha": head, "ref": "feature"}}}
+
+
+def comment_payload(body: str, *, on_pr: bool = True, user_type: str = "User") -> dict:
+    issue: dict = {"number": 7}
+    if on_pr:
+        issue["pull_request"] = {"url": "https://example.test/pulls/7"}
+    return {"action": "created", "installation": {"id": 9}, "issue": issue,
+            "comment": {"body": body, "user": {"login": "alice", "type": user_type}},
+            "repository": {"full_name": "octo/atlas", "clone_url": "https://example.test/octo/atlas.git",
+                           "default_branch": "main"}}
+
+
+def run(world: World, d: Delivery, **kwargs: Any) -> str:
+    found = route(d)
+    assert found is not None
+    return found.handler(Context(delivery=d, services=world.services(**kwargs)))
+
+
+# -- routing ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("body", "command"), [
+    ("/atlas recheck", "recheck"), ("/ATLAS Recheck\n", "recheck"), ("thanks!\n/atlas help", "help"),
+    ("/atlas", "help"), ("/atlas frobnicate", "help"), ("/atlas progress", "progress"),
+    ("see /atlas recheck", None), ("", None), (None, None), ("/atlasrecheck", None),
+])
+def test_command_of(body: str | None, command: str | None) -> None:
+    assert command_of(body) == command
+
+
+@pytest.mark.parametrize(("event", "payload", "key"), [
+    ("pull_request", pr_payload("opened"), "pr:octo/atlas#7"),
+    ("pull_request", pr_payload("ready_for_review"), "pr:octo/atlas#7"),
+    ("pull_request", pr_payload("closed"), None),
+    ("pull_request", pr_payload("labeled"), None),
+    ("issue_comment", comment_payload("/atlas recheck"), "pr:octo/atlas#7"),
+    ("issue_comment", comment_payload("/atlas recheck", on_pr=False), None),
+    ("issue_comment", comment_payload("/atlas progress", on_pr=False), "progress:octo/atlas"),
+    ("issue_comment", comment_payload("/atlas help", on_pr=False), ""),
+    ("issue_comment", comment_payload("/atlas help", user_type="Bot"), None),
+    ("issue_comment", comment_payload("LGTM"), None),
+    ("issue_comment", {**comment_payload("/atlas help"), "action": "edited"}, None),
+    ("push", {"ref": "refs/heads/main", "repository": {"full_name": "o/r", "default_branch": "main"}},
+     "progress:o/r"),
+    ("push", {"ref": "refs/heads/dev", "repository": {"full_name": "o/r", "default_branch": "main"}}, None),
+    ("push", {"ref": "refs/heads/main", "deleted": True,
+              "repository": {"full_name": "o/r", "default_branch": "main"}}, None),
+    ("installation", {"action": "created", "installation": {"id": 1}}, ""),
+    ("star", {"action": "created", "repository": {"full_name": "o/r"}}, None),
+    ("pull_request", {"action": "opened", "number": 1}, None),
+    ("pull_request", {"action": "opened", "repository": {"full_name": "o/r"}}, None),
+])
+def test_route(event: str, payload: dict, key: str | None) -> None:
+    found = route(delivery(event, payload))
+    if key is None:
+        assert found is None
+    else:
+        assert found is not None and found.key == (key or None)
+
+
+EXAMPLES = sorted(OCTOKIT.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_octokit_example_is_handled_or_cleanly_ignored(path: Path) -> None:
+    payload = json.loads(path.read_text())
+    d = delivery(path.name.split(".")[0], payload)
+    found = route(d)
+    if found is None:
+        return
+    world = World()
+    world.repo.known.add(str(payload.get("pull_request", {}).get("head", {}).get("sha")))
+    outcome = found.handler(Context(delivery=d, services=world.services()))
+    assert outcome.split(":")[0] in {"published", "skipped", "acknowledged", "progress-updated", "replied"}
+
+
+# -- pull requests ----------------------------------------------------------------------------------------
+
+
+def test_synchronize_fetches_pull_ref_checks_and_publishes_once() -> None:
+    world = World()
+    assert run(world, delivery("pull_request", pr_payload())) == "published"
+    assert world.mirrors == [("octo/atlas", "https://example.test/octo/atlas.git", "tok")]
+    assert world.repo.fetched == [["+refs/heads/main:refs/heads/main", "+refs/pull/7/head:refs/pull/7/head"]]
+    assert world.checks == [{"base": "refs/heads/main", "head": HEAD}]
+    assert world.client.named("read_file") == [("read_file", "main", ".github/atlas-bot.yml")]
+    [publication] = world.publications
+    assert publication["head_sha"] == HEAD
+    assert publication["already_posted"] == frozenset({"f1"})
+    assert publication["sources"] == {"docs/a.md": "# text\n"}
+    assert world.client.named("publish") == [("publish", 7, {"publication": HEAD})]
+
+
+def test_draft_is_skipped_unless_configured() -> None:
+    world = World()
+    assert run(world, delivery("pull_request", pr_payload(draft=True))) == "skipped:draft"
+    assert world.client.named("publish") == []
+    world.client.config_text = "review_drafts"
+    assert run(world, delivery("pull_request", pr_payload(draft=True))) == "published"
+
+
+def test_closed_pull_request_is_skipped() -> None:
+    world = World()
+    assert run(world, delivery("pull_request", pr_payload("reopened", state="closed"))) == "skipped:closed"
+
+
+def test_invalid_base_config_gives_a_neutral_check_naming_file_and_line() -> None:
+    world = World(client=FakeRepoClient(config_text="bad"))
+    assert run(world, delivery("pull_request", pr_payload())) == "neutral:config"
+    [(_, sha, title, text)] = world.client.named("neutral")
+    assert sha == HEAD
+    assert "configuration" in title.lower()
+    assert ".github/atlas-bot.yml, line 3" in text and "unknown key 'gatez'" in text
+    assert world.checks == []
+
+
+def test_head_gone_after_force_push_is_skipped() -> None:
+    world = World()
+    assert run(world, delivery("pull_request", pr_payload(head="c" * 40))) == "skipped:stale-head"
+    assert world.client.named("publish") == []
+
+
+def test_recheck_by_a_writer_reviews_the_current_head() -> None:
+    world = World()
+    assert run(world, delivery("issue_comment", comment_payload("/atlas recheck"))) == "published"
+    assert world.client.named("permission") == [("permission", "alice")]
+    assert world.client.named("pull_request") == [("pull_request", 7)]
+    assert world.checks == [{"base": "refs/heads/main", "head": HEAD}]
+
+
+@pytest.mark.parametrize("permission", ["read", "none", "triage"])
+def test_recheck_without_write_access_does_nothing(permission: str) -> None:
+    world = World(client=FakeRepoClient(permission_of=permission))
+    assert run(world, delivery("issue_comment", comment_payload("/atlas recheck"))) == "skipped:permission"
+    assert world.checks == [] and world.client.named("publish") == []
+
+
+def test_help_replies_in_the_thread() -> None:
+    world = World()
+    assert run(world, delivery("issue_comment", comment_payload("/atlas help", on_pr=False))) == "replied:help"
+    assert world.client.named("post_comment") == [("post_comment", 7, HELP_TEXT)]
+
+
+# -- progress and installations ---------------------------------------------------------------------------
+
+
+def test_push_to_default_branch_updates_progress_at_the_branch_tip() -> None:
+    world = World()
+    push = {"ref": "refs/heads/main", "after": "f" * 40, "installation": {"id": 9},
+            "repository": {"full_name": "octo/atlas", "clone_url": "u", "default_branch": "main"}}
+    assert run(world, delivery("push", push)) == "progress-updated"
+    [job] = world.progress
+    assert (job.repository, job.default_branch, job.head_sha, job.reason) == ("octo/atlas", "main", BASE, "push")
+    assert job.repo is world.repo and job.client is world.client
+    assert world.repo.fetched == [["+refs/heads/main:refs/heads/main"]]
+
+
+def test_progress_command_and_missing_updater() -> None:
+    world = World()
+    d = delivery("issue_comment", comment_payload("/atlas progress", on_pr=False))
+    assert run(world, d) == "progress-updated"
+    assert world.progress[0].reason == "comment"
+    assert run(World(), d, with_progress=False) == "skipped:no-progress-updater"
+
+
+def test_progress_with_invalid_config_is_skipped() -> None:
+    world = World(client=FakeRepoClient(config_text="bad"))
+    assert run(world, delivery("issue_comment", comment_payload("/atlas progress"))) == "skipped:config"
+    assert world.progress == []
+
+
+def test_installation_is_acknowledged() -> None:
+    payload = {"action": "added", "installation": {"id": 5, "account": {"login": "octo"}},
+               "repositories_added": [{"full_name": "octo/atlas"}], "repositories_removed": []}
+    assert run(World(), delivery("installation_repositories", payload)) == "acknowledged"
+
+
+def test_call_tally_counts_writes_and_forwards() -> None:
+    seen: list[tuple[str, int]] = []
+    tally = CallTally(forward=lambda e, s: seen.append((e, s)))
+    tally("GET /repos/{owner}/{repo}", 200)
+    tally("POST /repos/{owner}/{repo}/check-runs", 201)
+    tally("PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}", 200)
+    assert (tally.calls, tally.writes) == (3, 2)
+    assert len(seen) == 3
+
+
+def test_context_makes_one_client_per_job() -> None:
+    made: list[str] = []
+    services = World().services()
+    services.repo_client = lambda inst, name, on_call: made.append(name) or FakeRepoClient()
+    ctx = Context(delivery=delivery("pull_request", pr_payload()), services=services)
+    assert ctx.client() is ctx.client()
+    assert made == ["octo/atlas"]
+
+
+def test_routes_cover_the_subscribed_events() -> None:
+    events = {event for event, _ in handlers.ROUTES}
+    assert events == {"pull_request", "issue_comment", "push", "installation", "installation_repositories"}

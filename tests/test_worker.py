@@ -1,0 +1,219 @@
+"""WorkerPool: lease → handler → complete/fail, metrics, log context, threads processing each job once."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from bot.handlers import Context, Route, Services
+from bot.logs import configure_logging
+from bot.metrics import Metrics
+from bot.queue import JobState, SQLiteJobQueue
+from bot.webhooks import Delivery
+from bot.worker import WorkerPool
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 5_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RateLimitedError(Exception):
+    def __init__(self, retry_at: float) -> None:
+        super().__init__("secondary rate limit")
+        self.retry_at = retry_at
+
+
+NO_SERVICES = Services(repo_client=lambda *a: None, git_token=lambda i: None, mirror=lambda *a: None, pool=None,
+                       load_config=lambda **k: None, run_check=lambda *a, **k: None,
+                       build_publication=lambda *a, **k: None)
+
+
+def pr(delivery_id: str, number: int = 7) -> Delivery:
+    return Delivery.from_payload(delivery_id, "pull_request", {
+        "action": "synchronize", "number": number, "pull_request": {"number": number},
+        "repository": {"full_name": "octo/atlas"}, "installation": {"id": 1}})
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def queue(tmp_path: Path, clock: Clock) -> SQLiteJobQueue:
+    q = SQLiteJobQueue(tmp_path / "jobs.sqlite3", max_attempts=2, retry_base_seconds=10, clock=clock)
+    yield q
+    q.close()
+
+
+def pool_with(queue, handler, clock, **kwargs) -> WorkerPool:
+    return WorkerPool(queue, NO_SERVICES, router=lambda d: Route(handler, None), clock=clock, **kwargs)
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_success_completes_the_job_and_counts_it(queue, clock) -> None:
+    seen: list[str] = []
+
+    def handler(ctx: Context) -> str:
+        seen.append(ctx.delivery.id)
+        ctx.tally("GET /repos/{owner}/{repo}", 200)
+        clock.now += 1.5
+        return "published"
+
+    metrics = Metrics()
+    queue.enqueue(pr("d1"))
+    workers = pool_with(queue, handler, clock, metrics=metrics)
+    assert workers.run_once("w0")
+    assert not workers.run_once("w0")
+    assert seen == ["d1"]
+    assert queue.counts()[JobState.DONE] == 1
+    assert sample(metrics, "atlas_jobs_total", event="pull_request.synchronize", outcome="done") == 1
+    assert sample(metrics, "atlas_job_duration_seconds_sum", event="pull_request.synchronize") == 1.5
+    assert sample(metrics, "atlas_github_calls_total", endpoint="GET /repos/{owner}/{repo}", status="200") == 1
+
+
+def test_failure_retries_then_dead_letters_with_the_error(queue, clock) -> None:
+    def handler(ctx: Context) -> str:
+        raise RuntimeError("GitHub answered 502 on POST /reviews")
+
+    metrics = Metrics()
+    queue.enqueue(pr("d1"))
+    workers = pool_with(queue, handler, clock, metrics=metrics)
+    workers.run_once("w0")
+    assert queue.counts()[JobState.QUEUED] == 1
+    clock.now += 10
+    workers.run_once("w0")
+    [dead] = queue.list_jobs(state=JobState.DEAD)
+    assert dead.last_error == "RuntimeError: GitHub answered 502 on POST /reviews"
+    assert sample(metrics, "atlas_jobs_total", event="pull_request.synchronize", outcome="retry") == 1
+    assert sample(metrics, "atlas_jobs_total", event="pull_request.synchronize", outcome="dead") == 1
+
+
+def test_rate_limit_reset_delays_the_retry(queue, clock) -> None:
+    def handler(ctx: Context) -> str:
+        raise RateLimitedError(clock.now + 300)
+
+    queue.enqueue(pr("d1"))
+    workers = pool_with(queue, handler, clock)
+    workers.run_once("w0")
+    clock.now += 299
+    assert queue.lease("probe", 1) is None
+    clock.now += 1
+    assert queue.lease("probe", 1) is not None
+
+
+def test_error_text_is_redacted_before_it_is_stored(queue, clock) -> None:
+    token = "ghs_" + "A" * 36
+
+    def handler(ctx: Context) -> str:
+        raise RuntimeError(f"fetch failed for https://x-access-token:{token}@github.com/o/r.git")
+
+    queue.enqueue(pr("d1"))
+    pool_with(queue, handler, clock).run_once("w0")
+    [record] = queue.list_jobs()
+    assert token not in record.last_error and "[REDACTED]" in record.last_error
+
+
+def test_delivery_no_longer_routed_is_completed_as_ignored(queue, clock) -> None:
+    metrics = Metrics()
+    queue.enqueue(pr("d1"))
+    WorkerPool(queue, NO_SERVICES, router=lambda d: None, clock=clock, metrics=metrics).run_once("w0")
+    assert queue.counts()[JobState.DONE] == 1
+    assert sample(metrics, "atlas_jobs_total", event="pull_request.synchronize", outcome="ignored") == 1
+
+
+def test_rate_limit_gauge_follows_the_jobs_client(queue, clock) -> None:
+    class Client:
+        rate_limit_remaining = 4711
+
+    def handler(ctx: Context) -> str:
+        ctx.github = Client()
+        return "published"
+
+    metrics = Metrics()
+    queue.enqueue(pr("d1"))
+    pool_with(queue, handler, clock, metrics=metrics).run_once("w0")
+    assert sample(metrics, "atlas_github_rate_limit_remaining") == 4711
+
+
+def test_job_logs_carry_delivery_repo_and_pr(queue, clock) -> None:
+    stream = io.StringIO()
+    handler_logger = logging.getLogger("atlas.test.handler")
+
+    def handler(ctx: Context) -> str:
+        handler_logger.info("working on it")
+        return "published"
+
+    installed = configure_logging(level="INFO", fmt="json", stream=stream)
+    try:
+        queue.enqueue(pr("delivery-77", number=12))
+        pool_with(queue, handler, clock).run_once("w3")
+    finally:
+        logging.getLogger().removeHandler(installed)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    working = next(line for line in lines if line["msg"] == "working on it")
+    assert (working["delivery_id"], working["repo"], working["pr"], working["worker"]) == \
+        ("delivery-77", "octo/atlas", 12, "w3")
+    assert any(line["msg"].startswith("job done: published") for line in lines)
+
+
+def test_heartbeat_extends_the_running_jobs_lease(queue, clock) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def handler(ctx: Context) -> str:
+        started.set()
+        release.wait(10)
+        return "done"
+
+    queue.enqueue(pr("d1"))
+    workers = pool_with(queue, handler, clock, lease_seconds=30)
+    runner = threading.Thread(target=workers.run_once, args=("w0",))
+    runner.start()
+    assert started.wait(10)
+    clock.now += 29
+    assert workers.beat() == 1
+    clock.now += 29
+    assert queue.lease("thief", 30) is None  # without the beat the lease would have expired
+    release.set()
+    runner.join(10)
+    assert workers.beat() == 0
+    assert queue.counts()[JobState.DONE] == 1
+
+
+def test_threads_process_every_job_exactly_once(tmp_path: Path) -> None:
+    queue = SQLiteJobQueue(tmp_path / "jobs.sqlite3")
+    counts: dict[str, int] = {}
+    lock = threading.Lock()
+    finished = threading.Event()
+    total = 40
+
+    def handler(ctx: Context) -> str:
+        with lock:
+            counts[ctx.delivery.id] = counts.get(ctx.delivery.id, 0) + 1
+            if sum(counts.values()) == total:
+                finished.set()
+        return "ok"
+
+    workers = WorkerPool(queue, NO_SERVICES, router=lambda d: Route(handler, None), workers=3, poll_seconds=0.05)
+    workers.start()
+    try:
+        for i in range(total):
+            queue.enqueue(Delivery.from_payload(f"d{i}", "push", {"repository": {"full_name": f"o/r{i % 5}"}}))
+            workers.wake()
+        assert finished.wait(30)
+    finally:
+        workers.stop()
+        queue.close()
+    assert counts == {f"d{i}": 1 for i in range(total)}
