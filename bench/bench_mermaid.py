@@ -125,6 +125,12 @@ def main() -> int:
     failures = sum(not v.ok for v in verdicts)
     print(f"syntax failures: {failures}; timeouts/crashes: "
           f"{sum(1 for v in verdicts if v.error and v.error.startswith(('mermaid did not', 'the mermaid worker')))}")
+    if args.verify_copy:
+        differences = [v.error for v in verdicts if v.error and "fast copy" in v.error]
+        print(f"fast-copy verification: {len(differences)} diagrams with a difference")
+        if differences:
+            print("  first:", differences[0])
+            return 1
     if args.verdicts and verdicts:
         return 1 if compare(fences, verdicts, args.verdicts) else 0
     return 0

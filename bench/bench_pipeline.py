@@ -94,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     rerun_writes = sum(len(w) for _, w in rerun)
     print(f"pipeline: {len(plan)} pull requests of 1-{args.max_diagrams} diagrams (a quarter broken), cold "
           f"verdict cache and git mirror, webhook -> queue -> worker -> emulator")
-    for number, count, seconds, endpoints in first:
+    for (number, count, seconds, endpoints), (_, again) in zip(first, rerun, strict=True):
         print(f"  PR #{number:<3} {count:>2} diagrams  {seconds * 1000:7.0f} ms  {len(endpoints)} writes")
+        if len(endpoints) > TARGET_WRITES or again:
+            print(f"      writes: {', '.join(endpoints)}; on re-run: {', '.join(again) or 'none'}")
     print(f"  delivery -> review posted: p50 {p50 * 1000:.0f} ms  p95 {p95 * 1000:.0f} ms  "
           f"max {latencies[-1] * 1000:.0f} ms (first PR includes the mirror clone)")
     print(f"  GitHub write calls per PR: max {max(writes)}  mean {statistics.fmean(writes):.1f}  "

@@ -7,12 +7,15 @@ and never queued again; events the bot does not act on are answered 202 and drop
 
 from __future__ import annotations
 
+import functools
+
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -185,6 +188,8 @@ def build_services(
     """The real outside world: App-authenticated GitHub clients, git mirrors, the engine and the publisher."""
     from bot.check import run_check
     from bot.config import load_config
+    from bot.progress_job import ProgressJob as ProgressPublisher
+    from bot.progress_store import ProgressStore
     from bot.github import AppAuth
     from bot.gitrepo import GitRepo
     from bot.review import build_publication
@@ -208,8 +213,12 @@ def build_services(
     def mirror(full_name: str, clone_url: str, git_token: str | None) -> Any:
         return GitRepo.mirror(settings.mirrors_dir, full_name, clone_url, git_token)
 
+    store = ProgressStore.in_data_dir(settings.data_dir)
+    if update_progress is None:
+        update_progress = ProgressPublisher(store, pool)
     return Services(repo_client=repo_client, git_token=token, mirror=mirror, pool=pool, load_config=load_config,
-                    run_check=run_check, build_publication=build_publication, update_progress=update_progress)
+                    run_check=functools.partial(run_check, store=store), build_publication=build_publication,
+                    update_progress=update_progress)
 
 
 def build_runtime(
@@ -244,8 +253,6 @@ def serve_command(
     update_progress: Callable[[ProgressJob], Any] | None = None,
 ) -> int:
     """``atlas-bot serve``: settings and credentials checked first, then uvicorn with the workers alongside."""
-    import uvicorn
-
     settings = Settings.load(host=host, port=port)
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values())
     runtime = build_runtime(settings, update_progress=update_progress)

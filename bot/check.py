@@ -18,6 +18,7 @@ from bot.gates.mermaid import MermaidPool
 from bot.gitrepo import GitRepo
 from bot.model import CheckResult, DiagramResult, DiagramStatus, FileChange
 from bot.progress import category_totals
+from bot.progress_store import ProgressStore
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -32,13 +33,16 @@ def run_check(
     *,
     base: str,
     head: str,
-    counter: DiagramCounter | None = None,
+    store: ProgressStore | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> CheckResult:
-    """Check the diagrams a pull request adds or modifies (from the merge base of base and head to head)."""
+    """Check the diagrams a pull request adds or modifies (from the merge base of base and head to head).
+
+    ``store`` keeps diagram counts by blob between runs (the category totals need the base's counts).
+    """
     base_sha, head_sha = repo.resolve(base), repo.resolve(head)
     changes = collect_changes(repo, base_sha, head_sha, max_bytes=config.max_file_bytes)
-    before = (counter or DiagramCounter(repo)).counts_at(base_sha)
+    before = DiagramCounter(repo, store).counts_at(base_sha)
     after = projected_counts(before, changes)
     return _evaluate(config, pool, changes, base=base_sha, head=head_sha, before=before, after=after,
                      on_progress=on_progress)

@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "GITHUB_REPOSITORY)")
 
     serve = sub.add_parser("serve", help="run the GitHub App: webhook server and workers")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", help="address to bind (default: ATLAS_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: ATLAS_PORT or 8000)")
 
     jobs = sub.add_parser("jobs", help="list queued, running and dead-lettered jobs")
     jobs.add_argument("--state", help="only jobs in this state")
@@ -77,11 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.gates.mermaid import MermaidUnavailable
     from bot.gitrepo import GitError
     from bot.progress_job import PublishSetupError
+    from bot.register import RegisterError
+    from bot.settings import SettingsError
 
     handlers = {"check": _check, "progress": _progress, "serve": _serve, "jobs": _jobs, "register": _register}
     try:
         return handlers[args.command](args)
-    except (UsageError, ConfigError, GitError, MermaidUnavailable, PublishSetupError) as exc:
+    except (UsageError, ConfigError, GitError, MermaidUnavailable, PublishSetupError, RegisterError,
+            SettingsError) as exc:
         print(f"atlas-bot: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -114,7 +117,6 @@ def _load_config(repo, rev: str, override: Path | None):
 def _check(args: argparse.Namespace) -> int:
     from bot.check import run_all, run_check
     from bot.gates.mermaid import MermaidPool, VerdictCache
-    from bot.paths import data_dir
     from bot.render import render_github, render_json, render_text
 
     if args.all and args.base:
@@ -126,7 +128,7 @@ def _check(args: argparse.Namespace) -> int:
     repo = _open_repo(args.repo)
     config_rev = args.rev if args.all else args.base
     config = _load_config(repo, repo.resolve(config_rev), args.config)
-    with MermaidPool(workers=args.workers, cache=VerdictCache(data_dir())) as pool:
+    with MermaidPool(workers=args.workers, cache=VerdictCache()) as pool:
         with _ProgressBar(sys.stderr) as bar:
             if args.all:
                 result = run_all(repo, config, pool, rev=args.rev, on_progress=bar.update)
@@ -138,14 +140,19 @@ def _check(args: argparse.Namespace) -> int:
     elif args.format == "github":
         output = render_github(result)
     else:
-        sources = {d.diagram.path: d.diagram for d in result.diagrams}
-        output = render_text(result, color=sys.stdout.isatty(), sources=_sources(repo, result.head, sources))
+        with_suggestions = {f.path for f in result.findings if f.suggestion is not None}
+        output = render_text(result, color=_color(sys.stdout), sources=_sources(repo, result.head, with_suggestions))
     sys.stdout.write(output if output.endswith("\n") else output + "\n")
     return EXIT_OK if result.passed else EXIT_BLOCKED
 
 
+def _color(stream: TextIO) -> bool:
+    """Colour on a terminal, unless NO_COLOR is set (https://no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
 def _sources(repo, rev: str, paths) -> dict[str, str]:
-    """File texts at ``rev`` for the text format's suggestion diffs (only files with findings to show)."""
+    """File texts at ``rev`` for the text format's suggestion diffs (only files with suggestions to show)."""
     texts = {}
     for path in paths:
         raw = repo.read_blob(rev, path)

@@ -51,8 +51,11 @@ TECHNOLOGY_KEYS = ("example", "aliases")
 # Lists under these paths extend the list of the layer below instead of replacing it.
 EXTENDING_LISTS = (("glossary", "acronyms"), ("glossary", "not_acronyms"))
 
+# libyaml's parser when PyYAML was built with it (several times faster); the node marks are the same.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][\w-]*$")
+_TYPE_NAMES = {list: "a list", dict: "a mapping", str: "a string", bool: "true or false", int: "a whole number"}
 
 Path_ = tuple[Any, ...]
 
@@ -181,6 +184,8 @@ class Config:
         compiled: dict[tuple[str, str], Any] = {}
         for gate in self.gates:
             for rule in gate.rules:
+                if not rule.enabled:
+                    continue
                 try:
                     compiled[(gate.id, rule.id)] = checks.prepare(rule.check, rule.params, self)
                 except checks.CheckParamError as exc:
@@ -229,11 +234,14 @@ def _normalise_root(root: str) -> str:
 
 
 def default_rules_dir() -> Path:
-    """The rules/ directory next to the bot package; ``ATLAS_RULES_DIR`` points elsewhere."""
+    """The default rules: ``ATLAS_RULES_DIR``, else ``bot/rules`` of an installed package, else the checkout's
+    ``rules/`` next to the bot package (an editable install)."""
     override = os.environ.get(RULES_DIR_ENV)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "rules"
+    package = Path(__file__).resolve().parent
+    installed = package / "rules"
+    return installed if installed.is_dir() else package.parent / "rules"
 
 
 def load_config(
@@ -370,7 +378,7 @@ class _Reader:
 
 def _read_layer(source: str, text: str) -> _Layer:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -676,8 +684,9 @@ def _build_gate(merged: _Merged, gate_id: str, entry: Mapping[str, Any], folders
         here = path + ("rules", rule_id)
         for required in ("check", "message"):
             if required not in rule:
-                raise merged.error(here, f"rule {_dotted(here)} has no {required!r} (a new rule needs check, "
-                                         "message, severity and example)")
+                known = ", ".join(r for r, spec in entry.get("rules", {}).items() if "check" in spec)
+                raise merged.error(here, f"gate {gate_id!r} has no rule {rule_id!r} to change (its rules: {known}); "
+                                         f"a new rule needs at least check and message, this one has no {required}")
         severity = rule.get("severity", Severity.WARNING.value)
         if gate_severity is not None and merged.layer_of(here + ("severity",)) < gate_severity_layer:
             severity = gate_severity
@@ -701,7 +710,7 @@ def _build_gate(merged: _Merged, gate_id: str, entry: Mapping[str, Any], folders
         evidence=entry.get("evidence", checks.EVIDENCE_DIAGRAM),
         categories=gate_categories,
         blocking=entry.get("blocking", False),
-        rules=tuple(r for r in rules if r.enabled),
+        rules=tuple(rules),
         enabled=entry.get("enabled", True),
     )
 
@@ -724,13 +733,14 @@ def _params(merged: _Merged, path: Path_, spec: checks.CheckSpec, given: Mapping
                                                f"{accepted})")
         param = spec.params[name]
         if not isinstance(value, param.types) or (isinstance(value, bool) and bool not in param.types):
-            wanted = " or ".join(t.__name__ for t in param.types)
+            wanted = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in param.types)
             raise merged.error(path + (name,), f"{_dotted(path + (name,))} must be {wanted}, not {_describe(value)}")
         if param.item_type is not None:
             for index, item in enumerate(value):
                 if not isinstance(item, param.item_type):
+                    wanted = _TYPE_NAMES.get(param.item_type, param.item_type.__name__)
                     raise merged.error(path + (name, index), f"{_dotted(path + (name,))} must hold only "
-                                       f"{param.item_type.__name__} values, not {_describe(item)}")
+                                       f"{wanted} values, not {_describe(item)}")
     for name, param in spec.params.items():
         if param.required and name not in given:
             raise merged.error(path, f"check {spec.name!r} needs the parameter {name!r}")

@@ -66,13 +66,15 @@ def register_secret(value: str | None) -> None:
 
 def redact(text: str) -> str:
     """``text`` with every registered secret and every credential-shaped substring replaced."""
+    # Shapes first: a registered literal (say a PEM's BEGIN line) replaced first would hide the shape around it
+    # and leave the key material between the markers in place.
+    for pattern, replacement in SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
     with _secrets_lock:
         literals = sorted(_secrets, key=len, reverse=True)
     for literal in literals:
         if literal in text:
             text = text.replace(literal, REDACTED)
-    for pattern, replacement in SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
     return text
 
 

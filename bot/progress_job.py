@@ -120,14 +120,13 @@ def progress_command(repo: GitRepo, config: Config, *, rev: str, output_format: 
                      environ: Mapping[str, str]) -> str:
     """`atlas-bot progress`: the figures as JSON, the issue region as Markdown, or (--publish) update the issue."""
     from bot.gates.mermaid import MermaidPool, VerdictCache
-    from bot.paths import data_dir
 
     store = ProgressStore.in_data_dir()
     sha = repo.resolve(rev)
     if output_format == "json" and not publish:
         return render_progress_json(build_snapshot(config, sha, DiagramCounter(repo, store).counts_at(sha)))
     repo_key = environ.get("GITHUB_REPOSITORY") or str(repo.path)
-    with MermaidPool(cache=VerdictCache(data_dir())) as pool:
+    with MermaidPool(cache=VerdictCache()) as pool:
         job = ProgressJob(store, pool)
         if not publish:
             return job.region(repo, config, repo_key, sha) + "\n"

@@ -18,7 +18,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 from bot.model import Diagram, SyntaxVerdict
@@ -64,22 +64,34 @@ _TWO_CHAR_CLOSERS = {
 # An arrowhead ">" may touch the next node ("A-->B"); a circle or cross end ("--o") needs a space after it, or
 # "A --oB" and "A -- option --> B" would read as arrows.
 _ARROW_FULL = r"[<ox]?(?:(?:-{2,}|={2,}|-\.+-)>|(?:-{2,}|={2,}|-\.+-)[ox](?=[\s|]|$)|-{3,}|={3,}|-\.+-)"
-_ARROW_OPEN = r"[<ox]?(?:--|==|-\.)"
+_ARROW_OPEN = r"[<ox]?(?:--|==|-\.)"  # then the label, after spaces or a quote: "A -- x --> B", 'A -."x".-> B'
 _ARROW_CLOSE = r"(?:-{2,}[>ox]|-{3,}|={2,}[>ox]|={3,}|\.+-+[>ox]?)"
-# One token of a statement: an edge (with its label), "&", or a node with its optional shape and class.
+# One token of a statement: a node with its optional shape and class, "&", or an edge with its label. Nodes
+# come first (the commonest token); a lone "o" or "x" before "--" starts an arrow ("A o--o B"), and a word
+# before "@" names an edge ("A e1@--> B"), not a node.
 _FLOW_TOKEN = re.compile(
     r"[ \t]*(?:"
-    r"(?P<edge>(?:\w+@)?(?:"
+    rf"(?P<node>(?![ox][-=.])(?P<id>\w++)(?!@[^{{])(?P<shape>{_SHAPES})?(?::::[\w-]+)?)"
+    r"|(?P<amp>&)"
+    r"|(?P<edge>(?:\w+@)?(?:"
     rf"(?P<full>{_ARROW_FULL})[ \t]*(?:\|(?P<pipe>[^|\n]*)\|)?"
-    rf"|(?P<open>{_ARROW_OPEN})[ \t]+(?P<mid>[^\n]*?)[ \t]*(?P<close>{_ARROW_CLOSE})"
+    rf"|(?P<open>{_ARROW_OPEN})(?:[ \t]+|(?=\"))(?P<mid>[^\n]*?)[ \t]*(?P<close>{_ARROW_CLOSE})"
     r"|(?P<invisible>~{3,})"
     r"))"
-    r"|(?P<amp>&)"
-    rf"|(?P<node>(?P<id>\w+)(?P<shape>{_SHAPES})?(?::::[\w-]+)?)"
     r")"
 )
+# The commonest statements in one match: "A", "A[label]", "A --> B", "A[x] -->|label| B[y]:::cls". Other
+# lines (chains, "&", labels in the middle of arrows, subgraphs) go through the token reader.
+_NODE_REF = rf"(?![ox][-=.])\w++(?!@[^{{])"
+_FLOW_SIMPLE = re.compile(
+    rf"[ \t]*(?!subgraph\b)(?P<a>{_NODE_REF})(?P<sa>{_SHAPES})?(?::::[\w-]+)?[ \t]*"
+    rf"(?:(?P<arrow>{_ARROW_FULL})[ \t]*(?:\|(?P<pipe>[^|\n]*)\|)?[ \t]*"
+    rf"(?P<b>{_NODE_REF})(?P<sb>{_SHAPES})?(?::::[\w-]+)?[ \t]*)?;?[ \t]*"
+)
+# Lines without nodes or edges: blank, comments, styling, direction, accessibility text, "end" of a subgraph.
 _FLOW_SKIP = re.compile(
-    r"^\s*(?:%%|classDef\b|class\b|style\b|linkStyle\b|click\b|direction\b|accTitle\b|accDescr\b|end\s*;?\s*$)"
+    r"[ \t]*(?:$|%%|classDef\b|class\b|style\b|linkStyle\b|click\b|direction\b|accTitle\b|accDescr\b"
+    r"|end[ \t]*;?[ \t]*$)"
 )
 _SUBGRAPH = re.compile(r"^\s*subgraph\b[ \t]*(?P<rest>.*)$")
 _SUBGRAPH_ID_TITLE = re.compile(r'^(?P<id>\w+)[ \t]*\[(?P<title>.*)\][ \t]*$')
@@ -99,22 +111,27 @@ _GENERIC_SKIP = re.compile(
 _HTML_TAG = re.compile(r"<[^>\n]*>")
 _ENTITY = re.compile(r"[#&]\w+;")
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+")
+# Tags so common in labels that plain replacement beats a regex callback per tag.
+_COMMON_TAGS = tuple((tag, " " * len(tag)) for tag in ("<br/>", "<br>", "<br />", "<b>", "</b>"))
+# (a character without which the pattern cannot match, the pattern): markup blanked out of labels.
+_MARKUP = (("<", _HTML_TAG), ("#", _ENTITY), ("&", _ENTITY), ("://", _URL))
 
 # ------------------------------------------------------------------------------------------------ acronyms
 
 # Two to six capitals (digits may follow: EC2, HTTP2), optionally a plural "s", not followed by a word
-# character. The character before is tested in Python (``_ACRONYM_AFTER``): a leading look-behind would cost
-# the regex its fast scan for a first capital.
+# character. The character before is tested in Python (``_ACRONYM_NOT_AFTER``): a leading look-behind would
+# cost the regex its fast scan for a first capital.
 _ACRONYM = re.compile(r"([A-Z]{2,6}[0-9]{0,2})s?(?!\w)")
 # Not an acronym when glued to these: part of a longer word, a hex colour, an entity, a path or a flag.
 _ACRONYM_NOT_AFTER = frozenset("#&@$.\\-_")
 # A capitalised word this long is shouting, not an acronym; a label that shouts is skipped.
 _SHOUT = re.compile(r"\b[A-Z]{7,}\b")
-# "Content Delivery Network (CDN)", "CDN (Content Delivery Network)", "CDN: Content Delivery Network".
 # After an acronym: its spelled-out words, in parentheses or after a colon, equals sign or dash.
-_EXPANSION_FOLLOWS = re.compile(r"s?\s*(?:\(\s*|[:=]\s+|\s[-–—]\s+)([A-Za-z][^()\n]{2,120})")
-# What may follow an acronym that is about to be spelled out.
-_EXPANSION_STARTS = frozenset(" :=(")
+_EXPANSION_FOLLOWS = re.compile(r"s?[ \t]*(?:\([ \t]*|[:=][ \t]+|[ \t][-–—][ \t]+)([A-Za-z][^()\n]{2,120})")
+# What may follow an acronym that is about to be spelled out (a plural "s" first, possibly).
+_EXPANSION_STARTS = frozenset(" \t:=(s")
+# An acronym in parentheses, as in "Content Delivery Network (CDN)" (a plural "s" allowed).
+_IN_PARENTHESES = re.compile(r"\(([A-Z][A-Za-z0-9]{1,9}?)s?\)")
 # Before an acronym in parentheses: the words on the same line, this far back at most.
 EXPANSION_LOOKBACK = 160
 _WORD = re.compile(r"[A-Za-z0-9]+")
@@ -123,10 +140,11 @@ _FILLER_WORDS = frozenset({"of", "and", "for", "the", "to", "in", "on", "as", "a
 
 # ----------------------------------------------------------------------------------------------- versions
 
-# A version right after a technology's name, with at most one word in between ("Redis Cluster 7.2").
+# A version right after a technology's name, with at most one word in between ("Redis Cluster 7.2"); a number
+# running on into more digits ("1,000", "50/50") or a unit ("100GB", "99%") is not one.
 _VERSION_AFTER = re.compile(
     r"[ \t]*(?:[A-Z][\w-]*[ \t]+)?[(\[]?[ \t]*(?:v|version[ \t]*)?"
-    r"(?P<num>\d+(?:\.(?:\d+|x))+|\d{1,2})(?![\w.%,/])(?P<rest>[ \t]*\S*)"
+    r"(?P<num>\d+(?:\.(?:\d+|x))+|\d{1,2})(?![\w%]|[.,/]\d)(?P<rest>[ \t]*\S*)"
 )
 # A bare small number followed by one of these is a count, not a version ("Kafka 50 brokers").
 _COUNT_NOUNS = re.compile(
@@ -137,7 +155,6 @@ _COUNT_NOUNS = re.compile(
 
 # -------------------------------------------------------------------------------------------------- colours
 
-_HEX = re.compile(r"#[0-9A-Fa-f]{6}\b|#[0-9A-Fa-f]{3}\b")
 _CLASSDEF_FILL = re.compile(r"^\s*classDef\s+(?P<names>[\w,-]+)\s+(?P<body>.*)$")
 _FILL = re.compile(r"(?P<key>fill\s*:\s*)(?P<colour>#[0-9A-Fa-f]{6}\b|#[0-9A-Fa-f]{3}\b)")
 
@@ -149,6 +166,9 @@ SYNTAX_ERROR_MAX = 300
 UNKNOWN_SYNTAX_ERROR = "mermaid rejected the diagram without saying why"
 
 # ---------------------------------------------------------------------------------------------- evidence
+
+# A finding lists at most this many names (orphan nodes) before "and N more".
+MAX_LISTED = 8
 
 EVIDENCE_DIAGRAM = "diagram"
 EVIDENCE_SECTION = "section"
@@ -172,7 +192,7 @@ class Hit:
 
     ``line`` and ``end`` are 0-based diagram code lines (``None``: the whole diagram, reported on the fence).
     ``replacement`` (code lines, container prefixes not included) replaces code lines ``line``..``end`` and is
-    known to resolve the hit. ``file_line`` pins the hit to a file line directly when no code line applies.
+    known to resolve the hit. ``fields`` fill the rule's message and example templates.
     """
 
     line: int | None = None
@@ -252,70 +272,107 @@ def parse_flowchart(lines: Sequence[str], first: int) -> Graph:
     cannot read further is kept up to that point)."""
     graph = Graph()
     nodes, labels, labelled, connected = graph.nodes, graph.labels, graph.labelled, graph.connected
-    match = _FLOW_TOKEN.match
+    simple_match, skip_match = _FLOW_SIMPLE.fullmatch, _FLOW_SKIP.match
+    edges = directed = 0
     for number in range(first + 1, len(lines)):
         raw = lines[number]
-        if not raw.strip() or _FLOW_SKIP.match(raw):
+        if skip_match(raw):
             continue
-        sub = _SUBGRAPH.match(raw) if "subgraph" in raw else None
-        if sub:
-            rest = sub.group("rest").strip()
-            with_title = _SUBGRAPH_ID_TITLE.match(rest)
-            if with_title:
-                graph.subgraphs.add(with_title.group("id"))
-                labels.append((number, with_title.group("title")))
-            elif rest:
-                graph.subgraphs.add(rest.split()[0])
-                labels.append((number, rest))
+        found = simple_match(raw)
+        if found is None:
+            _read_statement_line(graph, raw, number)
             continue
-        for statement in _split_statements(raw):
-            left: list[str] = []
-            group: list[str] = []
-            arrow: str | None = None
-            pos, end = 0, len(statement.rstrip())
-            while pos < end:
-                token = match(statement, pos)
-                if token is None or token.end() == pos:
-                    break
-                pos = token.end()
-                kind = token.lastgroup
-                if kind == "node":
-                    node, shape = token.group("id", "shape")
-                    nodes.setdefault(node, number)
-                    if shape:
-                        labels.append((number, _shape_label(shape)))
-                        labelled.add(node)
-                    group.append(node)
-                    continue
-                if kind == "amp":
-                    continue
-                # An edge: it links the group before it to the group after it.
-                if not group:
-                    break
-                if arrow is not None and left:
-                    graph.link(left, group, arrow)
-                label = token.group("pipe") or token.group("mid")
-                if label:
-                    labels.append((number, label))
-                arrow = token.group("full") or token.group("invisible") or (token.group("open") + token.group("close"))
-                left, group = group, []
-            if arrow is not None and left and group:
-                graph.link(left, group, arrow)
+        a, shape_a, arrow, pipe, b, shape_b = found.group("a", "sa", "arrow", "pipe", "b", "sb")
+        nodes.setdefault(a, number)
+        if shape_a:
+            labels.append((number, _shape_label(shape_a)))
+            labelled.add(a)
+        if b is None:
+            continue
+        # One edge between two nodes, counted here rather than through Graph.link: this is the hot path.
+        nodes.setdefault(b, number)
+        if shape_b:
+            labels.append((number, _shape_label(shape_b)))
+            labelled.add(b)
+        if pipe:
+            labels.append((number, pipe))
+        edges += 1
+        if ">" in arrow or arrow[0] == "<" or arrow[-1] in "ox":
+            directed += 1
+        connected.add(a)
+        connected.add(b)
+    graph.edges += edges
+    graph.directed += directed
     return graph
+
+
+def _read_statement_line(graph: Graph, raw: str, number: int) -> None:
+    """A subgraph line, or statements read token by token (chains, "&", labels in the middle of arrows)."""
+    nodes, labels, labelled = graph.nodes, graph.labels, graph.labelled
+    sub = _SUBGRAPH.match(raw)
+    if sub:
+        rest = sub.group("rest").strip()
+        with_title = _SUBGRAPH_ID_TITLE.match(rest)
+        if with_title:
+            graph.subgraphs.add(with_title.group("id"))
+            labels.append((number, with_title.group("title")))
+        elif rest:
+            graph.subgraphs.add(rest.split()[0])
+            labels.append((number, rest))
+        return
+    match = _FLOW_TOKEN.match
+    for statement in _split_statements(raw):
+        left: list[str] = []
+        group: list[str] = []
+        arrow: str | None = None
+        pos, end = 0, len(statement.rstrip())
+        while pos < end:
+            token = match(statement, pos)
+            if token is None or token.end() == pos:
+                break
+            pos = token.end()
+            kind = token.lastgroup
+            if kind == "node":
+                node, shape = token.group("id", "shape")
+                nodes.setdefault(node, number)
+                if shape:
+                    labels.append((number, _shape_label(shape)))
+                    labelled.add(node)
+                group.append(node)
+                continue
+            if kind == "amp":
+                continue
+            # An edge: it links the group before it to the group after it.
+            if not group:
+                break
+            if arrow is not None and left:
+                graph.link(left, group, arrow)
+            label = token.group("pipe") or token.group("mid")
+            if label:
+                labels.append((number, label))
+            arrow = token.group("full") or token.group("invisible") or (token.group("open") + token.group("close"))
+            left, group = group, []
+        if arrow is not None and left and group:
+            graph.link(left, group, arrow)
 
 
 # ------------------------------------------------------------------------------------------ the diagram
 
 
-def _clean_label(text: str) -> str:
-    """Label text as rendered: without HTML tags, entities, URLs, quotes (each pass only when it can apply)."""
+def _blank_markup(text: str) -> str:
+    """Label text as rendered: HTML tags, entities, URLs, quotes and backticks replaced by as many spaces
+    (each pass only when it can apply)."""
     if "<" in text:
-        text = _HTML_TAG.sub(" ", text)
-    if "#" in text or "&" in text:
-        text = _ENTITY.sub(" ", text)
-    if "://" in text:
-        text = _URL.sub(" ", text)
+        for tag, spaces in _COMMON_TAGS:
+            text = text.replace(tag, spaces)
+    for marker, pattern in _MARKUP:
+        if marker in text:
+            text = pattern.sub(_blank, text)
     return text.replace('"', " ").replace("`", " ")
+
+
+def _blank(found: re.Match[str]) -> str:
+    return " " * (found.end() - found.start())
 
 
 def header_line(lines: Sequence[str]) -> int:
@@ -336,6 +393,22 @@ def header_line(lines: Sequence[str]) -> int:
     return -1
 
 
+class _lazy:  # noqa: N801 - used as a decorator, like functools.cached_property
+    """A property computed on first use and stored on the instance (functools.cached_property takes a lock
+    on every first access in Python 3.11, a cost paid thousands of times per run here)."""
+
+    def __init__(self, compute: Callable[[Any], Any]) -> None:
+        self.compute = compute
+        self.name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.compute(instance)
+        return value
+
+
 class Subject:
     """One diagram under evaluation, with lazily computed views shared by all rules.
 
@@ -350,27 +423,25 @@ class Subject:
         *,
         verdict: SyntaxVerdict,
         syntax_fix: SyntaxFix | None,
-        file_text: str,
         evidence_text: Callable[[str], str],
-        expansions: Callable[[str], bool],
+        expansions: Callable[[], Expansions],
     ) -> None:
         self.diagram = diagram
         self.verdict = verdict
         self.syntax_fix = syntax_fix
-        self.file_text = file_text
         self.evidence_text = evidence_text
         self._expansions = expansions
         self._lowered: dict[str, str | None] = {}
 
-    @cached_property
+    @_lazy
     def lines(self) -> list[str]:
         return self.diagram.code.split("\n")
 
-    @cached_property
+    @_lazy
     def header(self) -> int:
         return header_line(self.lines)
 
-    @cached_property
+    @_lazy
     def keyword(self) -> str:
         if self.header < 0:
             return ""
@@ -380,48 +451,34 @@ class Subject:
     def is_flowchart(self) -> bool:
         return self.keyword in FLOWCHART_KEYWORDS
 
-    @cached_property
+    @_lazy
     def graph(self) -> Graph | None:
         return parse_flowchart(self.lines, self.header) if self.is_flowchart else None
 
     def is_expanded(self, acronym: str) -> bool:
         """Whether the file spells the acronym out somewhere ("Content Delivery Network (CDN)")."""
-        return self._expansions(acronym)
+        return acronym in self._expansions()
 
-    @cached_property
-    def visible_text(self) -> list[tuple[int, str]]:
-        """(code line, text) of what a reader of the rendered diagram sees: labels, not ids or styling."""
+    @_lazy
+    def visible_joined(self) -> tuple[str, list[int], list[int]]:
+        """What a reader of the rendered diagram sees (labels, not ids or styling), as one text with a line per
+        label (so each check makes one regex pass), the start offset of each label in it and its code line.
+        Markup is blanked out, not removed, so the offsets stay true."""
         graph = self.graph
+        pieces: list[tuple[int, str]]
         if graph is not None:
             # A node never given a label shows its id.
-            bare = [(line, node) for node, line in graph.nodes.items()
-                    if node not in graph.labelled and node not in graph.subgraphs]
-            return [(line, _clean_label(text)) for line, text in graph.labels + bare if text]
-        out: list[tuple[int, str]] = []
-        keyword = self.keyword
-        for number in range(self.header + 1, len(self.lines)):
-            raw = self.lines[number]
-            if not raw.strip():
-                continue
-            for text in _visible_parts(keyword, raw):
-                if text:
-                    out.append((number, _clean_label(text)))
-        return out
+            pieces = graph.labels + [(line, node) for node, line in graph.nodes.items()
+                                     if node not in graph.labelled and node not in graph.subgraphs]
+        else:
+            pieces = [(number, text) for number in range(self.header + 1, len(self.lines))
+                      for text in _visible_parts(self.keyword, self.lines[number]) if text]
+        texts = [text for _, text in pieces]
+        joined = _blank_markup("\n".join(texts))
+        starts = list(accumulate(map((1).__add__, map(len, texts)), initial=0))
+        return joined, starts[:-1], [number for number, _ in pieces]
 
-    @cached_property
-    def visible_joined(self) -> tuple[str, list[int], list[int]]:
-        """The visible texts joined by newlines (one regex pass per check instead of one per label), with the
-        start offset and the code line of each text."""
-        starts: list[int] = []
-        numbers: list[int] = []
-        offset = 0
-        for number, text in self.visible_text:
-            starts.append(offset)
-            numbers.append(number)
-            offset += len(text) + 1
-        return "\n".join(text for _, text in self.visible_text), starts, numbers
-
-    @cached_property
+    @_lazy
     def line_starts(self) -> list[int]:
         starts, offset = [], 0
         for raw in self.lines:
@@ -433,7 +490,7 @@ class Subject:
         """The code line holding character ``offset`` of the diagram code."""
         return bisect_right(self.line_starts, offset) - 1
 
-    @cached_property
+    @_lazy
     def lower_code(self) -> str:
         return self.diagram.code.lower()
 
@@ -561,7 +618,7 @@ def mermaid_syntax(state: Any, subject: Subject, evidence: str) -> Iterator[Hit]
     }
     fix = subject.syntax_fix
     if fix is not None and 1 <= fix.start <= fix.end <= len(line_map):
-        fields["fix"] = fix.description
+        fields["fix"] = f". Suggested fix: {fix.description.rstrip('.')}"
         yield Hit(line=fix.start - 1, end=fix.end - 1, fields=fields, replacement=tuple(fix.replacement))
         return
     yield Hit(line=error_line, fields=fields)
@@ -668,29 +725,34 @@ def plane_colours(state: _Colours, subject: Subject, evidence: str) -> Iterator[
 
 
 @dataclass(frozen=True)
-class _Term:
-    """One placeholder term: where to look for it cheaply (its first word) and the anchored expression."""
+class _Terms:
+    """Placeholder terms sharing a first word: where to look for them cheaply, and the anchored expression."""
 
     needle: str
     case_sensitive: bool
     regex: re.Pattern[str]
 
 
-def _prepare_placeholders(params: Mapping[str, Any], config: Config) -> tuple[_Term, ...]:
+def _prepare_placeholders(params: Mapping[str, Any], config: Config) -> tuple[_Terms, ...]:
     terms = params["terms"]
     if not terms:
         raise CheckParamError("terms", "needs at least one term")
-    prepared = []
+    groups: dict[tuple[str, bool], list[str]] = {}
     for index, term in enumerate(terms):
         words = term.split()
         if not words:
             raise CheckParamError("terms", "a term is empty", index)
         # A term written in capitals ("TODO") is a marker only in capitals: "Todo app" names a product.
         case_sensitive = term.upper() == term and any(c.isalpha() for c in term)
-        body = r"\s+".join(re.escape(word) for word in words)
-        regex = re.compile(rf"{body}(?![\w-]|\.\w)", 0 if case_sensitive else re.IGNORECASE)
-        prepared.append(_Term(words[0] if case_sensitive else words[0].lower(), case_sensitive, regex))
-    return tuple(prepared)
+        needle = words[0] if case_sensitive else words[0].lower()
+        groups.setdefault((needle, case_sensitive), []).append(r"\s+".join(re.escape(word) for word in words))
+    return tuple(
+        _Terms(needle, case_sensitive, re.compile(
+            "(?:" + "|".join(sorted(bodies, key=len, reverse=True)) + r")(?![\w-]|\.\w)",
+            0 if case_sensitive else re.IGNORECASE,
+        ))
+        for (needle, case_sensitive), bodies in groups.items()
+    )
 
 
 @_register(
@@ -699,19 +761,19 @@ def _prepare_placeholders(params: Mapping[str, Any], config: Config) -> tuple[_T
     fields=("term",),
     prepare=_prepare_placeholders,
 )
-def placeholders(state: tuple[_Term, ...], subject: Subject, evidence: str) -> Iterator[Hit]:
+def placeholders(state: tuple[_Terms, ...], subject: Subject, evidence: str) -> Iterator[Hit]:
     """Placeholder text left in a diagram, one hit per line (terms match whole words only)."""
     code = subject.diagram.code
     found: dict[int, str] = {}
-    for term in state:
-        haystack = code if term.case_sensitive else subject.lower_code
-        at = haystack.find(term.needle)
+    for terms in state:
+        haystack = code if terms.case_sensitive else subject.lower_code
+        at = haystack.find(terms.needle)
         while at >= 0:
             if not (at and (code[at - 1].isalnum() or code[at - 1] in "_-")):
-                matched = term.regex.match(code, at)
+                matched = terms.regex.match(code, at)
                 if matched:
                     found.setdefault(subject.line_of(at), matched.group(0))
-            at = haystack.find(term.needle, at + 1)
+            at = haystack.find(terms.needle, at + len(terms.needle))
     for number in sorted(found):
         yield Hit(line=number, fields={"term": found[number]})
 
@@ -725,7 +787,7 @@ def diagram_size(limits: Any, subject: Subject, evidence: str) -> Iterator[Hit]:
     """Size and complexity limits (``limits`` in the configuration): nodes and edges of flowcharts,
     non-blank code lines of any diagram."""
     over: list[str] = []
-    n_lines = sum(1 for raw in subject.lines if raw.strip())
+    n_lines = sum(map(bool, map(str.strip, subject.lines)))
     graph = subject.graph
     nodes = len(graph.node_ids) if graph is not None else 0
     edges = graph.edges if graph is not None else 0
@@ -753,65 +815,83 @@ def _prepare_glossary(params: Mapping[str, Any], config: Config) -> _Glossary:
 @_register("acronyms", fields=("acronyms", "first"), prepare=_prepare_glossary)
 def acronyms(state: _Glossary, subject: Subject, evidence: str) -> Iterator[Hit]:
     """Acronyms in the text a reader sees that are neither in the glossary nor expanded in the same file;
-    one hit per line, each acronym reported once per diagram. A label that shouts (a long word in capitals)
-    is skipped: its capitals are emphasis, not acronyms."""
+    one hit per line, each acronym reported once per diagram, where it first appears. A label that shouts (a
+    long word in capitals) is skipped: its capitals are emphasis, not acronyms."""
     joined, starts, numbers = subject.visible_joined
-    known = state.known
-    if known.issuperset(_ACRONYM.findall(joined)):
+    unknown = set(_ACRONYM.findall(joined)).difference(state.known)
+    if not unknown:
         return
-    candidates = []
-    for found in _ACRONYM.finditer(joined):
-        token = found.group(1)
-        start = found.start()
-        if token in known or (start and (joined[start - 1].isalnum() or joined[start - 1] in _ACRONYM_NOT_AFTER)):
-            continue
-        candidates.append((token, start))
-    if not candidates:
-        return
-    shouting = {bisect_right(starts, m.start()) - 1 for m in _SHOUT.finditer(joined)}
-    seen: set[str] = set()
+    shouting = {bisect_right(starts, m.start()) - 1 for m in _SHOUT.finditer(joined)} if _SHOUT.search(joined) else ()
     per_line: dict[int, list[str]] = {}
-    for token, start in candidates:
-        if token in seen:
+    for at, token in sorted((_first_standalone(joined, token), token) for token in unknown):
+        if at < 0:
             continue
-        seen.add(token)
         stem = token.rstrip("0123456789")
-        segment = bisect_right(starts, start) - 1
-        if stem in known or segment in shouting or subject.is_expanded(token) or subject.is_expanded(stem):
+        segment = bisect_right(starts, at) - 1
+        if stem in state.known or segment in shouting or subject.is_expanded(token) or subject.is_expanded(stem):
             continue
         per_line.setdefault(numbers[segment], []).append(token)
-    for number, tokens in per_line.items():
+    for number, tokens in sorted(per_line.items()):
         yield Hit(line=number, fields={"acronyms": ", ".join(f"`{t}`" for t in tokens), "first": tokens[0]})
 
 
-def is_expanded(text: str, acronym: str) -> bool:
-    """Whether ``text`` spells ``acronym`` out: "Content Delivery Network (CDN)", "CDN (Content Delivery
-    Network)", "CDN: Content Delivery Network", judged by the initials of the words (small filler words may
-    be skipped; a CamelCase word may give several letters: "PostgreSQL" gives P, S, Q, L)."""
-    if len(acronym) < 2:
-        return False
-    # "(CDN)" or "(CDNs)": the words before it on the same line.
-    needle = "(" + acronym
-    at = text.find(needle)
+def _first_standalone(text: str, token: str) -> int:
+    """Offset of the first occurrence of ``token`` that stands alone as an acronym (-1: none)."""
+    at = text.find(token)
     while at >= 0:
-        end = at + len(needle)
-        if text.startswith(")", end) or text.startswith("s)", end):
-            line_before = text[max(0, at - EXPANSION_LOOKBACK) : at].rsplit("\n", 1)[-1]
+        end = at + len(token)
+        if end < len(text) and text[end] == "s":
+            end += 1
+        before_ok = not at or not (text[at - 1].isalnum() or text[at - 1] in _ACRONYM_NOT_AFTER)
+        after_ok = end >= len(text) or not (text[end].isalnum() or text[end] == "_")
+        if before_ok and after_ok:
+            return at
+        at = text.find(token, at + 1)
+    return -1
+
+
+class Expansions:
+    """The acronyms one file spells out: "Content Delivery Network (CDN)", "CDN (Content Delivery Network)",
+    "CDN: Content Delivery Network", judged by the initials of the words (small filler words may be skipped;
+    a CamelCase word may give several letters: "PostgreSQL" gives P, S, Q, L). Answers are kept per acronym."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._answers: dict[str, bool] = {}
+        self._in_parentheses: dict[str, list[int]] | None = None
+
+    def __contains__(self, acronym: str) -> bool:
+        answer = self._answers.get(acronym)
+        if answer is None:
+            answer = self._answers[acronym] = len(acronym) >= 2 and (
+                self._spelled_before(acronym) or self._spelled_after(acronym)
+            )
+        return answer
+
+    def _spelled_before(self, acronym: str) -> bool:
+        """"... Network (CDN)": the words before it on the same line."""
+        if self._in_parentheses is None:
+            self._in_parentheses = {}
+            for found in _IN_PARENTHESES.finditer(self.text):
+                self._in_parentheses.setdefault(found.group(1), []).append(found.start())
+        for at in self._in_parentheses.get(acronym, ()):
+            line_before = self.text[max(0, at - EXPANSION_LOOKBACK) : at].rsplit("\n", 1)[-1]
             if _initials_match(acronym, _WORD.findall(line_before), from_end=True):
                 return True
-        at = text.find(needle, end)
-    # "CDN (Content ...", "CDN: Content ...", "CDN - Content ...": the words after it.
-    at = text.find(acronym)
-    while at >= 0:
-        end = at + len(acronym)
-        after = text[end : end + 3]
-        glued = at > 0 and text[at - 1].isalnum()
-        if not glued and (after[:1] in _EXPANSION_STARTS or after[:2] in ("s ", "s:")):
-            follows = _EXPANSION_FOLLOWS.match(text, end)
-            if follows and _initials_match(acronym, _WORD.findall(follows.group(1)), from_end=False):
-                return True
-        at = text.find(acronym, end)
-    return False
+        return False
+
+    def _spelled_after(self, acronym: str) -> bool:
+        """"CDN (Content ...", "CDN: Content ...", "CDN - Content ...": the words after it."""
+        text = self.text
+        at = text.find(acronym)
+        while at >= 0:
+            end = at + len(acronym)
+            if text[end : end + 1] in _EXPANSION_STARTS and not (at and text[at - 1].isalnum()):
+                follows = _EXPANSION_FOLLOWS.match(text, end)
+                if follows and _initials_match(acronym, _WORD.findall(follows.group(1)), from_end=False):
+                    return True
+            at = text.find(acronym, end)
+        return False
 
 
 def _initials_match(acronym: str, words: list[str], *, from_end: bool) -> bool:
@@ -946,25 +1026,35 @@ def directed_flow(state: Any, subject: Subject, evidence: str) -> Iterator[Hit]:
         yield Hit(fields={"edges": str(graph.edges)})
 
 
-@_register("orphan_nodes", fields=("nodes", "first"))
+@_register("orphan_nodes", fields=("nodes", "first", "count"))
 def orphan_nodes(state: Any, subject: Subject, evidence: str) -> Iterator[Hit]:
-    """Flowchart nodes that no edge touches, one hit per declaring line."""
+    """Flowchart nodes that no edge touches: one hit on the first one's line, naming all of them (with their
+    file lines when there are several)."""
     graph = subject.graph
     if graph is None:
         return
-    per_line: dict[int, list[str]] = {}
-    for node, line in graph.orphans():
-        per_line.setdefault(line, []).append(node)
-    for line, nodes in per_line.items():
-        yield Hit(line=line, fields={"nodes": ", ".join(f"`{n}`" for n in nodes), "first": nodes[0]})
+    orphans = graph.orphans()
+    if not orphans:
+        return
+    line_map = subject.diagram.line_map
+    if len(orphans) == 1:
+        names = f"`{orphans[0][0]}`"
+    else:
+        shown = [f"`{node}` (line {line_map[line]})" for node, line in orphans[:MAX_LISTED]]
+        more = len(orphans) - MAX_LISTED
+        names = ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+    yield Hit(line=orphans[0][1], fields={"nodes": names, "first": orphans[0][0], "count": str(len(orphans))})
 
 
 @dataclass(frozen=True)
 class _Pattern:
-    """One evidence pattern, with lower-case literals one of which any match must contain (None: unknown)."""
+    """One evidence pattern; ``needles`` finds, in the lower-cased evidence, a literal every match contains
+    (None: no such literal), and ``reach`` is the longest a match can be (None: unbounded), so a search can
+    start ``reach`` characters before the first needle instead of at the top."""
 
     regex: re.Pattern[str]
-    needles: tuple[str, ...] | None
+    needles: re.Pattern[str] | None
+    reach: int | None
 
 
 def _prepare_evidence(params: Mapping[str, Any], config: Config) -> tuple[_Pattern, ...]:
@@ -973,7 +1063,15 @@ def _prepare_evidence(params: Mapping[str, Any], config: Config) -> tuple[_Patte
         raise CheckParamError("patterns", "needs at least one pattern")
     # MULTILINE: "^" and "$" anchor at every line of the evidence.
     flags = re.MULTILINE | (re.IGNORECASE if params["ignore_case"] else 0)
-    prepared = [_Pattern(_compile(p, "patterns", flags, i), necessary_literals(p, flags)) for i, p in enumerate(patterns)]
+    prepared = []
+    for index, pattern in enumerate(patterns):
+        regex = _compile(pattern, "patterns", flags, index)
+        needles = necessary_literals(pattern, flags)
+        prepared.append(_Pattern(
+            regex,
+            re.compile("|".join(map(re.escape, needles))) if needles else None,
+            longest_match(pattern, flags) if needles else None,
+        ))
     # Patterns that can be ruled out by a substring test go last: the others are searched anyway.
     return tuple(sorted(prepared, key=lambda item: item.needles is not None))
 
@@ -991,9 +1089,14 @@ def evidence_matches(state: tuple[_Pattern, ...], subject: Subject, evidence: st
     text = subject.evidence_text(evidence)
     lower = subject.lower_evidence(evidence)
     for pattern in state:
-        if pattern.needles is not None and lower is not None and not any(n in lower for n in pattern.needles):
-            continue
-        if pattern.regex.search(text):
+        start = 0
+        if pattern.needles is not None and lower is not None:
+            needle = pattern.needles.search(lower)
+            if needle is None:
+                continue
+            if pattern.reach is not None:
+                start = max(0, needle.start() - pattern.reach)
+        if pattern.regex.search(text, start):
             return
     yield Hit()
 
@@ -1004,13 +1107,16 @@ def evidence_matches(state: tuple[_Pattern, ...], subject: Subject, evidence: st
 # for a literal every match must contain rules most evidence out first (a needle shorter than this is in
 # nearly every text and not worth testing).
 MIN_NEEDLE = 3
+# A pattern whose matches can be longer than this is searched from the top.
+MAX_REACH = 4096
 # Characters that case-insensitive matching folds onto ASCII letters but str.lower() does not map to them
 # (long s, Kelvin sign, dotted and dotless i): a text holding one is always searched in full.
 _FOLDS_ONTO_ASCII = ("\u017f", "\u212a", "\u0130", "\u0131")
 
 
 def lowered_for_needles(text: str) -> str | None:
-    """The text lower-cased for needle tests, or None when needle tests could miss a case-insensitive match."""
+    """The text lower-cased for needle tests, or None when needle tests could miss a case-insensitive match.
+    Otherwise it is as long as the text (only U+0130 lower-cases to two characters), so offsets carry over."""
     if not text.isascii() and any(ch in text for ch in _FOLDS_ONTO_ASCII):
         return None
     return text.lower()
@@ -1027,6 +1133,15 @@ def necessary_literals(pattern: str, flags: int = 0) -> tuple[str, ...] | None:
     if not found or min(len(n) for n in found) < MIN_NEEDLE:
         return None
     return tuple(sorted({n.lower() for n in found}))
+
+
+def longest_match(pattern: str, flags: int = 0) -> int | None:
+    """The most characters a match of ``pattern`` can span, or None when unbounded or not known."""
+    try:
+        longest = re._parser.parse(pattern, flags).getwidth()[1]  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - an optimisation only, like necessary_literals
+        return None
+    return longest if longest < MAX_REACH else None
 
 
 def _necessary(sequence: list[tuple[Any, Any]]) -> set[str] | None:

@@ -15,10 +15,8 @@ Pure: no I/O. The configuration has compiled every rule's check already.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections.abc import Mapping
 from functools import lru_cache
-from itertools import accumulate
 from typing import TYPE_CHECKING
 
 from bot.gates import checks
@@ -37,13 +35,13 @@ SKIPPED_MESSAGE = (
 )
 # CommonMark line endings: LF, CR LF or a lone CR (file lines are numbered the way the fence finder numbers them).
 _LINE_BREAK = re.compile(r"\r\n?|\n")
-# A line that can open or close a fence (in a list or quote too), an ATX heading, or a setext underline.
+# A line break and a line that can open or close a fence (in a list or quote too), an ATX heading, or a setext
+# underline. Starting with a literal "\n" lets the scan jump from line break to line break.
 _HEADING_CANDIDATE = re.compile(
-    r"^(?:[ \t>]*(?P<fence>`{3,}|~{3,})(?P<rest>[^\r\n]*)|(?P<atx> {0,3}#{1,6})(?=[ \t\r\n]|$)"
-    r"| {0,3}(?P<underline>=+|-+)[ \t]*\r?$)",
-    re.MULTILINE,
+    r"\n(?:[ \t>]*(?P<fence>`{3,}|~{3,})(?P<rest>[^\n]*)|(?P<atx> {0,3}#{1,6})(?=[ \t\n])"
+    r"| {0,3}(?P<underline>=+|-+)[ \t]*(?=\n))"
 )
-_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*\r?$")
+_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 # Lines that are not paragraph text, so a "---" under them is a rule, not a heading underline.
 _NOT_PARAGRAPH = re.compile(r"^ {0,3}(?:[-*+>|]|\d+[.)]|#|<|```|~~~)")
 
@@ -81,9 +79,8 @@ def evaluate_diagram(
         diagram,
         verdict=verdict,
         syntax_fix=syntax_fix,
-        file_text=file_text,
         evidence_text=evidence_text,
-        expansions=lambda acronym: _is_expanded(file_text or diagram.code, acronym),
+        expansions=lambda: _expansions(file_text or diagram.code),
     )
     findings: list[Finding] = []
     passed: dict[str, bool] = {}
@@ -137,8 +134,8 @@ def _finding(
     line = line_map[hit.line] if hit.line is not None and hit.line < len(line_map) else diagram.line
     end_line = line_map[hit.end] if hit.end is not None and hit.line is not None and hit.end < len(line_map) else None
     suggestion = None
-    if hit.replacement is not None and hit.line is not None and end_line is not None:
-        suggestion = _with_prefixes(hit.replacement, hit.line, hit.end or hit.line, subject, line, file_text)
+    if hit.replacement is not None and hit.end is not None and end_line is not None:
+        suggestion = _with_prefixes(hit.replacement, hit.line, hit.end, subject, file_text)
     return Finding(
         gate=gate.id,
         rule=rule.id,
@@ -153,7 +150,7 @@ def _finding(
 
 
 def _with_prefixes(
-    replacement: tuple[str, ...], first: int, last: int, subject: checks.Subject, file_line: int, file_text: str
+    replacement: tuple[str, ...], first: int, last: int, subject: checks.Subject, file_text: str
 ) -> str | None:
     """Replacement code lines as file lines: each gets the container prefix ("> ", list indentation) of the
     code line it replaces (extra lines get the last one's). None when a prefix cannot be told for sure."""
@@ -161,7 +158,7 @@ def _with_prefixes(
         return "\n".join(replacement)
     file_lines = _lines(file_text)
     prefixes: list[str] = []
-    for offset, code_index in enumerate(range(first, last + 1)):
+    for code_index in range(first, last + 1):
         number = subject.diagram.line_map[code_index]
         if number - 1 >= len(file_lines):
             return None
@@ -169,8 +166,6 @@ def _with_prefixes(
         if not raw.endswith(code):
             return None
         prefixes.append(raw[: len(raw) - len(code)] if code else _container_prefix(raw))
-        if offset == 0 and number != file_line:
-            return None
     out = []
     for index, text in enumerate(replacement):
         prefix = prefixes[min(index, len(prefixes) - 1)]
@@ -189,41 +184,27 @@ def _lines(text: str) -> list[str]:
 
 
 @lru_cache(maxsize=64)
-def _offsets(text: str) -> list[int]:
-    """Character offset of the start of every file line, plus one past the end of the text."""
+def _expansions(text: str) -> checks.Expansions:
+    """One per file, so each acronym is looked up once per file, whichever diagram asks."""
+    return checks.Expansions(text)
+
+
+@lru_cache(maxsize=64)
+def _headings(text: str) -> tuple[str, tuple[tuple[int, int, int], ...]]:
+    """The text with "\n" line breaks, and (line, level, offset of the line) of every heading outside fenced
+    code blocks: ATX ("## Title") and setext (a line of "=" or "-" under a paragraph). Only lines that can
+    matter are visited (fences, "#" lines, underlines), found by one scan for a line break and what follows."""
     if "\r" in text:
-        offsets = [0] + [match.end() for match in _LINE_BREAK.finditer(text)]
-    else:
-        # One "\n" per line break: the offsets are running sums of line lengths plus one (all in C).
-        offsets = list(accumulate(map((1).__add__, map(len, _lines(text)[:-1])), initial=0))
-    offsets.append(len(text) + 1)
-    return offsets
-
-
-@lru_cache(maxsize=64)
-def _expansions(text: str) -> dict[str, bool]:
-    """Per file: acronym → whether the file spells it out (filled as acronyms are asked about)."""
-    return {}
-
-
-def _is_expanded(text: str, acronym: str) -> bool:
-    known = _expansions(text)
-    if acronym not in known:
-        known[acronym] = checks.is_expanded(text, acronym)
-    return known[acronym]
-
-
-@lru_cache(maxsize=64)
-def _headings(text: str) -> tuple[tuple[int, int], ...]:
-    """(file line, level) of every heading outside fenced code blocks: ATX ("## Title") and setext (a line of
-    "=" or "-" under a paragraph line). Only lines that could matter are visited: fences, "#" lines,
-    underlines."""
-    offsets = _offsets(text)
-    lines = _lines(text)
-    out: list[tuple[int, int]] = []
+        text = _LINE_BREAK.sub("\n", text)
+    framed = "\n" + text + "\n"
+    out: list[tuple[int, int, int]] = []
     fence: str | None = None
-    for found in _HEADING_CANDIDATE.finditer(text):
-        number = bisect_right(offsets, found.start())
+    counted_to, breaks = 0, 0
+    for found in _HEADING_CANDIDATE.finditer(framed):
+        at = found.start()  # the break before the line, so the line starts at ``at`` in ``text``
+        breaks += framed.count("\n", counted_to, at)
+        counted_to = at
+        number = breaks + 1
         marks = found.group("fence")
         if fence is not None:
             if marks and marks[0] == fence[0] and len(marks) >= len(fence) and not found.group("rest").strip():
@@ -232,14 +213,17 @@ def _headings(text: str) -> tuple[tuple[int, int], ...]:
         if marks:
             fence = marks
         elif found.group("atx"):
-            out.append((number, len(found.group("atx").strip())))
-        elif found.group("underline") and number > 1:
-            start = number - 1
-            while start >= 1 and _is_paragraph_text(lines[start - 1]):
-                start -= 1
-            if start < number - 1:
-                out.append((start + 1, 1 if found.group("underline")[0] == "=" else 2))
-    return tuple(out)
+            out.append((number, len(found.group("atx").strip()), at))
+        elif found.group("underline"):
+            start, offset = number, at
+            while start > 1:
+                previous = text.rfind("\n", 0, offset - 1) + 1
+                if not _is_paragraph_text(text[previous : offset - 1]):
+                    break
+                start, offset = start - 1, previous
+            if start < number:
+                out.append((start, 1 if found.group("underline")[0] == "=" else 2, offset))
+    return text, tuple(out)
 
 
 def _is_paragraph_text(raw: str) -> bool:
@@ -248,17 +232,17 @@ def _is_paragraph_text(raw: str) -> bool:
 
 def section_around(text: str, line: int) -> str:
     """The Markdown section holding file ``line``: from the nearest heading above it to just before the next
-    heading of the same or a higher level (from the top of the file when no heading precedes it)."""
-    offsets = _offsets(text)
-    first, level = 1, 0
-    headings = _headings(text)
-    for number, depth in headings:
+    heading of the same or a higher level (from the top of the file when no heading precedes it). Line breaks
+    come back as "\n"."""
+    text, headings = _headings(text)
+    start, level = 0, 0
+    for number, depth, offset in headings:
         if number > line:
             break
-        first, level = number, depth
-    last = len(offsets) - 1
-    for number, depth in headings:
+        start, level = offset, depth
+    end = len(text)
+    for number, depth, offset in headings:
         if number > line and (level == 0 or depth <= level):
-            last = number - 1
+            end = offset - 1
             break
-    return text[offsets[first - 1] : max(offsets[first - 1], offsets[min(last, len(offsets) - 1)] - 1)]
+    return text[start:end].removesuffix("\n") if end == len(text) else text[start:end]

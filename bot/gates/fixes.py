@@ -305,8 +305,8 @@ def _maybe_quote(text: str, risky: re.Pattern[str] = _RISKY_TEXT) -> str:
         inner = inner[1:-1]
     if inner.count('"') == 1 and (inner[0] == '"' or inner[-1] == '"'):
         inner = inner.strip('"')
-    # spaces around the text go inside the quotes: mermaid rejects them outside
-    if inner == stripped:
+    # spaces around the text go inside the quotes (mermaid rejects them outside); a lone quote is content
+    if inner == stripped or not inner.strip():
         inner = text
     return _quote(inner)
 

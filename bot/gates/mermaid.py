@@ -31,13 +31,12 @@ from bot.paths import data_dir, mermaid_dir
 log = logging.getLogger(__name__)
 
 NODE = "node"
-NODE_FLAGS = ("--max-semi-space-size=32",)  # fewer young-generation collections; the copies are short-lived
 REQUIRED_PACKAGES = ("mermaid", "linkedom")
 CACHE_FILE = "mermaid-verdicts.sqlite3"
 CACHE_TABLE = "verdicts_v1"  # bump when the meaning of a stored verdict changes (e.g. error_line mapping)
 SQL_CHUNK = 500
 START_TIMEOUT = 60.0
-MAX_AHEAD = 8  # diagrams queued per worker: keeps it busy without starving the others at the end
+MAX_AHEAD = 32  # diagrams queued per worker: enough to ride out a busy moment of this process, few at the end
 MAX_ATTEMPTS = 2
 
 INSTALL_HINT = "install the worker's packages with `npm ci --prefix {dir}`"
@@ -130,7 +129,7 @@ class MermaidPool:
         self._cache = cache
         self._timeout = timeout
         self._workers: list[_Worker] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def __enter__(self) -> MermaidPool:
         return self
@@ -144,11 +143,11 @@ class MermaidPool:
     def start(self, count: int | None = None) -> None:
         """Spawn workers up to ``count`` (default: pool size) without waiting for them to load mermaid."""
         for worker in list(self._workers):
-            if worker.proc.poll() is not None and not worker.queued:
+            if worker.ready and not worker.queued and worker.proc.poll() is not None:
                 self._stop(worker, kill=True)  # died while idle (killed from outside): just replace it
         while len(self._workers) < min(self._size if count is None else count, self._size):
             proc = subprocess.Popen(
-                [self._node, *NODE_FLAGS, str(self._dir / "worker.mjs")],
+                [self._node, str(self._dir / "worker.mjs")],
                 cwd=self._dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )
             for stream in (proc.stdin, proc.stdout, proc.stderr):
@@ -190,8 +189,9 @@ class MermaidPool:
 
     def close(self) -> None:
         """Stop every worker: idle ones by closing their stdin, busy ones (after an error) by killing them."""
-        for worker in list(self._workers):
-            self._stop(worker, kill=bool(worker.queued))
+        with self._lock:
+            for worker in list(self._workers):
+                self._stop(worker, kill=bool(worker.queued))
 
     # The scheduler: one thread, non-blocking pipes, one selector over every worker's stdout and stderr.
 
@@ -199,8 +199,7 @@ class MermaidPool:
         results: list[SyntaxVerdict | None] = [None] * len(codes)
         cacheable: set[int] = set()
         attempts = [0] * len(codes)
-        # Longest first, so the slowest diagrams do not start last and leave one core idle at the end.
-        pending = deque(sorted(range(len(codes)), key=lambda i: -len(codes[i])))
+        pending = deque(range(len(codes)))
         remaining = len(codes)
         try:
             while remaining:
@@ -294,9 +293,10 @@ class MermaidPool:
         if message["version"] != self.version:
             raise MermaidUnavailable(START_FAILED.format(reason=f"it loaded mermaid {message['version']}, "
                                                          f"expected {self.version}"))
-        if not (message["fastCopy"] and message["parserInput"]):
-            log.warning("mermaid worker runs without some of its patches (%s); verdicts are unaffected, "
-                        "but parsing is slower or error lines less exact", message)
+        missing = [name for name, applied in message["patches"].items() if not applied]
+        if missing:
+            log.warning("mermaid worker runs without its %s patch(es): verdicts are unaffected, but parsing is "
+                        "slower or error lines are less exact", ", ".join(missing))
 
     def _worker_died(self, worker: _Worker, pending: deque[int], attempts: list[int],
                      results: list[SyntaxVerdict | None], report: Callable[[int], None]) -> int:

@@ -1,23 +1,45 @@
 // A faster, result-identical path for mermaid's `assignWithDepth` when it copies into a fresh, empty object.
 //
 // Why: mermaid's getConfig() returns `assignWithDepth({}, currentConfig)`, a depth-2 copy of the whole
-// configuration (~900 properties), and the flowchart database calls it for every vertex; the same copy runs
-// several times per diagram in updateCurrentConfig(). With Object.entries, Object.hasOwn and one
-// Object.defineProperty per key, that copy is more than half of all parse time.
+// configuration (about 900 properties); the flowchart database calls it for every vertex, and
+// updateCurrentConfig() makes the same copy several times per diagram. With Object.entries, Object.hasOwn and
+// one Object.defineProperty per key, that copy was more than half of all parse time.
 //
-// Why the result is identical: for an empty, extensible plain object `dst` (prototype Object.prototype, no own
-// keys), the original walks Object.entries(src) and, per key: skips null values; gives arrays a new array with
-// duplicates removed (push unless includes); gives other objects a new plain object filled by a recursive call
-// one level shallower (Object.assign at depth 0); and defines every other value as an ordinary writable,
-// enumerable, configurable data property. `copyInto` does exactly that, key by key in the same order, with
-// plain assignment, which creates the same data property on such an object for every key except
-// "__proto__" (handled explicitly below, as the original treats it) and except keys that Object.prototype
-// has a setter for (install() refuses to enable the fast path when any such setter exists). Every other
-// call (non-empty or non-plain dst, arrays, unusual depth or options) runs the original unchanged.
-// ATLAS_MERMAID_VERIFY_COPY=1 runs both on every fast-path call and throws on any difference in keys,
-// order, property attributes, prototypes, freshness of copied containers or identity of shared leaves.
+// What the original does for an empty, extensible plain object `dst` (prototype Object.prototype, no own
+// keys): it walks Object.entries(src) and, per key, skips null values; gives arrays a new array without
+// duplicates (push unless includes); gives other objects a new plain object filled by a recursive call one
+// level shallower, which at depth 0 is Object.assign; and defines every other value as an ordinary writable,
+// enumerable, configurable data property. For "__proto__" it defines an own property when the value is an
+// object and skips it otherwise (it reads the inherited accessor).
+//
+// Two equivalent ways of doing the same, both only for such a `dst`, integer depth and a non-array object
+// `src` (every other call runs the original unchanged):
+// - copyInto: the same walk with plain assignment, which on such an object creates the same data property
+//   for every key except "__proto__" (handled as the original does) and except keys that Object.prototype
+//   has a setter for (the fast path is not installed when such a setter exists; neither mermaid's bundle
+//   nor linkedom ever defines one).
+// - compiled shapes: for a source whose "shape" (keys in order and the kind of every value: primitive, null,
+//   array, object, down to the level where the copy recurses) has been seen COMPILE_AFTER times, a function
+//   is compiled that builds the copy as one object literal (V8 makes those from a boilerplate, tens of times
+//   faster than key-by-key stores). It applies the same per-kind rules, reads every value afresh, in the
+//   original's key order, and is used only after the source's shape has been matched exactly on that call.
+//   A literal key defines the same data property as defineProperty, except "__proto__": shapes with that
+//   key are never compiled. The copy is moved into `dst` with Object.assign (same keys, same order).
+//
+// ATLAS_MERMAID_VERIFY_COPY=1 also runs the untouched original on every fast-path call and throws on any
+// difference in keys, order, property attributes, prototypes, fresh containers or identity of shared leaves.
 
 const PROTO = "__proto__";
+const COMPILE_AFTER = 32; // compiling a 900-property shape costs about as much as a hundred copies
+const MAX_SHAPES = 16;
+const CONFIG_DEPTH = 2; // getConfig copies with assignWithDepth's default depth
+
+const PRIMITIVE = 0;
+const NULL = 1;
+const ARRAY = 2;
+const NESTED = 3; // an object copied by recursion
+const SHALLOW = 4; // an object copied by Object.assign (depth 0)
+const END = "";
 
 const hasForeignSetters = () =>
   Object.entries(Object.getOwnPropertyDescriptors(Object.prototype)).some(
@@ -34,33 +56,37 @@ const dedupe = (list) => {
   return copy;
 };
 
-const defineData = (target, key, value) =>
-  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+const kindOf = (value, depth) => {
+  if (typeof value !== "object") {
+    return PRIMITIVE;
+  }
+  if (value === null) {
+    return NULL;
+  }
+  if (Array.isArray(value)) {
+    return ARRAY;
+  }
+  return depth > 1 ? NESTED : SHALLOW;
+};
 
-// dst is an empty plain object and depth an integer >= 1.
+// dst is an empty plain object, depth an integer >= 1.
 const copyInto = (dst, src, depth) => {
   for (const key of Object.keys(src)) {
     const value = src[key];
-    if (typeof value !== "object") {
-      // The original leaves "__proto__" out here: on the empty object it reads the inherited prototype.
-      if (key !== PROTO) {
-        dst[key] = value;
-      }
+    const kind = kindOf(value, depth);
+    if (kind === NULL || (kind === PRIMITIVE && key === PROTO)) {
       continue;
     }
-    if (value === null) {
-      continue;
-    }
-    let copy;
-    if (Array.isArray(value)) {
+    let copy = value;
+    if (kind === ARRAY) {
       copy = dedupe(value);
-    } else if (depth > 1) {
+    } else if (kind === NESTED) {
       copy = copyInto({}, value, depth - 1);
-    } else {
+    } else if (kind === SHALLOW) {
       copy = Object.assign({}, value);
     }
     if (key === PROTO) {
-      defineData(dst, key, copy);
+      Object.defineProperty(dst, key, { value: copy, writable: true, enumerable: true, configurable: true });
     } else {
       dst[key] = copy;
     }
@@ -68,25 +94,94 @@ const copyInto = (dst, src, depth) => {
   return dst;
 };
 
-const isFreshTarget = (dst) =>
-  dst !== null &&
-  typeof dst === "object" &&
-  Object.getPrototypeOf(dst) === Object.prototype &&
-  Object.isExtensible(dst) &&
-  Reflect.ownKeys(dst).length === 0;
+// A shape is the flat list of key, kind pairs met walking the levels the copy recurses into, in key order,
+// with END, END closing every object: two sources have the same shape exactly when their lists are equal.
+const shapeOf = (object, depth, shape = []) => {
+  for (const key of Object.keys(object)) {
+    if (key === PROTO) {
+      return null;
+    }
+    const kind = kindOf(object[key], depth);
+    shape.push(key, kind);
+    if (kind === NESTED && shapeOf(object[key], depth - 1, shape) === null) {
+      return null;
+    }
+  }
+  shape.push(END, END);
+  return shape;
+};
 
-const fastDepth = (options) => {
-  if (options === undefined) {
-    return 2;
+// Index just past `object`'s part of `shape` from `at`, or -1 when the object does not have that shape.
+const matchShape = (object, depth, shape, at) => {
+  for (const key of Object.keys(object)) {
+    const kind = kindOf(object[key], depth);
+    if (shape[at] !== key || shape[at + 1] !== kind) {
+      return -1;
+    }
+    at += 2;
+    if (kind === NESTED) {
+      at = matchShape(object[key], depth - 1, shape, at);
+      if (at < 0) {
+        return -1;
+      }
+    }
   }
-  if (options === null || typeof options !== "object") {
-    return undefined;
-  }
-  const { depth } = options;
-  if (depth === undefined) {
-    return 2;
-  }
-  return Number.isInteger(depth) ? depth : undefined;
+  return shape[at] === END && shape[at + 1] === END ? at + 2 : -1;
+};
+
+// Compiles `(src, dedupe) => copy` for src's shape, e.g. {"a": src["a"], "b": (v0 = src["b"], {"c": ...})}.
+const compileShape = (object, depth) => {
+  let temporaries = 0;
+  const literal = (expression, source, level) => {
+    const parts = [];
+    for (const key of Object.keys(source)) {
+      const name = JSON.stringify(key);
+      const read = `${expression}[${name}]`;
+      const kind = kindOf(source[key], level);
+      if (kind === PRIMITIVE) {
+        parts.push(`${name}: ${read}`);
+      } else if (kind === ARRAY) {
+        parts.push(`${name}: dedupe(${read})`);
+      } else if (kind === NESTED) {
+        const temporary = `v${temporaries++}`;
+        parts.push(`${name}: (${temporary} = ${read}, ${literal(temporary, source[key], level - 1)})`);
+      } else if (kind === SHALLOW) {
+        parts.push(`${name}: Object.assign({}, ${read})`);
+      }
+    }
+    return `{${parts.join(", ")}}`;
+  };
+  const body = literal("src", object, depth);
+  const names = Array.from({ length: temporaries }, (_, i) => `v${i}`);
+  const declarations = names.length > 0 ? `let ${names.join(", ")};` : "";
+  return new Function("src", "dedupe", `"use strict"; ${declarations} return ${body};`);
+};
+
+// Recently used shapes, most recent first; returns the compiled copier for src's shape, if there is one yet.
+export const makeShapeCache = () => {
+  const entries = [];
+  return (src, depth) => {
+    const index = entries.findIndex(
+      (entry) => entry.depth === depth && matchShape(src, depth, entry.shape, 0) === entry.shape.length,
+    );
+    let entry;
+    if (index >= 0) {
+      [entry] = entries.splice(index, 1);
+    } else {
+      const shape = shapeOf(src, depth);
+      if (shape === null) {
+        return null;
+      }
+      entry = { depth, shape, uses: 0, compiled: null };
+    }
+    entries.unshift(entry);
+    entries.length = Math.min(entries.length, MAX_SHAPES);
+    entry.uses += 1;
+    if (entry.compiled === null && entry.uses >= COMPILE_AFTER) {
+      entry.compiled = compileShape(src, depth);
+    }
+    return entry.compiled;
+  };
 };
 
 // Structural comparison used only by the verification mode: same prototypes, keys in the same order, same
@@ -129,24 +224,81 @@ const sameCopy = (fast, reference, source, depth, path) => {
   }
 };
 
+const isFreshTarget = (dst) =>
+  dst !== null &&
+  typeof dst === "object" &&
+  Object.getPrototypeOf(dst) === Object.prototype &&
+  Object.isExtensible(dst) &&
+  Reflect.ownKeys(dst).length === 0;
+
+const fastDepth = (options) => {
+  if (options === undefined) {
+    return 2;
+  }
+  if (options === null || typeof options !== "object") {
+    return undefined;
+  }
+  const { depth } = options;
+  if (depth === undefined) {
+    return 2;
+  }
+  return Number.isInteger(depth) ? depth : undefined;
+};
+
 /**
- * Returns a drop-in replacement for mermaid's assignWithDepth, or the original when the fast path cannot be
- * proven equivalent in this process. `reference` is an untouched copy of the original (its recursion does not
- * go through the replacement), used by the verification mode.
+ * Returns getConfig's copy step, `(currentConfig) => copy({}, currentConfig)`, with the shape matched once per
+ * currentConfig object instead of once per call. In the pinned bundle currentConfig is only ever replaced,
+ * by updateCurrentConfig with an object it has just built (its containers down to the copied depth are its
+ * own), and never modified: updateCurrentConfig's return value is ignored by all its callers, checkConfig
+ * only reads, and getConfig hands out copies. So the shape of a given currentConfig object cannot change
+ * between calls; the values are read afresh by every call.
  */
-export function wrapAssignWithDepth(original, { verify = false, reference = original } = {}) {
+export function makeConfigCopier(copy, compiledFor, { verify = false, reference = copy } = {}) {
+  let current = null;
+  let compiled = null;
+  const build = (config) => {
+    if (config !== current || compiled === null) {
+      current = config;
+      compiled = compiledFor(config, CONFIG_DEPTH);
+    }
+    return compiled === null ? copy({}, config) : compiled(config, dedupe);
+  };
+  if (!verify) {
+    return build;
+  }
+  return (config) => {
+    const result = build(config);
+    sameCopy(result, reference({}, config), config, CONFIG_DEPTH, "");
+    return result;
+  };
+}
+
+/**
+ * Returns a drop-in replacement for mermaid's assignWithDepth. `reference` is an untouched copy of the
+ * original (whose recursion does not come back here), used by the verification mode.
+ */
+export function wrapAssignWithDepth(original, compiledFor, { verify = false, reference = original } = {}) {
   if (hasForeignSetters()) {
     return original;
   }
   return (dst, src, options) => {
     const depth = fastDepth(options);
-    if (depth === undefined || src === null || typeof src !== "object" || Array.isArray(src) || !isFreshTarget(dst)) {
+    if (
+      depth === undefined ||
+      src === null ||
+      typeof src !== "object" ||
+      Array.isArray(src) ||
+      !isFreshTarget(dst)
+    ) {
       return original(dst, src, options);
     }
+    let copy;
     if (depth <= 0) {
-      return Object.assign(dst, src);
+      copy = Object.assign(dst, src);
+    } else {
+      const compiled = compiledFor(src, depth);
+      copy = compiled === null ? copyInto(dst, src, depth) : Object.assign(dst, compiled(src, dedupe));
     }
-    const copy = copyInto(dst, src, depth);
     if (verify) {
       sameCopy(copy, reference({}, src, options), src, depth, "");
     }

@@ -16,7 +16,7 @@ import fs from "node:fs";
 import { createRequire } from "node:module";
 import vm from "node:vm";
 import { parseHTML } from "linkedom";
-import { wrapAssignWithDepth } from "./fast-copy.mjs";
+import { makeConfigCopier, makeShapeCache, wrapAssignWithDepth } from "./fast-copy.mjs";
 
 const require = createRequire(import.meta.url);
 const BUNDLE = require.resolve("mermaid/dist/mermaid.js");
@@ -26,15 +26,22 @@ const VERIFY_COPY = process.env.ATLAS_MERMAID_VERIFY_COPY === "1";
 
 const COPY_DEFINITION_START = "assignWithDepth = /* @__PURE__ */ __name((dst, src, { depth = 2 } = {}) => {";
 const COPY_DEFINITION_END = '}, "assignWithDepth");';
+// Each patch replaces its anchor, which must occur exactly once in the bundle, by its replacement.
 const PATCHES = {
-  fastCopy: {
-    anchor: "      assignWithDepth_default = assignWithDepth;\n",
-    insert: "      assignWithDepth = assignWithDepth_default = globalThis.__atlasBot.wrapCopy(assignWithDepth);\n",
-  },
-  parserInput: {
-    anchor: '      text4 = encodeEntities(text4) + "\\n";\n',
-    insert: "      globalThis.__atlasBot.parserInput = { type: type3, text: text4 };\n",
-  },
+  fastCopy: [
+    "      assignWithDepth_default = assignWithDepth;\n",
+    "      assignWithDepth_default = assignWithDepth;\n" +
+      "      assignWithDepth = assignWithDepth_default = globalThis.__atlasBot.wrapCopy(assignWithDepth);\n",
+  ],
+  configCopy: [
+    "        return assignWithDepth_default({}, currentConfig);\n",
+    "        return globalThis.__atlasBot.copyConfig(currentConfig);\n",
+  ],
+  parserInput: [
+    '      text4 = encodeEntities(text4) + "\\n";\n',
+    '      text4 = encodeEntities(text4) + "\\n";\n' +
+      "      globalThis.__atlasBot.parserInput = { type: type3, text: text4 };\n",
+  ],
 };
 // "Parse error on line 3:" (jison), "Lexical error on line 3." (jison), "Parse error on line 3, column 5" (langium).
 const BLAMED_LINE = /\b(?:Parse|Lexical|Lexer) error on line (\d+)/;
@@ -50,13 +57,14 @@ const PARSER_REWRITES = [
 
 function patchBundle(source, bot) {
   const applied = {};
-  for (const [name, { anchor, insert }] of Object.entries(PATCHES)) {
+  for (const [name, [anchor, replacement]] of Object.entries(PATCHES)) {
     const at = source.indexOf(anchor);
-    applied[name] = at >= 0 && source.indexOf(anchor, at + 1) < 0;
+    // getConfig's copy is routed to bot.copyConfig, which exists only with the fast copy installed.
+    applied[name] = at >= 0 && source.indexOf(anchor, at + 1) < 0 && (name !== "configCopy" || applied.fastCopy);
     if (applied[name]) {
-      source = source.slice(0, at + anchor.length) + insert + source.slice(at + anchor.length);
+      source = source.slice(0, at) + replacement + source.slice(at + anchor.length);
     } else {
-      process.stderr.write(`atlas-bot mermaid worker: anchor for ${name} not found once; running without it\n`);
+      process.stderr.write(`atlas-bot mermaid worker: running without the ${name} patch (anchor not found once)\n`);
     }
   }
   let reference;
@@ -67,7 +75,12 @@ function patchBundle(source, bot) {
     const definition = source.slice(start, end);
     reference = vm.runInThisContext(`(() => { const __name = (fn) => fn; let ${definition} return assignWithDepth; })()`);
   }
-  bot.wrapCopy = (original) => wrapAssignWithDepth(original, { verify: VERIFY_COPY, reference });
+  bot.wrapCopy = (original) => {
+    const compiledFor = makeShapeCache();
+    const copy = wrapAssignWithDepth(original, compiledFor, { verify: VERIFY_COPY, reference });
+    bot.copyConfig = makeConfigCopier(copy, compiledFor, { verify: VERIFY_COPY, reference });
+    return copy;
+  };
   return { source, applied };
 }
 
@@ -96,7 +109,17 @@ const canonical = (line) => line.replace(/ﬂ°°?/g, "#").replace(/¶ß/g, ";")
 // place (entities, quotes), so the parser's non-blank lines are matched, in order, to the code's lines.
 function codeLine(code, parsed, blamed) {
   const codeLines = code.split(/\r\n?|\n/);
-  const clamp = (line) => Math.min(Math.max(line, 1), codeLines.length);
+  if (codeLines.length > 1 && codeLines.at(-1) === "") {
+    codeLines.pop(); // the newline ending the last line does not start another one
+  }
+  // A blamed line past the end or on a blank line (end of input) means the last line with text before it.
+  const clamp = (line) => {
+    let at = Math.min(Math.max(line, 1), codeLines.length);
+    while (at > 1 && !codeLines[at - 1].trim()) {
+      at -= 1;
+    }
+    return at;
+  };
   if (!parsed) {
     return clamp(blamed);
   }
@@ -206,6 +229,6 @@ function serve(engine) {
 
 const engine = loadMermaid();
 process.stdout.write(
-  `${JSON.stringify({ ready: true, version: VERSION, fastCopy: engine.applied.fastCopy, parserInput: engine.applied.parserInput })}\n`,
+  `${JSON.stringify({ ready: true, version: VERSION, patches: engine.applied })}\n`,
 );
 serve(engine);

@@ -1,21 +1,14 @@
-"""Fixtures of the end-to-end tests: the GitHub emulator (helper "github"), a sample repository served by it
-as an installed App's repository, and the bot's real server pointed at it."""
+"""Fixtures of the end-to-end tests: a sample repository served by the GitHub emulator (tests/conftest.py's
+``github_emulator``) as an installed App's repository, and the bot's real server pointed at it."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent.parent
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
-
-from emulator.fixtures import github_emulator, github_emulator_server  # noqa: E402,F401
-
-from e2e.harness import APP_ID, INSTALLATION_ID, REPO, BotServer, SampleRepo, app_key_pair  # noqa: E402
+from e2e.harness import APP_ID, INSTALLATION_ID, REPO, BotServer, SampleRepo, app_key_pair
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +17,7 @@ def app_keys() -> tuple[str, str]:
 
 
 @pytest.fixture
-def sample(tmp_path: Path, github_emulator, app_keys) -> SampleRepo:  # noqa: F811
+def sample(tmp_path: Path, github_emulator, app_keys) -> SampleRepo:
     repo = SampleRepo(tmp_path / "origin")
     github_emulator.add_repo(REPO, repo.path)
     github_emulator.register_app(APP_ID, app_keys[1], INSTALLATION_ID)
@@ -32,7 +25,7 @@ def sample(tmp_path: Path, github_emulator, app_keys) -> SampleRepo:  # noqa: F8
 
 
 @pytest.fixture
-def bot_factory(tmp_path: Path, github_emulator, app_keys) -> Iterator:  # noqa: F811
+def bot_factory(tmp_path: Path, github_emulator, app_keys) -> Iterator:
     started: list[BotServer] = []
 
     def make(**overrides) -> BotServer:

@@ -1,0 +1,358 @@
+"""Check functions, rule by rule with the default rules: snippets that pass and snippets that fail."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bot.config import load_config
+from bot.gates import checks
+from bot.gates.checks import Expansions, Hit, Subject
+from bot.gates.fixes import SyntaxFix
+from bot.model import Diagram, SyntaxVerdict
+
+CONFIG = load_config()
+OK = SyntaxVerdict(ok=True, type="flowchart-v2")
+PLANES = """
+    classDef edgeStyle fill:#3B82F6,stroke:#2563EB,color:#fff
+    classDef serviceStyle fill:#10B981,stroke:#059669,color:#fff"""
+
+
+def diagram(code: str, first_line: int = 10) -> Diagram:
+    """A diagram whose fence is at ``first_line`` and whose code starts on the next line."""
+    return Diagram("docs/systems/a.md", first_line, code, tuple(range(first_line + 1, first_line + 2 + code.count("\n"))))
+
+
+def run(
+    gate_id: str,
+    rule_id: str,
+    code: str,
+    *,
+    evidence: str | None = None,
+    file_text: str = "",
+    verdict: SyntaxVerdict = OK,
+    fix: SyntaxFix | None = None,
+) -> list[Hit]:
+    """The hits of one default rule on ``code``; ``evidence`` stands in for the section or file around it."""
+    gate = CONFIG.gate(gate_id)
+    rule = next(r for r in gate.rules if r.id == rule_id)
+    subject = Subject(
+        diagram(code),
+        verdict=verdict,
+        syntax_fix=fix,
+        evidence_text=lambda kind: code if kind == checks.EVIDENCE_DIAGRAM or evidence is None else evidence,
+        expansions=lambda: Expansions(file_text or code),
+    )
+    return list(checks.CHECKS[rule.check].run(CONFIG.compiled[(gate_id, rule_id)], subject, gate.evidence))
+
+
+def lines_of(hits: list[Hit]) -> list[int | None]:
+    return [hit.line for hit in hits]
+
+
+# (gate, rule, diagram code, code lines of the expected hits: [] = passes, [None] = one whole-diagram hit)
+DIAGRAM_CASES = [
+    # technical: placeholders (terms in capitals match only in capitals; whole words only)
+    ("technical", "placeholders", "graph TD\n    A[TODO] --> B[Checkout]", [1]),
+    ("technical", "placeholders", "graph TD\n    A[Owner: TBD]\n    B[Lorem Ipsum dolor]", [1, 2]),
+    ("technical", "placeholders", "graph TD\n    A[Todo app] --> B[Checkout]", []),
+    ("technical", "placeholders", "graph TD\n    A[TODOS list] --> B[TBDX]", []),
+    ("technical", "placeholders", "graph TD\n    %% FIXME: split\n    A --> B", [1]),
+    ("technical", "generic_names", "graph TD\n    A[Service A] --> B[Service B]", [1]),
+    ("technical", "generic_names", "graph TD\n    A[service a] --> B[Payments]", [1]),
+    ("technical", "generic_names", "graph TD\n    A[Service API] --> B[Services ABC]", []),
+    ("technical", "generic_names", "sequenceDiagram\n    U->>D: resolve api.example.com", [1]),
+    ("technical", "generic_names", "sequenceDiagram\n    U->>D: resolve myexample.com and example.com.au", []),
+    # technical: palette
+    ("technical", "legacy_colours", "graph TD\n    A --> B\n    style A fill:#0066CC", [2]),
+    ("technical", "legacy_colours", "graph TD\n    A --> B\n    classDef s fill:#cc0000,stroke:#000", [2]),
+    ("technical", "legacy_colours", "graph TD\n    A --> B\n    style A fill:#0066CCAA" + PLANES, []),
+    ("technical", "plane_colours", "graph TD\n    A --> B\n    classDef edgeStyle fill:#4A90E2,color:#fff", [2]),
+    ("technical", "plane_colours", "graph TD\n    A --> B\n    classDef StatePlane fill:#10B981", [2]),
+    ("technical", "plane_colours", "graph TD\n    A --> B" + PLANES, []),
+    ("technical", "plane_colours", "graph TD\n    A --> B\n    classDef edgy fill:#123456", []),
+    ("technical", "plane_colours", "graph TD\n    A --> B\n    classDef edgeStyle fill:#0066CC", []),
+    # technical: size (default limits: 60 nodes, 80 edges, 150 lines)
+    ("technical", "size", "graph TD\n" + "\n".join(f"    N{i} --> N{i + 1}" for i in range(70)), [None]),
+    ("technical", "size", "sequenceDiagram\n" + "\n".join(f"    A->>B: step {i}" for i in range(160)), [None]),
+    ("technical", "size", "graph TD\n" + "\n".join(f"    N{i} --> N{i + 1}" for i in range(30)), []),
+    # new hire: acronyms (glossary, expansions in the file, ids are not text, capitals that shout are skipped)
+    ("new_hire", "acronyms", "graph TD\n    A[API Gateway] --> B[(SQL DB)]", []),
+    ("new_hire", "acronyms", "graph TD\n    A[Edge] --> B[XYZ Cache<br/>QRS tier]", [1]),
+    ("new_hire", "acronyms", "graph TD\n    ABCD[Cache] --> EFGH[Store]", []),
+    ("new_hire", "acronyms", "graph TD\n    ABCD --> EFGH", [1]),
+    ("new_hire", "acronyms", "graph TD\n    A[APIs and SLOs] --> B[HTTP2 proxy]", []),
+    ("new_hire", "acronyms", "graph TD\n    A -.->|SOFTWARE BUG| B", []),
+    ("new_hire", "acronyms", "graph TD\n    A[GET /orders] --> B[ERROR: timeout]", []),
+    ("new_hire", "acronyms", "graph TD\n    A[XYZ] --> B[XYZ again]\n    B --> C[XYZ]", [1]),
+    ("new_hire", "acronyms", "sequenceDiagram\n    participant Q as QRS Router\n    Q->>Q: retry", [1]),
+    ("new_hire", "acronyms", "sequenceDiagram\n    participant QRS\n    QRS->>DB: FOO lookup", [1, 2]),
+    ("new_hire", "acronyms", "graph TD\n    A[Cache] --> B\n    style A fill:#ABCDEF", []),
+    # new hire: versions
+    ("new_hire", "versions", "graph TD\n    A[API] --> B[(PostgreSQL 16)]", []),
+    ("new_hire", "versions", "graph TD\n    A[API] --> B[(PostgreSQL)]", [1]),
+    ("new_hire", "versions", "graph TD\n    A[Kafka<br/>50 brokers] --> B[Kafka 50 brokers]", [1]),
+    ("new_hire", "versions", "graph TD\n    A[Redis Cluster 7.2] --> B[Postgres v15.4]", []),
+    ("new_hire", "versions", "graph TD\n    A[Redis] --> B[Redis 7.2 replica]", []),
+    ("new_hire", "versions", "graph TD\n    A[MyRedis fork] --> B[postgresql logs]", []),
+    ("new_hire", "versions", "graph TD\n    A[Elasticsearch 8.x] --> B[Kubernetes (1.29)]", []),
+    ("new_hire", "versions", "graph TD\n    A[Kafka 1,000 partitions] --> B[Redis 100GB]", [1, 1]),
+    ("new_hire", "versions", "graph TD\n    A[Kafka 3.6, Redis 7] --> B[MySQL 8.0.]", []),
+    ("new_hire", "versions", "graph TD\n    Kafka --> Redis", [1, 1]),
+    # new hire: direction and orphans (flowcharts only)
+    ("new_hire", "direction", "graph TD\n    A --- B\n    B -.- C", [None]),
+    ("new_hire", "direction", "graph TD\n    A --- B\n    B --> C", []),
+    ("new_hire", "direction", "graph TD\n    A", []),
+    ("new_hire", "direction", "sequenceDiagram\n    A->>B: hi", []),
+    ("new_hire", "orphans", "graph TD\n    A --> B\n    C[Lonely]", [2]),
+    ("new_hire", "orphans", "graph TD\n    subgraph S[Plane]\n        A\n    end\n    A & B --> C", []),
+    ("new_hire", "orphans", "graph TD\n    A --> B\n    C\n    D[Also alone]", [2]),
+    ("new_hire", "orphans", "pie\n    \"A\" : 1", []),
+    ("new_hire", "scale_metric", "graph TD\n    A[Gateway<br/>50K req/s] --> B", []),
+    ("new_hire", "scale_metric", "graph TD\n    A[Store<br/>2 TB] --> B[40 brokers]", []),
+    ("new_hire", "scale_metric", "graph TD\n    A[Gateway] --> B[Store]", [None]),
+]
+
+
+@pytest.mark.parametrize(("gate_id", "rule_id", "code", "expected"), DIAGRAM_CASES)
+def test_rules_on_diagrams(gate_id: str, rule_id: str, code: str, expected: list[int | None]) -> None:
+    assert lines_of(run(gate_id, rule_id, code)) == expected
+
+
+BARE = "graph TD\n    A[Checkout] --> B[Orders]"
+
+# (gate, rule, section text around the diagram: passes?)
+SECTION_CASES = [
+    ("three_am", "error_signal", 'Logs show "connection refused" on port 5432.', True),
+    ("three_am", "error_signal", "The pod is `OOMKilled` under load.", True),
+    ("three_am", "error_signal", "ERROR: deadline exceeded", True),
+    ("three_am", "error_signal", "A java.lang.OutOfMemoryError appears.", True),
+    ("three_am", "error_signal", "Clients get HTTP 503 back.", True),
+    ("three_am", "error_signal", "Something goes wrong and errors happen.", False),
+    ("three_am", "error_signal", "filler " * 80 + 'Clients log "upstream said: connection refused".', True),
+    ("three_am", "metric", "Alert when p99 exceeds the budget.", True),
+    ("three_am", "metric", "Latency climbs past 250 ms.", True),
+    ("three_am", "metric", "Throughput drops to 2,000 req/s.", True),
+    ("three_am", "metric", "The error rate rises.", True),
+    ("three_am", "metric", "It gets slow.", False),
+    ("three_am", "runbook", "See the runbook for details.", True),
+    ("three_am", "runbook", "Run `kubectl rollout undo deploy/checkout`.", True),
+    ("three_am", "runbook", "```bash\nsystemctl status nginx\n```", True),
+    ("three_am", "runbook", "$ redis-cli INFO replication", True),
+    ("three_am", "runbook", "Ask the team what to do.", False),
+    ("three_am", "recovery", "Fail over to the replica.", True),
+    ("three_am", "recovery", "Roll back the deploy, then restart the workers.", True),
+    ("three_am", "recovery", "Nothing can be done.", False),
+    ("cfo", "cost", "Runs at $42K/month.", True),
+    ("cfo", "cost", "About 12,000 USD a month.", True),
+    ("cfo", "cost", "It is expensive.", False),
+    ("cfo", "unit_cost", "That is $0.004 per request.", True),
+    ("cfo", "unit_cost", "Storage costs $0.023/GB.", True),
+    ("cfo", "unit_cost", "Runs at $42K in total.", False),
+    ("cfo", "commitment_or_growth", "Reserved instances save 40% over on-demand.", True),
+    ("cfo", "commitment_or_growth", "Projected growth to $80K/month by 2026.", True),
+    ("cfo", "commitment_or_growth", "Runs at $42K/month.", False),
+    ("incident", "failure_modes", "The primary crashed and writes timed out.", True),
+    ("incident", "failure_modes", "A calm day.", False),
+    ("incident", "blast_radius", "Blast radius: EU checkout.", True),
+    ("incident", "blast_radius", "About 12% of requests were dropped.", True),
+    ("incident", "blast_radius", "Customers affected in two regions.", True),
+    ("incident", "blast_radius", "Some things broke.", False),
+    ("incident", "recovery_time", "RTO: 15 min", True),
+    ("incident", "recovery_time", "Service restored after 45 minutes.", True),
+    ("incident", "recovery_time", "It came back eventually.", False),
+    ("incident", "data_loss", "RPO: 5 s of writes.", True),
+    ("incident", "data_loss", "No data was lost.", True),
+    ("incident", "data_loss", "Writes were slow.", False),
+    ("incident", "rollback", "Rollback: helm rollback checkout 41", True),
+    ("incident", "rollback", "The config change was reverted.", True),
+    ("incident", "rollback", "The team watched dashboards.", False),
+]
+
+
+@pytest.mark.parametrize(("gate_id", "rule_id", "section", "passes"), SECTION_CASES)
+def test_rules_on_sections(gate_id: str, rule_id: str, section: str, passes: bool) -> None:
+    evidence = f"## Section\n\n{section}\n\n```mermaid\n{BARE}\n```\n"
+    assert lines_of(run(gate_id, rule_id, BARE, evidence=evidence)) == ([] if passes else [None])
+
+
+def test_syntax_passes_a_parsed_diagram() -> None:
+    assert run("technical", "syntax", BARE) == []
+
+
+def test_syntax_names_the_parser_error_and_its_file_line() -> None:
+    verdict = SyntaxVerdict(ok=False, error="Parse error on line 2:\n...A[x (y)]\n-----^\nExpecting 'SQE', got 'PS'",
+                            error_line=2)
+    (hit,) = run("technical", "syntax", "graph TD\n    A[x (y)] --> B", verdict=verdict)
+    assert hit.line == 1
+    assert hit.fields["error_line"] == "12"
+    assert hit.fields["error"] == "near `A[x (y)]`; Expecting 'SQE', got 'PS'"
+    assert hit.replacement is None
+
+
+def test_syntax_carries_the_fix_as_replacement() -> None:
+    verdict = SyntaxVerdict(ok=False, error="Parse error", error_line=2)
+    fix = SyntaxFix(2, 2, ('    A["x (y)"] --> B',), "Quote labels: reserved characters")
+    (hit,) = run("technical", "syntax", "graph TD\n    A[x (y)] --> B", verdict=verdict, fix=fix)
+    assert (hit.line, hit.end, hit.replacement) == (1, 1, ('    A["x (y)"] --> B',))
+    assert "Quote labels" in hit.fields["fix"]
+
+
+def test_syntax_error_without_a_line_is_a_whole_diagram_hit() -> None:
+    (hit,) = run("technical", "syntax", BARE, verdict=SyntaxVerdict(ok=False, error=None))
+    assert hit.line is None
+    assert hit.fields["error"] == checks.UNKNOWN_SYNTAX_ERROR
+
+
+def test_legacy_colour_replacement_is_the_modern_colour_of_the_plane() -> None:
+    (hit,) = run("technical", "legacy_colours", "graph TD\n    A --> B\n    classDef x fill:#0066cc,stroke:#CC0000")
+    assert hit.replacement == ("    classDef x fill:#3B82F6,stroke:#8B5CF6",)
+    assert (hit.fields["plane"], hit.fields["modern"]) == ("Edge", "#3B82F6")
+
+
+def test_plane_colour_replacement_changes_only_the_fill() -> None:
+    (hit,) = run("technical", "plane_colours", "graph TD\n    A --> B\n    classDef serviceStyle fill:#F59E0B,stroke:#F59E0B")
+    assert hit.replacement == ("    classDef serviceStyle fill:#10B981,stroke:#F59E0B",)
+
+
+def test_acronyms_expanded_in_the_file_pass() -> None:
+    code = "graph TD\n    A[WAL shipping] --> B[QRS]"
+    page = f"The Write-Ahead Log (WAL) is shipped; QRS (Query Routing Service) routes.\n\n```mermaid\n{code}\n```"
+    assert run("new_hire", "acronyms", code, file_text=page) == []
+    (hit,) = run("new_hire", "acronyms", code, file_text=code)
+    assert hit.fields["acronyms"] == "`WAL`, `QRS`"
+
+
+def test_technology_versioned_in_the_section_passes_when_the_gate_reads_sections() -> None:
+    code = "graph TD\n    A[API] --> B[(PostgreSQL)]"
+    gate = CONFIG.gate("new_hire")
+    rule = next(r for r in gate.rules if r.id == "versions")
+    subject = Subject(diagram(code), verdict=OK, syntax_fix=None,
+                      evidence_text=lambda kind: "We run PostgreSQL 16.2.\n" + code, expansions=lambda: Expansions(code))
+    state = CONFIG.compiled[("new_hire", "versions")]
+    assert list(checks.CHECKS[rule.check].run(state, subject, checks.EVIDENCE_SECTION)) == []
+    assert len(list(checks.CHECKS[rule.check].run(state, subject, checks.EVIDENCE_DIAGRAM))) == 1
+
+
+def test_orphans_are_listed_with_their_file_lines() -> None:
+    (hit,) = run("new_hire", "orphans", "graph TD\n    A --> B\n    C\n    D")
+    assert hit.fields["nodes"] == "`C` (line 13), `D` (line 14)"
+    assert hit.fields["count"] == "2"
+
+
+# ------------------------------------------------------------------------------------------ the readers
+
+
+def test_flowchart_reader_counts_nodes_edges_and_direction() -> None:
+    lines = """%%{init: {}}%%
+graph LR
+  A[Cache (Redis)] --> B((DB))
+  B -- writes --> C{"x}y"} & D[/para/]
+  E@{ shape: rect, label: "Hello" } -.-> F:::hot
+  G --- H;
+  classDef hot fill:#f00
+  subgraph S1 [Title]
+    I
+  end
+  J -->|label| K -- x --- L
+  M -."fallback".-> N
+  O e1@--> P""".split("\n")
+    graph = checks.parse_flowchart(lines, checks.header_line(lines))
+    assert set(graph.nodes) == set("ABCDEFGHIJKLMNOP")
+    assert graph.edges == 9
+    assert graph.directed == 7
+    assert graph.orphans() == [("I", 8)]
+    assert graph.subgraphs == {"S1"}
+    assert (2, "Cache (Redis)") in graph.labels and (4, "Hello") in graph.labels and (10, "label") in graph.labels
+
+
+@pytest.mark.parametrize(("lines", "expected"), [
+    (["graph TD"], 0),
+    (["", "%% note", "sequenceDiagram"], 2),
+    (["---", "title: x", "---", "flowchart LR"], 3),
+    (["%%{init: {}}%%"], -1),
+])
+def test_header_line(lines: list[str], expected: int) -> None:
+    assert checks.header_line(lines) == expected
+
+
+@pytest.mark.parametrize(("text", "acronym", "expanded"), [
+    ("We use a Content Delivery Network (CDN).", "CDN", True),
+    ("CDN (Content Delivery Network) in front.", "CDN", True),
+    ("CDN: Content Delivery Network", "CDN", True),
+    ("CDNs (Content Delivery Networks)", "CDN", True),
+    ("Time To Live (TTL)", "TTL", True),
+    ("Bureau of Labor Statistics (BLS)", "BLS", True),
+    ("PostgreSQL (PSQL)", "PSQL", True),
+    ("the CDN (fast)", "CDN", False),
+    ("XCDN: Content Delivery Network", "CDN", False),
+    ("Content Delivery\nNetwork (CDN)", "CDN", False),
+])
+def test_expansions(text: str, acronym: str, expanded: bool) -> None:
+    assert (acronym in Expansions(text)) is expanded
+
+
+@pytest.mark.parametrize(("error", "expected"), [
+    ("Parse error on line 3:\n...A[x (y)] --> B\n-------^\nExpecting 'SQE', got 'PS'",
+     "near `A[x (y)] --> B`; Expecting 'SQE', got 'PS'"),
+    ("Lexical error on line 1. Unrecognized text.", "Lexical error on line 1. Unrecognized text."),
+    (None, checks.UNKNOWN_SYNTAX_ERROR),
+    ("x" * 400, "x" * (checks.SYNTAX_ERROR_MAX - 1) + "…"),
+])
+def test_condense_syntax_error(error: str | None, expected: str) -> None:
+    assert checks.condense_syntax_error(error) == expected
+
+
+def test_trie_pattern_matches_each_word_and_nothing_shorter() -> None:
+    pattern = re.compile(rf"(?:{checks.trie_pattern(['Redis', 'Red Hat', 'Rust', 'Postgres', 'PostgreSQL'])})\b")
+    found = [m.group(0) for m in pattern.finditer("Redis, Red  Hat, Rust, Postgres, PostgreSQL, Redi, Pos")]
+    assert found == ["Redis", "Red  Hat", "Rust", "Postgres", "PostgreSQL"]
+
+
+@pytest.mark.parametrize(("pattern", "needles"), [
+    (r"\b(?:runbooks?|playbooks?)\b", ("playbook", "runbook")),
+    (r"\bp(?:50|99)\b", ("p50", "p99")),
+    (r"(?-i:\b[A-Z]\w+(?:Exception|Error)\b)", ("error", "exception")),
+    (r"\bHTTP[ /]?[45]\d\d\b", ("http",)),
+    (r"[$€£]\s?\d", None),
+    (r"(?:abc)*x", None),
+    (r"\d+\s?ms\b", None),
+])
+def test_necessary_literals(pattern: str, needles: tuple[str, ...] | None) -> None:
+    assert checks.necessary_literals(pattern, re.IGNORECASE) == needles
+
+
+def test_every_default_evidence_pattern_agrees_with_and_without_its_needles() -> None:
+    texts = [case[2] for case in SECTION_CASES] + ["", "Ⅰ ſ K İ mixed", "P99 LATENCY 40MS", "RUNBOOK"]
+    for gate in CONFIG.gates:
+        for rule in gate.rules:
+            if rule.check != "evidence_matches":
+                continue
+            for pattern in rule.params["patterns"]:
+                full = re.compile(pattern, re.IGNORECASE | re.MULTILINE)
+                needles = checks.necessary_literals(pattern, re.IGNORECASE | re.MULTILINE) or ()
+                for text in texts:
+                    if full.search(text):
+                        lower = checks.lowered_for_needles(text)
+                        assert lower is None or not needles or any(n in lower for n in needles), (pattern, text)
+
+
+def test_lowered_for_needles_refuses_texts_with_case_folds_onto_ascii() -> None:
+    assert checks.lowered_for_needles("Runbook") == "runbook"
+    assert checks.lowered_for_needles("\u212aelvin") is None
+
+
+def test_every_check_is_documented_and_registered_once() -> None:
+    assert set(checks.CHECKS) == {
+        "mermaid_syntax", "legacy_colours", "plane_colours", "placeholders", "diagram_size", "acronyms",
+        "technology_versions", "directed_flow", "orphan_nodes", "evidence_matches",
+    }
+    assert all(spec.doc for spec in checks.CHECKS.values())
+
+
+def test_bad_regular_expression_names_the_pattern() -> None:
+    with pytest.raises(checks.CheckParamError) as caught:
+        checks.prepare("evidence_matches", {"patterns": ["ok", "(unclosed"]}, CONFIG)
+    assert caught.value.param == "patterns" and caught.value.index == 1
+    assert "(unclosed" in caught.value.reason

@@ -1,0 +1,247 @@
+"""The engine: findings placed on file lines and explained, suggestions with container prefixes, blocking and
+passing per gate, gates per category, evidence from the Markdown section, files that could not be read."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bot.config import Gate, Rule, load_config
+from bot.gates import engine
+from bot.gates.fixes import SyntaxFix
+from bot.model import Diagram, DiagramStatus, FileChange, Severity, SyntaxVerdict
+
+CONFIG = load_config()
+OK = SyntaxVerdict(ok=True, type="flowchart-v2")
+GOOD = """graph LR
+    API[Checkout API<br/>Go 1.22<br/>12K req/s] -->|"orders"| DB[(PostgreSQL 16<br/>2 TB)]
+    classDef serviceStyle fill:#10B981,stroke:#059669,color:#fff
+    class API serviceStyle"""
+
+
+def page(*blocks: str) -> str:
+    return "\n".join(blocks) + "\n"
+
+
+def fence(code: str, prefix: str = "") -> str:
+    return "\n".join(prefix + line if line else prefix.rstrip() for line in ["```mermaid", *code.split("\n"), "```"])
+
+
+def diagram_in(text: str, path: str = "docs/systems/a.md", prefix: str = "") -> Diagram:
+    """The first mermaid fence of ``text`` (written by ``fence``), with its file lines."""
+    lines = text.split("\n")
+    start = next(i for i, line in enumerate(lines) if line == prefix + "```mermaid")
+    end = next(i for i in range(start + 1, len(lines)) if lines[i] == prefix + "```")
+    code = "\n".join(line[len(prefix):] if line.startswith(prefix) else "" for line in lines[start + 1 : end])
+    return Diagram(path, start + 1, code, tuple(range(start + 2, end + 1)))
+
+
+def evaluate(text: str, *, category: str | None = "systems", verdict: SyntaxVerdict = OK,
+             fix: SyntaxFix | None = None, config=CONFIG, prefix: str = ""):
+    diagram = diagram_in(text, prefix=prefix)
+    return engine.evaluate_diagram(config, diagram, status=DiagramStatus.ADDED, category=category, file_text=text,
+                                   verdict=verdict, syntax_fix=fix)
+
+
+def test_a_good_diagram_passes_every_gate_that_applies() -> None:
+    result = evaluate(page("# Checkout", fence(GOOD)))
+    assert result.findings == ()
+    assert result.gates_passed == {"technical": True, "new_hire": True}
+    assert result.passed
+
+
+def test_gates_apply_by_category() -> None:
+    text = page("# Outage", fence(GOOD))
+    assert set(evaluate(text, category="incidents").gates_passed) == {"technical", "three_am", "new_hire", "incident"}
+    assert set(evaluate(text, category="costs").gates_passed) == {"technical", "new_hire", "cfo"}
+    assert set(evaluate(text, category=None).gates_passed) == {"technical", "new_hire"}
+
+
+def test_line_findings_sit_on_the_file_line_and_whole_diagram_findings_on_the_fence() -> None:
+    code = GOOD + "\n    X[TODO]"
+    text = page("# Title", "", "Intro.", "", fence(code))
+    result = evaluate(text, category="incidents")
+    placeholder = next(f for f in result.findings if f.rule == "placeholders")
+    assert text.split("\n")[placeholder.line - 1] == "    X[TODO]"
+    runbook = next(f for f in result.findings if f.rule == "runbook")
+    assert text.split("\n")[runbook.line - 1] == "```mermaid"
+
+
+def test_messages_say_what_is_missing_and_what_would_pass() -> None:
+    result = evaluate(page("# Outage", fence(GOOD)), category="incidents")
+    recovery_time = next(f for f in result.findings if f.rule == "recovery_time")
+    assert recovery_time.message == (
+        "No recovery time: add RTO or MTTR to a node or the section, e.g. `RTO: 15 min`."
+    )
+    assert all(", e.g. " in f.message for f in result.findings)
+
+
+def test_syntax_error_is_mapped_to_the_file_line_and_blocks() -> None:
+    code = "graph LR\n    A[Cache (Redis 7)] --> B[(PostgreSQL 16)]"
+    text = page("# T", fence(code))
+    verdict = SyntaxVerdict(ok=False, error="Parse error on line 2:\n...\nExpecting 'SQE', got 'PS'", error_line=2)
+    result = evaluate(text, verdict=verdict)
+    (syntax,) = [f for f in result.findings if f.rule == "syntax"]
+    assert syntax.line == 4 and syntax.end_line is None and syntax.suggestion is None
+    assert syntax.severity is Severity.ERROR and syntax.blocking
+    assert "Expecting 'SQE', got 'PS'" in syntax.message
+    assert not result.passed and result.gates_passed["technical"] is False
+
+
+def test_syntax_fix_becomes_a_suggestion_for_the_lines_it_replaces() -> None:
+    code = "graph LR\n    A[Cache (Redis 7)] -->\n    B[(PostgreSQL 16)]"
+    text = page("# T", fence(code))
+    fix = SyntaxFix(2, 3, ('    A["Cache (Redis 7)"] --> B[(PostgreSQL 16)]',), "Quote labels: reserved characters")
+    result = evaluate(text, verdict=SyntaxVerdict(ok=False, error="Parse error", error_line=2), fix=fix)
+    (syntax,) = [f for f in result.findings if f.rule == "syntax"]
+    assert (syntax.line, syntax.end_line) == (4, 5)
+    assert syntax.suggestion == '    A["Cache (Redis 7)"] --> B[(PostgreSQL 16)]'
+    assert "Suggested fix: Quote labels" in syntax.message
+
+
+def test_suggestions_keep_block_quote_prefixes() -> None:
+    code = GOOD + "\n    style API fill:#00AA00"
+    text = page("# T", "", fence(code, prefix="> "))
+    result = evaluate(text, prefix="> ")
+    (legacy,) = [f for f in result.findings if f.rule == "legacy_colours"]
+    assert text.split("\n")[legacy.line - 1] == ">     style API fill:#00AA00"
+    assert legacy.suggestion == ">     style API fill:#10B981"
+    assert legacy.end_line == legacy.line
+    assert not legacy.blocking and legacy.severity is Severity.WARNING
+
+
+def test_no_suggestion_when_the_file_line_does_not_hold_the_code_line() -> None:
+    code = GOOD + "\n    style API fill:#00AA00"
+    text = page("# T", fence(code))
+    diagram = diagram_in(text)
+    shifted = dataclasses.replace(diagram, line_map=tuple(n - 1 for n in diagram.line_map))
+    result = engine.evaluate_diagram(CONFIG, shifted, status=DiagramStatus.ADDED, category="systems",
+                                     file_text=text, verdict=OK, syntax_fix=None)
+    (legacy,) = [f for f in result.findings if f.rule == "legacy_colours"]
+    assert legacy.suggestion is None
+
+
+def test_content_gates_warn_without_blocking_by_default() -> None:
+    result = evaluate(page("# Outage", fence(GOOD)), category="incidents")
+    assert result.gates_passed["three_am"] is False and result.gates_passed["incident"] is False
+    assert result.findings and not any(f.blocking for f in result.findings)
+    assert result.passed
+
+
+def test_a_blocking_gate_blocks_on_errors_only() -> None:
+    config = load_config(repo_config_text="gates:\n  three_am:\n    blocking: true\n    rules:\n"
+                                          "      runbook: {severity: error}\n")
+    result = evaluate(page("# Outage", fence(GOOD)), category="incidents", config=config)
+    blocking = {f.rule for f in result.findings if f.blocking}
+    assert blocking == {"runbook"}
+    assert not result.passed
+
+
+def test_notices_do_not_fail_a_gate() -> None:
+    config = load_config(repo_config_text="gates:\n  three_am:\n    severity: notice\n")
+    result = evaluate(page("# Outage", fence(GOOD)), category="debugging", config=config)
+    assert {f.severity for f in result.findings if f.gate == "three_am"} == {Severity.NOTICE}
+    assert result.gates_passed["three_am"] is True
+
+
+def test_disabled_gates_and_rules_do_not_run() -> None:
+    config = load_config(repo_config_text="gates:\n  incident: {enabled: false}\n"
+                                          "  three_am:\n    rules:\n      runbook: {enabled: false}\n")
+    result = evaluate(page("# Outage", fence(GOOD)), category="incidents", config=config)
+    assert "incident" not in result.gates_passed
+    assert not any(f.rule == "runbook" for f in result.findings)
+
+
+def test_section_evidence_is_the_section_around_the_fence() -> None:
+    text = page(
+        "# Outage", "",
+        "## Cascade", "", "Clients saw `ERROR: connection refused`; p99 went to 900 ms.", "", fence(GOOD), "",
+        "### Recovery", "", "Fail over, then run `kubectl rollout restart deploy/api`.", "",
+        "## Timeline", "", "Nothing about errors here.",
+    )
+    result = evaluate(text, category="debugging")
+    assert result.gates_passed["three_am"] is True
+    other = page("# Outage", "", "## Timeline", "", "Clients saw `ERROR: refused`.", "", "## Diagram", "", fence(GOOD))
+    assert evaluate(other, category="debugging").gates_passed["three_am"] is False
+
+
+def test_file_evidence_reads_the_whole_file() -> None:
+    config = load_config(repo_config_text="gates:\n  three_am: {evidence: file}\n")
+    text = page("# Outage", "", "## Runbook", "", "Run `kubectl rollout undo deploy/api`: ERROR: timeout, p99 800 ms,"
+                " then restart.", "", "## Diagram", "", fence(GOOD))
+    assert evaluate(text, category="debugging", config=config).gates_passed["three_am"] is True
+
+
+def test_new_rule_from_configuration_runs_with_its_own_message() -> None:
+    config = load_config(repo_config_text=(
+        "gates:\n  new_hire:\n    rules:\n      owner:\n        check: evidence_matches\n"
+        "        params: {patterns: ['owner:']}\n        message: No owner\n        example: '`Owner: @team`'\n"
+    ))
+    result = evaluate(page("# T", fence(GOOD)), config=config)
+    (owner,) = [f for f in result.findings if f.rule == "owner"]
+    assert owner.message == "No owner, e.g. `Owner: @team`."
+    assert owner.severity is Severity.WARNING
+
+
+def test_skipped_file_finding() -> None:
+    finding = engine.skipped_file_finding(FileChange("docs/a.md", "M", skip_reason="not valid UTF-8"))
+    assert (finding.path, finding.line, finding.severity, finding.blocking) == ("docs/a.md", 1, Severity.WARNING, False)
+    assert "not valid UTF-8" in finding.message and "max_file_bytes" in finding.message
+
+
+@pytest.mark.parametrize(("message", "example", "fields", "expected"), [
+    ("No recovery time: add RTO", "`RTO: 15 min`", {}, "No recovery time: add RTO, e.g. `RTO: 15 min`."),
+    ("Ends with a period.", "", {}, "Ends with a period."),
+    ("No period", "", {}, "No period."),
+    ("{name} without a version", "`{example}`", {"name": "Redis", "example": "Redis 7.2"},
+     "Redis without a version, e.g. `Redis 7.2`."),
+    ("Missing {name}", "{example}.", {}, "Missing, e.g. ."),
+])
+def test_explain(message: str, example: str, fields: dict[str, str], expected: str) -> None:
+    rule = Rule(id="r", check="evidence_matches", severity=Severity.WARNING, message=message, example=example)
+    assert engine.explain(rule, fields) == expected
+
+
+SECTION_TEXT = """intro
+# A
+text
+## B
+```bash
+# not a heading
+```
+para
+Setext
+------
+x
+## C
+last"""
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    (1, "intro"),
+    (3, SECTION_TEXT.split("\n", 1)[1]),
+    (6, "## B\n```bash\n# not a heading\n```"),
+    (11, "para\nSetext\n------\nx"),
+    (13, "## C\nlast"),
+])
+def test_section_around(line: int, expected: str) -> None:
+    assert engine.section_around(SECTION_TEXT, line) == expected
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"])
+def test_section_around_other_line_endings(newline: str) -> None:
+    text = newline.join(["# A", "", "## B", "text", "## C", ""])
+    assert engine.section_around(text, 4) == "## B\ntext"
+
+
+def test_gates_passed_is_keyed_by_gate_id_in_configuration_order() -> None:
+    result = evaluate(page("# Outage", fence(GOOD)), category="incidents")
+    order = [g.id for g in CONFIG.gates if g.id in result.gates_passed]
+    assert list(result.gates_passed) == order
+
+
+def test_a_gate_without_rules_passes() -> None:
+    config = dataclasses.replace(CONFIG, gates=(Gate(id="empty", title="Empty"),))
+    result = evaluate(page("# T", fence(GOOD)), config=config)
+    assert result.gates_passed == {"empty": True} and result.findings == ()

@@ -1,0 +1,194 @@
+"""The mermaid pool with real Node.js and the pinned mermaid package: verdicts, error lines, timeouts, dead
+workers, the verdict cache and the errors that say mermaid cannot run here.
+
+Nothing is skipped: without Node.js or without ``npm ci --prefix bot/mermaid`` these tests fail with the
+MermaidUnavailable message that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bot.gates.mermaid import MermaidPool, MermaidUnavailable, VerdictCache, code_hash
+from bot.model import SyntaxVerdict
+from bot.paths import mermaid_dir
+
+VALID = "flowchart TD\n  A[Start] --> B{Ready?}\n  B -->|yes| C[Ship]\n"
+HANG = "flowchart TD\n  %% atlas-test: hang\n  A --> B\n"
+CRASH = "flowchart TD\n  %% atlas-test: crash\n  A --> B\n"
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text).lstrip("\n")
+
+
+def many_valid(count: int) -> list[str]:
+    return [f"flowchart LR\n  N{i}[Node {i}] --> M{i}[Next {i}]\n  M{i} --> O{i}\n" for i in range(count)]
+
+
+@pytest.fixture(scope="module")
+def pool() -> MermaidPool:
+    with MermaidPool(workers=2) as shared:
+        yield shared
+
+
+@pytest.fixture
+def hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers started from here on obey the test-only markers (hang, crash) in diagram comments."""
+    monkeypatch.setenv("ATLAS_MERMAID_TEST_HOOKS", "1")
+
+
+def test_valid_diagrams_get_mermaids_type(pool: MermaidPool) -> None:
+    verdicts = pool.parse_many([VALID, "sequenceDiagram\n  A->>B: hi\n", 'pie\n  "a": 1\n', "gantt\n  title T\n"])
+    assert [v.type for v in verdicts] == ["flowchart-v2", "sequence", "pie", "gantt"]
+    assert all(v.ok and v.error is None and v.error_line is None for v in verdicts)
+    assert pool.version == "11.17.2"
+
+
+def test_invalid_flowchart_reports_parser_message_and_code_line(pool: MermaidPool) -> None:
+    verdict = pool.parse("flowchart TD\n  A[Start] --> B\n  B --> C[Cost (USD)]\n  C --> D\n")
+    assert not verdict.ok and verdict.type is None
+    assert verdict.error is not None and verdict.error.startswith("Parse error on line 3:")
+    assert verdict.error_line == 3
+
+
+def test_error_line_counts_lines_mermaid_drops_before_parsing(pool: MermaidPool) -> None:
+    # Front matter, comment lines, a directive and blank lines after "}" never reach the grammar, so the
+    # parser's own line number (4 here) is not the line of the diagram code (12).
+    code = dedent(
+        """
+        ---
+        title: Checkout
+        ---
+        %%{init: {"theme": "base"}}%%
+        %% the happy path
+        flowchart TD
+          A{Paid?}
+
+
+          %% retry
+          A --> B
+          B --> C[Refund (full)]
+        """
+    )
+    verdict = pool.parse(code)
+    assert not verdict.ok
+    assert verdict.error is not None and verdict.error.startswith("Parse error on line ")
+    assert code.splitlines()[verdict.error_line - 1].strip() == "B --> C[Refund (full)]"
+
+
+def test_langium_diagram_error_line(pool: MermaidPool) -> None:
+    verdict = pool.parse('pie title Share\n  "a": 1\n  b: 2\n')
+    assert not verdict.ok
+    assert verdict.error is not None and "error on line 3" in verdict.error
+    assert verdict.error_line == 3
+
+
+def test_unknown_diagram_has_no_line(pool: MermaidPool) -> None:
+    verdict = pool.parse("flowchat TD\n  A --> B\n")
+    assert verdict == SyntaxVerdict(ok=False, error=verdict.error, error_line=None, type=None)
+    assert "No diagram type detected" in (verdict.error or "")
+
+
+def test_parse_many_keeps_order_dedupes_and_reports_progress(pool: MermaidPool) -> None:
+    codes = [VALID, "flowchart TD\n  A --> B(\n", VALID, "sequenceDiagram\n  A->>B: x\n"]
+    progress: list[tuple[int, int]] = []
+    verdicts = pool.parse_many(codes, on_progress=lambda done, total: progress.append((done, total)))
+    assert [v.ok for v in verdicts] == [True, False, True, True]
+    assert verdicts[0] == verdicts[2]
+    assert progress[0] == (0, 4) and progress[-1] == (4, 4)
+    assert [done for done, _ in progress] == sorted(done for done, _ in progress)
+
+
+def test_stuck_diagram_times_out_and_the_rest_still_parses(hooks: None) -> None:
+    with MermaidPool(workers=1, timeout=2.0) as pool:
+        verdicts = pool.parse_many([VALID, HANG, *many_valid(3)])
+        assert verdicts[1].ok is False and verdicts[1].type is None
+        assert "did not finish parsing" in (verdicts[1].error or "")
+        assert [v.ok for v in verdicts] == [True, False, True, True, True]
+        assert pool.parse(VALID).ok  # a replacement worker took over
+
+
+def test_killed_worker_is_replaced_and_its_diagram_retried() -> None:
+    codes = many_valid(60)
+    with MermaidPool(workers=1) as pool:
+        killed: list[int] = []
+
+        def kill_once(done: int, total: int) -> None:
+            if done >= 1 and not killed:
+                killed.append(pool.worker_pids()[0])
+                os.kill(killed[0], signal.SIGKILL)
+
+        verdicts = pool.parse_many(codes, on_progress=kill_once)
+        assert killed, "the worker was never killed"
+        assert all(v.ok and v.type == "flowchart-v2" for v in verdicts)
+        assert pool.worker_pids() and pool.worker_pids()[0] != killed[0]
+
+
+def test_diagram_that_kills_its_worker_twice_is_reported(hooks: None) -> None:
+    with MermaidPool(workers=2) as pool:
+        verdicts = pool.parse_many([VALID, CRASH, *many_valid(4)])
+    assert verdicts[1].ok is False and "exited" in (verdicts[1].error or "")
+    assert all(v.ok for i, v in enumerate(verdicts) if i != 1)
+
+
+def test_cache_hit_starts_no_worker(tmp_path: Path) -> None:
+    codes = [VALID, "flowchart TD\n  A --> B(\n"]
+    with MermaidPool(workers=1, cache=VerdictCache(tmp_path / "v.sqlite3")) as first:
+        expected = first.parse_many(codes)
+        assert first.worker_pids()
+    reopened = VerdictCache(tmp_path / "v.sqlite3")
+    with MermaidPool(workers=1, cache=reopened) as second:
+        progress: list[tuple[int, int]] = []
+        assert second.parse_many(codes, on_progress=lambda *p: progress.append(p)) == expected
+        assert second.worker_pids() == []
+        assert progress == [(2, 2)]
+    assert reopened.get_many("11.17.2", [code_hash(VALID)]) == {code_hash(VALID): expected[0]}
+
+
+def test_cache_keeps_neither_timeouts_nor_other_versions(tmp_path: Path, hooks: None) -> None:
+    cache = VerdictCache(tmp_path / "v.sqlite3")
+    with MermaidPool(workers=1, cache=cache, timeout=2.0) as pool:
+        assert not pool.parse(HANG).ok
+    assert cache.get_many(pool.version, [code_hash(HANG)]) == {}
+    cache.put_many("0.0.1", {code_hash(VALID): SyntaxVerdict(ok=False, error="old")})
+    assert cache.get_many(pool.version, [code_hash(VALID)]) == {}
+
+
+def test_fast_config_copy_matches_mermaids_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every fast copy is compared with mermaid's original assignWithDepth; a difference fails the diagram.
+    monkeypatch.setenv("ATLAS_MERMAID_VERIFY_COPY", "1")
+    directive = '%%{init: {"theme": "forest", "flowchart": {"curve": "basis"}, "themeVariables": {"x": "1"}}}%%\n'
+    front_matter = "---\nconfig:\n  look: handDrawn\n  sequence:\n    mirrorActors: false\n---\n"
+    codes = [*many_valid(40), directive + VALID, front_matter + "sequenceDiagram\n  A->>B: hi\n", "pie\n  \"a\": 1\n"]
+    with MermaidPool(workers=1) as pool:
+        verdicts = pool.parse_many(codes)
+    assert all(v.ok for v in verdicts), [v.error for v in verdicts if not v.ok]
+
+
+def test_missing_node_is_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(MermaidUnavailable, match="Node.js"):
+        MermaidPool()
+
+
+def test_missing_packages_are_unavailable_with_install_hint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "worker.mjs").write_text((mermaid_dir() / "worker.mjs").read_text())
+    monkeypatch.setenv("ATLAS_MERMAID_DIR", str(tmp_path))
+    with pytest.raises(MermaidUnavailable, match=f"npm ci --prefix {tmp_path}"):
+        MermaidPool()
+
+
+def test_worker_that_cannot_start_is_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for package in ("mermaid", "linkedom"):
+        (tmp_path / "node_modules" / package).mkdir(parents=True)
+        (tmp_path / "node_modules" / package / "package.json").write_text('{"version": "11.17.2"}')
+    (tmp_path / "worker.mjs").write_text('process.stderr.write("cannot load mermaid\\n"); process.exit(3);\n')
+    monkeypatch.setenv("ATLAS_MERMAID_DIR", str(tmp_path))
+    with MermaidPool(workers=1) as pool, pytest.raises(MermaidUnavailable, match="cannot load mermaid"):
+        pool.parse(VALID)
