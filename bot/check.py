@@ -6,21 +6,29 @@ workers are handed in; everything after them is the pure core.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
 
 from bot.changes import collect_all, collect_changes
 from bot.config import Config
 from bot.counting import DiagramCounter
 from bot.gates.engine import evaluate_diagram, skipped_file_finding
-from bot.gates.fixes import choose_fixes
-from bot.gates.mermaid import MermaidPool
+from bot.gates import fixes as fix_rules
+from bot.gates.fixes import SyntaxFix, choose_fixes
+from bot.gates.mermaid import MermaidPool, code_hash
 from bot.gitrepo import GitRepo
-from bot.model import CheckResult, DiagramResult, DiagramStatus, FileChange
+from bot.model import CheckResult, DiagramResult, DiagramStatus, FileChange, SyntaxVerdict
 from bot.progress import category_totals
 from bot.progress_store import ProgressStore
 
 ProgressCallback = Callable[[int, int], None]
+
+# Cached suggestions are only valid for the fix rules that found them: their source is their revision.
+FIXES_REVISION = hashlib.sha256(Path(fix_rules.__file__).read_bytes()).hexdigest()[:16]
 
 # Statuses whose diagram text is new in this run and therefore goes through the gates.
 CHECKED_STATUSES = frozenset({DiagramStatus.ADDED, DiagramStatus.MODIFIED, DiagramStatus.CHECKED})
@@ -81,6 +89,26 @@ def projected_counts(before: Mapping[str, int], changes: Iterable[FileChange]) -
     return {path: count for path, count in after.items() if count > 0}
 
 
+def syntax_fixes(pool: MermaidPool, items: Sequence[tuple[str, SyntaxVerdict]]) -> list[SyntaxFix | None]:
+    """``choose_fixes`` over the pool, remembered in the pool's cache by diagram text and fix-rules revision."""
+    cache = pool.cache
+    if cache is None or not items:
+        return choose_fixes(items, pool.parse_many)
+    version = f"{pool.version}/{FIXES_REVISION}"
+    shas = [code_hash(code) for code, _ in items]
+    known = cache.get_fixes(version, shas)
+    todo = [i for i, sha in enumerate(shas) if sha not in known]
+    found = dict(zip(todo, choose_fixes([items[i] for i in todo], pool.parse_many)))
+    cache.put_fixes(version, {shas[i]: json.dumps(asdict(fix) if fix else None) for i, fix in found.items()})
+    return [found[i] if i in found else _fix_from_json(known[sha]) for i, sha in enumerate(shas)]
+
+
+def _fix_from_json(text: str) -> SyntaxFix | None:
+    data = json.loads(text)
+    return None if data is None else SyntaxFix(data["start"], data["end"], tuple(data["replacement"]),
+                                               data["description"])
+
+
 def _evaluate(
     config: Config,
     pool: MermaidPool,
@@ -95,8 +123,7 @@ def _evaluate(
     work = [(change, item) for change in changes for item in change.diagrams if item.status in CHECKED_STATUSES]
     verdicts = pool.parse_many([item.new.code for _, item in work], on_progress=on_progress)
     failing = [i for i, verdict in enumerate(verdicts) if not verdict.ok]
-    fixes = dict(zip(failing, choose_fixes([(work[i][1].new.code, verdicts[i]) for i in failing],
-                                           pool.parse_many)))
+    fixes = dict(zip(failing, syntax_fixes(pool, [(work[i][1].new.code, verdicts[i]) for i in failing])))
     results: list[DiagramResult] = []
     for i, ((change, item), verdict) in enumerate(zip(work, verdicts)):
         results.append(evaluate_diagram(

@@ -143,9 +143,9 @@ class Technology:
 
 @dataclass(frozen=True)
 class Limits:
-    max_nodes: int = 60
-    max_edges: int = 80
-    max_lines: int = 150
+    max_nodes: int = 40
+    max_edges: int = 50
+    max_lines: int = 120
 
 
 @dataclass(frozen=True)

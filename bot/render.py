@@ -244,8 +244,9 @@ def result_to_json(result: CheckResult) -> dict[str, Any]:
 
 
 def render_json(result: CheckResult) -> str:
-    """The CLI's ``--format json`` document (schema in the README), pretty-printed, UTF-8 kept as is."""
-    return json.dumps(result_to_json(result), indent=2, ensure_ascii=False)
+    """The CLI's ``--format json`` document (schema in the README) on one line, UTF-8 kept as is."""
+    # No indent: json only uses its C encoder without one (indent=2 costs ~0.6 s on 4,000 diagrams).
+    return json.dumps(result_to_json(result), ensure_ascii=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot.config import load_config
+from bot.config import default_rules_dir, load_config
 from bot.gates import checks
 from bot.gates.checks import Expansions, Hit, Subject
 from bot.gates.fixes import SyntaxFix
@@ -21,7 +21,8 @@ PLANES = """
 
 def diagram(code: str, first_line: int = 10) -> Diagram:
     """A diagram whose fence is at ``first_line`` and whose code starts on the next line."""
-    return Diagram("docs/systems/a.md", first_line, code, tuple(range(first_line + 1, first_line + 2 + code.count("\n"))))
+    lines = tuple(range(first_line + 1, first_line + 2 + code.count("\n")))
+    return Diagram("docs/systems/a.md", first_line, code, lines)
 
 
 def run(
@@ -62,6 +63,7 @@ DIAGRAM_CASES = [
     ("technical", "generic_names", "graph TD\n    A[Service A] --> B[Service B]", [1]),
     ("technical", "generic_names", "graph TD\n    A[service a] --> B[Payments]", [1]),
     ("technical", "generic_names", "graph TD\n    A[Service API] --> B[Services ABC]", []),
+    ("technical", "generic_names", "graph TD\n    A[İstanbul] --> B\n    C[SERVICE A]", [2]),
     ("technical", "generic_names", "sequenceDiagram\n    U->>D: resolve api.example.com", [1]),
     ("technical", "generic_names", "sequenceDiagram\n    U->>D: resolve myexample.com and example.com.au", []),
     # technical: palette
@@ -73,9 +75,9 @@ DIAGRAM_CASES = [
     ("technical", "plane_colours", "graph TD\n    A --> B" + PLANES, []),
     ("technical", "plane_colours", "graph TD\n    A --> B\n    classDef edgy fill:#123456", []),
     ("technical", "plane_colours", "graph TD\n    A --> B\n    classDef edgeStyle fill:#0066CC", []),
-    # technical: size (default limits: 60 nodes, 80 edges, 150 lines)
-    ("technical", "size", "graph TD\n" + "\n".join(f"    N{i} --> N{i + 1}" for i in range(70)), [None]),
-    ("technical", "size", "sequenceDiagram\n" + "\n".join(f"    A->>B: step {i}" for i in range(160)), [None]),
+    # technical: size (default limits: 40 nodes, 50 edges, 120 lines)
+    ("technical", "size", "graph TD\n" + "\n".join(f"    N{i} --> N{i + 1}" for i in range(45)), [None]),
+    ("technical", "size", "sequenceDiagram\n" + "\n".join(f"    A->>B: step {i}" for i in range(130)), [None]),
     ("technical", "size", "graph TD\n" + "\n".join(f"    N{i} --> N{i + 1}" for i in range(30)), []),
     # new hire: acronyms (glossary, expansions in the file, ids are not text, capitals that shout are skipped)
     ("new_hire", "acronyms", "graph TD\n    A[API Gateway] --> B[(SQL DB)]", []),
@@ -108,6 +110,9 @@ DIAGRAM_CASES = [
     ("new_hire", "orphans", "graph TD\n    A --> B\n    C[Lonely]", [2]),
     ("new_hire", "orphans", "graph TD\n    subgraph S[Plane]\n        A\n    end\n    A & B --> C", []),
     ("new_hire", "orphans", "graph TD\n    A --> B\n    C\n    D[Also alone]", [2]),
+    ("new_hire", "orphans", "graph TD\n    subgraph P1[Phase 1]\n        C\n    end\n"
+                            "    subgraph P2\n        D\n    end\n    P1 --> P2", []),
+    ("new_hire", "orphans", "graph TD\n    subgraph P1[Phase 1]\n        C\n    end\n    E\n    P1 --> Q", [4]),
     ("new_hire", "orphans", "pie\n    \"A\" : 1", []),
     ("new_hire", "scale_metric", "graph TD\n    A[Gateway<br/>50K req/s] --> B", []),
     ("new_hire", "scale_metric", "graph TD\n    A[Store<br/>2 TB] --> B[40 brokers]", []),
@@ -212,7 +217,8 @@ def test_legacy_colour_replacement_is_the_modern_colour_of_the_plane() -> None:
 
 
 def test_plane_colour_replacement_changes_only_the_fill() -> None:
-    (hit,) = run("technical", "plane_colours", "graph TD\n    A --> B\n    classDef serviceStyle fill:#F59E0B,stroke:#F59E0B")
+    code = "graph TD\n    A --> B\n    classDef serviceStyle fill:#F59E0B,stroke:#F59E0B"
+    (hit,) = run("technical", "plane_colours", code)
     assert hit.replacement == ("    classDef serviceStyle fill:#10B981,stroke:#F59E0B",)
 
 
@@ -229,7 +235,8 @@ def test_technology_versioned_in_the_section_passes_when_the_gate_reads_sections
     gate = CONFIG.gate("new_hire")
     rule = next(r for r in gate.rules if r.id == "versions")
     subject = Subject(diagram(code), verdict=OK, syntax_fix=None,
-                      evidence_text=lambda kind: "We run PostgreSQL 16.2.\n" + code, expansions=lambda: Expansions(code))
+                      evidence_text=lambda kind: "We run PostgreSQL 16.2.\n" + code,
+                      expansions=lambda: Expansions(code))
     state = CONFIG.compiled[("new_hire", "versions")]
     assert list(checks.CHECKS[rule.check].run(state, subject, checks.EVIDENCE_SECTION)) == []
     assert len(list(checks.CHECKS[rule.check].run(state, subject, checks.EVIDENCE_DIAGRAM))) == 1
@@ -310,32 +317,51 @@ def test_trie_pattern_matches_each_word_and_nothing_shorter() -> None:
     assert found == ["Redis", "Red  Hat", "Rust", "Postgres", "PostgreSQL"]
 
 
-@pytest.mark.parametrize(("pattern", "needles"), [
-    (r"\b(?:runbooks?|playbooks?)\b", ("playbook", "runbook")),
-    (r"\bp(?:50|99)\b", ("p50", "p99")),
-    (r"(?-i:\b[A-Z]\w+(?:Exception|Error)\b)", ("error", "exception")),
-    (r"\bHTTP[ /]?[45]\d\d\b", ("http",)),
-    (r"[$€£]\s?\d", None),
-    (r"(?:abc)*x", None),
-    (r"\d+\s?ms\b", None),
+@pytest.mark.parametrize(("pattern", "needles", "reach"), [
+    (r"\b(?:runbooks?|playbooks?)\b", ("playbook", "runbook"), 0),
+    (r"\bp(?:50|99)\b", ("p50", "p99"), 0),
+    (r"(?-i:\b[A-Z]\w+(?:Exception|Error)\b)", ("error", "exception"), None),
+    (r"\bHTTP[ /]?[45]\d\d\b", ("http",), 0),
+    (r'"[^"]{0,80}\b(?:error|failed)\b', ("error", "failed"), 81),
+    (r"(?:ab|cd)x{2,5}(?:efg|hij)", ("efg", "hij"), 7),
+    (r"[$€£]\s?\d", None, None),
+    (r"(?:abc)*x", None, None),
+    (r"\d+\s?ms\b", None, None),
 ])
-def test_necessary_literals(pattern: str, needles: tuple[str, ...] | None) -> None:
-    assert checks.necessary_literals(pattern, re.IGNORECASE) == needles
+def test_needles_of(pattern: str, needles: tuple[str, ...] | None, reach: int | None) -> None:
+    assert checks.needles_of(pattern, re.IGNORECASE) == (needles, reach)
 
 
-def test_every_default_evidence_pattern_agrees_with_and_without_its_needles() -> None:
-    texts = [case[2] for case in SECTION_CASES] + ["", "Ⅰ ſ K İ mixed", "P99 LATENCY 40MS", "RUNBOOK"]
+def test_evidence_rules_answer_as_a_plain_search_would() -> None:
+    """The needle prefilter and the late search start are optimisations only: same answers as searching every
+    pattern over the whole evidence, on every section case, padded so matches sit far from the top."""
+    texts = [case[2] for case in SECTION_CASES] + ["", "ſ K İ mixed", "P99 LATENCY 40MS", "RUNBOOK"]
+    texts += [text.upper() for text in texts] + [text.swapcase() for text in texts]
+    texts += ["word " * 300 + text + " tail" for text in texts]
     for gate in CONFIG.gates:
         for rule in gate.rules:
             if rule.check != "evidence_matches":
                 continue
-            for pattern in rule.params["patterns"]:
-                full = re.compile(pattern, re.IGNORECASE | re.MULTILINE)
-                needles = checks.necessary_literals(pattern, re.IGNORECASE | re.MULTILINE) or ()
-                for text in texts:
-                    if full.search(text):
-                        lower = checks.lowered_for_needles(text)
-                        assert lower is None or not needles or any(n in lower for n in needles), (pattern, text)
+            plain = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in rule.params["patterns"]]
+            state = CONFIG.compiled[(gate.id, rule.id)]
+            for text in texts:
+                subject = Subject(diagram(BARE), verdict=OK, syntax_fix=None, evidence_text=lambda kind: text,
+                                  expansions=lambda: Expansions(text))
+                found = not list(checks.evidence_matches(state, subject, checks.EVIDENCE_SECTION))
+                assert found == any(p.search(text) for p in plain), (gate.id, rule.id, text[-80:])
+
+
+@pytest.mark.parametrize(("pattern", "folded"), [
+    (r"\bRTO\b|\bMTTR", r"\brto\b|\bmttr"),
+    (r"[A-Z]\w+\B\S", r"[a-z]\w+\B\S"),
+    (r"(?:A)(?=B)(?<!C)", r"(?:a)(?=b)(?<!c)"),
+    (r"(?-i:\bERROR\b)", None),
+    (r"\x41BC", None),
+    (r"(?P<x>A)\1", None),
+    ("µs", None),
+])
+def test_fold_pattern(pattern: str, folded: str | None) -> None:
+    assert checks.fold_pattern(pattern) == folded
 
 
 def test_lowered_for_needles_refuses_texts_with_case_folds_onto_ascii() -> None:
@@ -356,3 +382,12 @@ def test_bad_regular_expression_names_the_pattern() -> None:
         checks.prepare("evidence_matches", {"patterns": ["ok", "(unclosed"]}, CONFIG)
     assert caught.value.param == "patterns" and caught.value.index == 1
     assert "(unclosed" in caught.value.reason
+
+
+def test_the_fields_documented_in_gates_yml_are_the_fields_each_check_fills() -> None:
+    documented = {}
+    for line in (default_rules_dir() / "gates.yml").read_text().splitlines():
+        found = re.match(r"#   (\w+)\s+(.*)$", line)
+        if found and found.group(1) in checks.CHECKS:
+            documented[found.group(1)] = set(re.findall(r"\{(\w+)\}", found.group(2).split("params:")[0]))
+    assert documented == {name: set(spec.fields) for name, spec in checks.CHECKS.items()}

@@ -106,7 +106,7 @@ def test_parse_many_keeps_order_dedupes_and_reports_progress(pool: MermaidPool) 
 
 
 def test_stuck_diagram_times_out_and_the_rest_still_parses(hooks: None) -> None:
-    with MermaidPool(workers=1, timeout=2.0) as pool:
+    with MermaidPool(workers=1, timeout=4.0) as pool:
         verdicts = pool.parse_many([VALID, HANG, *many_valid(3)])
         assert verdicts[1].ok is False and verdicts[1].type is None
         assert "did not finish parsing" in (verdicts[1].error or "")
@@ -153,7 +153,7 @@ def test_cache_hit_starts_no_worker(tmp_path: Path) -> None:
 
 def test_cache_keeps_neither_timeouts_nor_other_versions(tmp_path: Path, hooks: None) -> None:
     cache = VerdictCache(tmp_path / "v.sqlite3")
-    with MermaidPool(workers=1, cache=cache, timeout=2.0) as pool:
+    with MermaidPool(workers=1, cache=cache, timeout=4.0) as pool:
         assert not pool.parse(HANG).ok
     assert cache.get_many(pool.version, [code_hash(HANG)]) == {}
     cache.put_many("0.0.1", {code_hash(VALID): SyntaxVerdict(ok=False, error="old")})

@@ -61,6 +61,8 @@ _TWO_CHAR_CLOSERS = {
     "((": ("))",), "([": ("])",), "[[": ("]]",), "[(": (")]",), "[/": ("/]", "\\]"), "[\\": ("/]", "\\]"),
     "{{": ("}}",),
 }
+# "[" followed by one of these may open a two-character shape.
+_TWO_CHAR_SECOND = frozenset("[(/\\")
 # An arrowhead ">" may touch the next node ("A-->B"); a circle or cross end ("--o") needs a space after it, or
 # "A --oB" and "A -- option --> B" would read as arrows.
 _ARROW_FULL = r"[<ox]?(?:(?:-{2,}|={2,}|-\.+-)>|(?:-{2,}|={2,}|-\.+-)[ox](?=[\s|]|$)|-{3,}|={3,}|-\.+-)"
@@ -125,7 +127,7 @@ _ACRONYM = re.compile(r"([A-Z]{2,6}[0-9]{0,2})s?(?!\w)")
 # Not an acronym when glued to these: part of a longer word, a hex colour, an entity, a path or a flag.
 _ACRONYM_NOT_AFTER = frozenset("#&@$.\\-_")
 # A capitalised word this long is shouting, not an acronym; a label that shouts is skipped.
-_SHOUT = re.compile(r"\b[A-Z]{7,}\b")
+_SHOUT = re.compile(r"[A-Z]{7,}(?!\w)")
 # After an acronym: its spelled-out words, in parentheses or after a colon, equals sign or dash.
 _EXPANSION_FOLLOWS = re.compile(r"s?[ \t]*(?:\([ \t]*|[:=][ \t]+|[ \t][-–—][ \t]+)([A-Za-z][^()\n]{2,120})")
 # What may follow an acronym that is about to be spelled out (a plural "s" first, possibly).
@@ -155,8 +157,9 @@ _COUNT_NOUNS = re.compile(
 
 # -------------------------------------------------------------------------------------------------- colours
 
-_CLASSDEF_FILL = re.compile(r"^\s*classDef\s+(?P<names>[\w,-]+)\s+(?P<body>.*)$")
-_FILL = re.compile(r"(?P<key>fill\s*:\s*)(?P<colour>#[0-9A-Fa-f]{6}\b|#[0-9A-Fa-f]{3}\b)")
+# A classDef statement (found anywhere in the code: a literal start scans fast) and the fill colour in it.
+_CLASSDEF_FILL = re.compile(r"classDef[ \t]+(?P<names>[\w,-]+)[ \t]+(?P<body>[^\n]*)")
+_FILL = re.compile(r"fill\s*:\s*(?P<colour>#[0-9A-Fa-f]{6}\b|#[0-9A-Fa-f]{3}\b)")
 
 # ---------------------------------------------------------------------------------------------- syntax text
 
@@ -211,6 +214,9 @@ class Graph:
     nodes: dict[str, int] = field(default_factory=dict)
     connected: set[str] = field(default_factory=set)
     subgraphs: set[str] = field(default_factory=set)
+    # The subgraphs a node was declared in, innermost last, and the subgraphs open while reading.
+    parents: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    open_subgraphs: list[str] = field(default_factory=list)
     labelled: set[str] = field(default_factory=set)
     edges: int = 0
     directed: int = 0
@@ -228,9 +234,21 @@ class Graph:
         self.connected.update(left)
         self.connected.update(right)
 
+    def declare(self, node: str, line: int) -> None:
+        if node not in self.nodes:
+            self.nodes[node] = line
+            if self.open_subgraphs:
+                self.parents[node] = tuple(self.open_subgraphs)
+
     def orphans(self) -> list[tuple[str, int]]:
-        """Declared nodes that no edge touches (subgraph ids are containers, not nodes)."""
-        return [(n, line) for n, line in self.nodes.items() if n not in self.connected and n not in self.subgraphs]
+        """Declared nodes that no edge touches, neither directly nor through a subgraph that holds them (a
+        linked subgraph speaks for its members); subgraph ids are containers, not nodes."""
+        connected = self.connected
+        return [
+            (n, line) for n, line in self.nodes.items()
+            if n not in connected and n not in self.subgraphs
+            and not any(parent in connected for parent in self.parents.get(n, ()))
+        ]
 
 
 def _split_statements(text: str) -> list[str]:
@@ -274,25 +292,33 @@ def parse_flowchart(lines: Sequence[str], first: int) -> Graph:
     nodes, labels, labelled, connected = graph.nodes, graph.labels, graph.labelled, graph.connected
     simple_match, skip_match = _FLOW_SIMPLE.fullmatch, _FLOW_SKIP.match
     edges = directed = 0
+    declare, open_subgraphs = graph.declare, graph.open_subgraphs
     for number in range(first + 1, len(lines)):
         raw = lines[number]
-        if skip_match(raw):
+        if not raw or skip_match(raw):
+            if open_subgraphs and raw.lstrip().startswith("end"):
+                open_subgraphs.pop()
             continue
         found = simple_match(raw)
         if found is None:
             _read_statement_line(graph, raw, number)
             continue
         a, shape_a, arrow, pipe, b, shape_b = found.group("a", "sa", "arrow", "pipe", "b", "sb")
-        nodes.setdefault(a, number)
+        if a not in nodes:
+            declare(a, number)
         if shape_a:
-            labels.append((number, _shape_label(shape_a)))
+            # "[label]" is by far the commonest shape: cut its brackets without a call.
+            plain = shape_a[0] == "[" and shape_a[1] not in _TWO_CHAR_SECOND
+            labels.append((number, shape_a[1:-1] if plain else _shape_label(shape_a)))
             labelled.add(a)
         if b is None:
             continue
         # One edge between two nodes, counted here rather than through Graph.link: this is the hot path.
-        nodes.setdefault(b, number)
+        if b not in nodes:
+            declare(b, number)
         if shape_b:
-            labels.append((number, _shape_label(shape_b)))
+            plain = shape_b[0] == "[" and shape_b[1] not in _TWO_CHAR_SECOND
+            labels.append((number, shape_b[1:-1] if plain else _shape_label(shape_b)))
             labelled.add(b)
         if pipe:
             labels.append((number, pipe))
@@ -308,17 +334,16 @@ def parse_flowchart(lines: Sequence[str], first: int) -> Graph:
 
 def _read_statement_line(graph: Graph, raw: str, number: int) -> None:
     """A subgraph line, or statements read token by token (chains, "&", labels in the middle of arrows)."""
-    nodes, labels, labelled = graph.nodes, graph.labels, graph.labelled
+    labels, labelled = graph.labels, graph.labelled
     sub = _SUBGRAPH.match(raw)
     if sub:
         rest = sub.group("rest").strip()
         with_title = _SUBGRAPH_ID_TITLE.match(rest)
-        if with_title:
-            graph.subgraphs.add(with_title.group("id"))
-            labels.append((number, with_title.group("title")))
-        elif rest:
-            graph.subgraphs.add(rest.split()[0])
-            labels.append((number, rest))
+        subgraph = with_title.group("id") if with_title else (rest.split()[0] if rest else "")
+        if subgraph:
+            graph.subgraphs.add(subgraph)
+            labels.append((number, with_title.group("title") if with_title else rest))
+        graph.open_subgraphs.append(subgraph)
         return
     match = _FLOW_TOKEN.match
     for statement in _split_statements(raw):
@@ -334,7 +359,7 @@ def _read_statement_line(graph: Graph, raw: str, number: int) -> None:
             kind = token.lastgroup
             if kind == "node":
                 node, shape = token.group("id", "shape")
-                nodes.setdefault(node, number)
+                graph.declare(node, number)
                 if shape:
                     labels.append((number, _shape_label(shape)))
                     labelled.add(node)
@@ -443,9 +468,9 @@ class Subject:
 
     @_lazy
     def keyword(self) -> str:
-        if self.header < 0:
-            return ""
-        return self.lines[self.header].split()[0].rstrip(":;") if self.lines[self.header].split() else ""
+        """The diagram type as written (``graph``, ``sequenceDiagram``, ...), "" when there is none."""
+        words = self.lines[self.header].split() if self.header >= 0 else []
+        return words[0].rstrip(":;") if words else ""
 
     @property
     def is_flowchart(self) -> bool:
@@ -502,6 +527,9 @@ class Subject:
 
 
 def _visible_parts(keyword: str, raw: str) -> Iterator[str]:
+    """The text a reader sees on one line of a diagram that is not a flowchart, by diagram type: sequence
+    participants, messages and notes; whole lines of text-only types; names before the colon of gantt and
+    journey tasks; otherwise quoted strings, bracketed labels and what follows a colon."""
     if _GENERIC_SKIP.match(raw):
         return
     if keyword in SEQUENCE_KEYWORDS:
@@ -695,12 +723,7 @@ def plane_colours(state: _Colours, subject: Subject, evidence: str) -> Iterator[
     plane's; legacy colours are left to the legacy rule."""
     if state.plane_class is None:
         return
-    for number, raw in enumerate(subject.lines):
-        if "classDef" not in raw:
-            continue
-        found = _CLASSDEF_FILL.match(raw)
-        if not found:
-            continue
+    for found in _CLASSDEF_FILL.finditer(subject.diagram.code):
         fill = _FILL.search(found.group("body"))
         if not fill:
             continue
@@ -712,7 +735,9 @@ def plane_colours(state: _Colours, subject: Subject, evidence: str) -> Iterator[
             modern = state.planes[plane.group(1).lower()]
             if colour == modern or colour in state.legacy:
                 break
-            start = found.start("body") + fill.start("colour")
+            number = subject.line_of(found.start())
+            raw = subject.lines[number]
+            start = found.start("body") + fill.start("colour") - subject.line_starts[number]
             replaced = raw[:start] + modern + raw[start + len(fill.group("colour")) :]
             yield Hit(
                 line=number,
@@ -726,33 +751,38 @@ def plane_colours(state: _Colours, subject: Subject, evidence: str) -> Iterator[
 
 @dataclass(frozen=True)
 class _Terms:
-    """Placeholder terms sharing a first word: where to look for them cheaply, and the anchored expression."""
+    """Placeholder terms, searched as one expression: the terms in capitals over the code as written, the
+    others in lower case over the lower-cased code (a literal start scans fast; case-insensitive matching
+    would not)."""
 
-    needle: str
-    case_sensitive: bool
-    regex: re.Pattern[str]
+    exact: re.Pattern[str] | None
+    folded: re.Pattern[str] | None
+    # The folded terms case-insensitively, for code whose lower-casing changes its length (U+0130).
+    insensitive: re.Pattern[str] | None
 
 
-def _prepare_placeholders(params: Mapping[str, Any], config: Config) -> tuple[_Terms, ...]:
+def _prepare_placeholders(params: Mapping[str, Any], config: Config) -> _Terms:
     terms = params["terms"]
     if not terms:
         raise CheckParamError("terms", "needs at least one term")
-    groups: dict[tuple[str, bool], list[str]] = {}
+    exact: list[str] = []
+    folded: list[str] = []
     for index, term in enumerate(terms):
         words = term.split()
         if not words:
             raise CheckParamError("terms", "a term is empty", index)
         # A term written in capitals ("TODO") is a marker only in capitals: "Todo app" names a product.
-        case_sensitive = term.upper() == term and any(c.isalpha() for c in term)
-        needle = words[0] if case_sensitive else words[0].lower()
-        groups.setdefault((needle, case_sensitive), []).append(r"\s+".join(re.escape(word) for word in words))
-    return tuple(
-        _Terms(needle, case_sensitive, re.compile(
-            "(?:" + "|".join(sorted(bodies, key=len, reverse=True)) + r")(?![\w-]|\.\w)",
-            0 if case_sensitive else re.IGNORECASE,
-        ))
-        for (needle, case_sensitive), bodies in groups.items()
-    )
+        if term.upper() == term and any(c.isalpha() for c in term):
+            exact.append(r"\s+".join(re.escape(word) for word in words))
+        else:
+            folded.append(r"\s+".join(re.escape(word.lower()) for word in words))
+
+    def compiled(bodies: list[str], flags: int = 0) -> re.Pattern[str] | None:
+        if not bodies:
+            return None
+        return re.compile("(?:" + "|".join(sorted(bodies, key=len, reverse=True)) + r")(?![\w-]|\.\w)", flags)
+
+    return _Terms(compiled(exact), compiled(folded), compiled(folded, re.IGNORECASE))
 
 
 @_register(
@@ -761,19 +791,20 @@ def _prepare_placeholders(params: Mapping[str, Any], config: Config) -> tuple[_T
     fields=("term",),
     prepare=_prepare_placeholders,
 )
-def placeholders(state: tuple[_Terms, ...], subject: Subject, evidence: str) -> Iterator[Hit]:
+def placeholders(state: _Terms, subject: Subject, evidence: str) -> Iterator[Hit]:
     """Placeholder text left in a diagram, one hit per line (terms match whole words only)."""
     code = subject.diagram.code
+    lower = subject.lower_code
+    folded = (state.folded, lower) if len(lower) == len(code) else (state.insensitive, code)
     found: dict[int, str] = {}
-    for terms in state:
-        haystack = code if terms.case_sensitive else subject.lower_code
-        at = haystack.find(terms.needle)
-        while at >= 0:
-            if not (at and (code[at - 1].isalnum() or code[at - 1] in "_-")):
-                matched = terms.regex.match(code, at)
-                if matched:
-                    found.setdefault(subject.line_of(at), matched.group(0))
-            at = haystack.find(terms.needle, at + len(terms.needle))
+    for pattern, haystack in ((state.exact, code), folded):
+        if pattern is None:
+            continue
+        for match in pattern.finditer(haystack):
+            at = match.start()
+            if at and (code[at - 1].isalnum() or code[at - 1] in "_-"):
+                continue
+            found.setdefault(subject.line_of(at), code[at : match.end()])
     for number in sorted(found):
         yield Hit(line=number, fields={"term": found[number]})
 
@@ -821,7 +852,7 @@ def acronyms(state: _Glossary, subject: Subject, evidence: str) -> Iterator[Hit]
     unknown = set(_ACRONYM.findall(joined)).difference(state.known)
     if not unknown:
         return
-    shouting = {bisect_right(starts, m.start()) - 1 for m in _SHOUT.finditer(joined)} if _SHOUT.search(joined) else ()
+    shouting = {bisect_right(starts, m.start()) - 1 for m in _SHOUT.finditer(joined)}
     per_line: dict[int, list[str]] = {}
     for at, token in sorted((_first_standalone(joined, token), token) for token in unknown):
         if at < 0:
@@ -933,19 +964,17 @@ def _spells(letters: list[str], words: list[str], *, reverse: bool) -> bool:
 @dataclass(frozen=True)
 class _Technologies:
     pattern: re.Pattern[str] | None
-    canonical: Mapping[str, tuple[str, str]]  # spelling → (name, example)
-
+    canonical: Mapping[str, str]  # spelling → name
+    examples: Mapping[str, str]  # name → example
 
 def _prepare_technologies(params: Mapping[str, Any], config: Config) -> _Technologies:
-    canonical: dict[str, tuple[str, str]] = {}
-    for tech in config.technologies:
-        for spelling in (tech.name, *tech.aliases):
-            canonical[spelling] = (tech.name, tech.example)
+    canonical = {spelling: tech.name for tech in config.technologies for spelling in (tech.name, *tech.aliases)}
+    examples = {tech.name: tech.example for tech in config.technologies}
     if not canonical:
-        return _Technologies(None, {})
+        return _Technologies(None, {}, examples)
     # Case-sensitive ("Spark" is a technology, "spark" a word), as a trie so that each position tries one
     # branch, not every name.
-    return _Technologies(re.compile(rf"(?:{trie_pattern(canonical)})(?![\w-])"), canonical)
+    return _Technologies(re.compile(rf"(?:{trie_pattern(canonical)})(?![\w-])"), canonical, examples)
 
 
 @_register("technology_versions", fields=("name", "example"), prepare=_prepare_technologies)
@@ -961,7 +990,7 @@ def technology_versions(state: _Technologies, subject: Subject, evidence: str) -
     for found in pattern.finditer(joined):
         if _glued(joined, found.start()):
             continue
-        name = state.canonical[_spelling(found.group(0))][0]
+        name = state.canonical[_spelling(found.group(0))]
         if _has_version(joined, found.end()):
             versioned.add(name)
         else:
@@ -971,10 +1000,9 @@ def technology_versions(state: _Technologies, subject: Subject, evidence: str) -
         text = subject.evidence_text(evidence)
         for found in pattern.finditer(text):
             if not _glued(text, found.start()) and _has_version(text, found.end()):
-                missing.pop(state.canonical[_spelling(found.group(0))][0], None)
-    examples = dict(state.canonical.values())
+                missing.pop(state.canonical[_spelling(found.group(0))], None)
     for name, line in sorted(missing.items(), key=lambda item: item[1]):
-        yield Hit(line=line, fields={"name": name, "example": examples[name]})
+        yield Hit(line=line, fields={"name": name, "example": state.examples[name]})
 
 
 def trie_pattern(words: Iterable[str]) -> str:
@@ -1049,12 +1077,14 @@ def orphan_nodes(state: Any, subject: Subject, evidence: str) -> Iterator[Hit]:
 @dataclass(frozen=True)
 class _Pattern:
     """One evidence pattern; ``needles`` finds, in the lower-cased evidence, a literal every match contains
-    (None: no such literal), and ``reach`` is the longest a match can be (None: unbounded), so a search can
-    start ``reach`` characters before the first needle instead of at the top."""
+    (None: no such literal), and ``reach`` is how far before that literal a match can start (None:
+    unbounded), so a search can start ``reach`` characters before the first needle instead of at the top."""
 
     regex: re.Pattern[str]
     needles: re.Pattern[str] | None
     reach: int | None
+    # The pattern in lower case without IGNORECASE, for the lower-cased evidence (None: not safe to fold).
+    folded: re.Pattern[str] | None
 
 
 def _prepare_evidence(params: Mapping[str, Any], config: Config) -> tuple[_Pattern, ...]:
@@ -1066,11 +1096,13 @@ def _prepare_evidence(params: Mapping[str, Any], config: Config) -> tuple[_Patte
     prepared = []
     for index, pattern in enumerate(patterns):
         regex = _compile(pattern, "patterns", flags, index)
-        needles = necessary_literals(pattern, flags)
+        needles, reach = needles_of(pattern, flags)
+        folded = fold_pattern(pattern) if params["ignore_case"] else None
         prepared.append(_Pattern(
             regex,
             re.compile("|".join(map(re.escape, needles))) if needles else None,
-            longest_match(pattern, flags) if needles else None,
+            reach,
+            re.compile(folded, re.MULTILINE) if folded is not None else None,
         ))
     # Patterns that can be ruled out by a substring test go last: the others are searched anyway.
     return tuple(sorted(prepared, key=lambda item: item.needles is not None))
@@ -1096,7 +1128,10 @@ def evidence_matches(state: tuple[_Pattern, ...], subject: Subject, evidence: st
                 continue
             if pattern.reach is not None:
                 start = max(0, needle.start() - pattern.reach)
-        if pattern.regex.search(text, start):
+        if pattern.folded is not None and lower is not None:
+            if pattern.folded.search(lower, start):
+                return
+        elif pattern.regex.search(text, start):
             return
     yield Hit()
 
@@ -1107,7 +1142,10 @@ def evidence_matches(state: tuple[_Pattern, ...], subject: Subject, evidence: st
 # for a literal every match must contain rules most evidence out first (a needle shorter than this is in
 # nearly every text and not worth testing).
 MIN_NEEDLE = 3
-# A pattern whose matches can be longer than this is searched from the top.
+# Escapes and groups whose meaning changes when the pattern is lower-cased, and the pattern's tokens.
+_UNFOLDABLE = re.compile(r"\\(?:[xuUN0-9])|\(\?(?![:=!]|<[=!])")
+_ESCAPE_OR_CHAR = re.compile(r"\\.|[A-Z]+", re.DOTALL)
+# A match that can start further than this before its needle is searched for from the top of the evidence.
 MAX_REACH = 4096
 # Characters that case-insensitive matching folds onto ASCII letters but str.lower() does not map to them
 # (long s, Kelvin sign, dotted and dotless i): a text holding one is always searched in full.
@@ -1122,66 +1160,91 @@ def lowered_for_needles(text: str) -> str | None:
     return text.lower()
 
 
+def fold_pattern(pattern: str) -> str | None:
+    """``pattern`` in lower case, to search lower-cased text without IGNORECASE (which is slower: the scan
+    can no longer jump to a literal first character). Only for ASCII patterns whose escapes and groups
+    lower-casing cannot change the meaning of: no character codes (``\\x41``), named characters, back
+    references, inline flags or named groups. None otherwise."""
+    if not pattern.isascii() or _UNFOLDABLE.search(pattern):
+        return None
+    return _ESCAPE_OR_CHAR.sub(lambda m: m.group(0) if m.group(0).startswith("\\") else m.group(0).lower(), pattern)
+
+
 def necessary_literals(pattern: str, flags: int = 0) -> tuple[str, ...] | None:
-    """Lower-case strings one of which every match of ``pattern`` contains, or None when none can be told
-    (read from the parsed expression; any surprise in the parser's private structures gives None)."""
+    """Lower-case strings one of which every match of ``pattern`` contains, or None when none can be told."""
+    return needles_of(pattern, flags)[0]
+
+
+def needles_of(pattern: str, flags: int = 0) -> tuple[tuple[str, ...] | None, int | None]:
+    """(lower-case strings one of which every match of ``pattern`` contains, the most characters a match can
+    start before the one it contains): read from the parsed expression. (None, None) when no such strings
+    are known; an offset of None when it is unbounded. Any surprise in the parser's private structures gives
+    (None, None): this is an optimisation, the pattern is then searched in full."""
     try:
         parsed = re._parser.parse(pattern, flags)  # type: ignore[attr-defined]
-        found = _necessary(list(parsed))
-    except Exception:  # noqa: BLE001 - an optimisation only: a pattern it cannot read is searched in full
-        return None
-    if not found or min(len(n) for n in found) < MIN_NEEDLE:
-        return None
-    return tuple(sorted({n.lower() for n in found}))
+        found = _necessary(list(parsed), parsed.state)
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None, None
+    if found is None or min(len(n) for n in found[0]) < MIN_NEEDLE:
+        return None, None
+    return tuple(sorted({n.lower() for n in found[0]})), found[1]
 
 
-def longest_match(pattern: str, flags: int = 0) -> int | None:
-    """The most characters a match of ``pattern`` can span, or None when unbounded or not known."""
-    try:
-        longest = re._parser.parse(pattern, flags).getwidth()[1]  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - an optimisation only, like necessary_literals
-        return None
-    return longest if longest < MAX_REACH else None
+_Needles = tuple[set[str], "int | None"]
 
 
-def _necessary(sequence: list[tuple[Any, Any]]) -> set[str] | None:
-    """A set of strings one of which every match of the parsed ``sequence`` contains (None: none known).
-    Candidates: each run of literals, a literal run extended by the literal prefixes of the alternation that
-    follows it ("p" + "50|99" gives "p50", "p99"), and what groups, alternations and required repeats need;
-    the one whose shortest string is longest wins."""
+def _necessary(sequence: list[tuple[Any, Any]], state: Any) -> _Needles | None:
+    """Strings one of which every match of the parsed ``sequence`` contains, with the most characters a match
+    can run before reaching it (None: no such strings known). Candidates: each run of literals, a literal run
+    extended by the literal prefixes of the alternation that follows it ("p" + "50|99" gives "p50", "p99"),
+    and what groups, alternations and required repeats need; the one whose shortest string is longest wins."""
     constants = re._constants  # type: ignore[attr-defined]
     repeats = (constants.MAX_REPEAT, constants.MIN_REPEAT, constants.POSSESSIVE_REPEAT)
-    candidates: list[set[str]] = []
+    candidates: list[_Needles] = []
     run: list[str] = []
-    for op, av in sequence:
+    run_start = 0
+    for index, (op, av) in enumerate(sequence):
         if op is constants.LITERAL:
+            if not run:
+                run_start = index
             run.append(chr(av))
             continue
         if op is constants.BRANCH and run:
             prefixes = [_literal_prefix(list(branch), constants) for branch in av[1]]
             if all(prefixes):
-                candidates.append({"".join(run) + prefix for prefix in prefixes})
+                candidates.append(({"".join(run) + p for p in prefixes}, _width(sequence[:run_start], state)))
         if run:
-            candidates.append({"".join(run)})
+            candidates.append(({"".join(run)}, _width(sequence[:run_start], state)))
             run = []
-        inner: set[str] | None = None
+        inner: _Needles | None = None
         if op is constants.SUBPATTERN:
-            inner = _necessary(list(av[3]))
+            inner = _necessary(list(av[3]), state)
         elif op is constants.ATOMIC_GROUP:
-            inner = _necessary(list(av))
+            inner = _necessary(list(av), state)
         elif op is constants.BRANCH:
-            branches = [_necessary(list(branch)) for branch in av[1]]
+            branches = [_necessary(list(branch), state) for branch in av[1]]
             if all(branches):
-                inner = set().union(*branches)  # type: ignore[arg-type]
+                offsets = [b[1] for b in branches]  # type: ignore[index]
+                inner = (set().union(*(b[0] for b in branches)),  # type: ignore[index]
+                         None if None in offsets else max(offsets))  # type: ignore[type-var]
         elif op in repeats and av[0] >= 1:
-            inner = _necessary(list(av[2]))
+            inner = _necessary(list(av[2]), state)
         if inner:
-            candidates.append(inner)
+            before = _width(sequence[:index], state)
+            candidates.append((inner[0], None if before is None or inner[1] is None else before + inner[1]))
     if run:
-        candidates.append({"".join(run)})
+        candidates.append(({"".join(run)}, _width(sequence[:run_start], state)))
     if not candidates:
         return None
-    return max(candidates, key=lambda c: (min(len(n) for n in c), -len(c)))
+    # A needle of 4+ characters with a known start beats a longer one whose match may start anywhere.
+    return max(candidates, key=lambda c: (min(len(n) for n in c[0]) > MIN_NEEDLE, c[1] is not None,
+                                          min(len(n) for n in c[0]), -len(c[0]), -(c[1] or 0)))
+
+
+def _width(sequence: list[tuple[Any, Any]], state: Any) -> int | None:
+    """The most characters ``sequence`` can match (None: unbounded)."""
+    widest = re._parser.SubPattern(state, list(sequence)).getwidth()[1]  # type: ignore[attr-defined]
+    return widest if widest < MAX_REACH else None
 
 
 def _literal_prefix(sequence: list[tuple[Any, Any]], constants: Any) -> str:

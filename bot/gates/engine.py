@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from bot.gates.fixes import SyntaxFix
 
 EXAMPLE_JOINER = ", e.g. "
+# Per-file work (lines, headings, acronym expansions) is kept for this many files: diagrams arrive grouped by
+# file, and a few files' texts is all the memory it should hold.
+FILE_CACHE_SIZE = 16
 SKIPPED_GATE = "technical"
 SKIPPED_RULE = "unreadable_file"
 SKIPPED_MESSAGE = (
@@ -178,18 +181,18 @@ def _container_prefix(raw: str) -> str:
     return raw if not raw.strip(" \t>") else ""
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=FILE_CACHE_SIZE)
 def _lines(text: str) -> list[str]:
     return _LINE_BREAK.split(text)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=FILE_CACHE_SIZE)
 def _expansions(text: str) -> checks.Expansions:
     """One per file, so each acronym is looked up once per file, whichever diagram asks."""
     return checks.Expansions(text)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=FILE_CACHE_SIZE)
 def _headings(text: str) -> tuple[str, tuple[tuple[int, int, int], ...]]:
     """The text with "\n" line breaks, and (line, level, offset of the line) of every heading outside fenced
     code blocks: ATX ("## Title") and setext (a line of "=" or "-" under a paragraph). Only lines that can

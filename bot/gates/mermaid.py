@@ -34,13 +34,14 @@ NODE = "node"
 REQUIRED_PACKAGES = ("mermaid", "linkedom")
 CACHE_FILE = "mermaid-verdicts.sqlite3"
 CACHE_TABLE = "verdicts_v1"  # bump when the meaning of a stored verdict changes (e.g. error_line mapping)
+FIX_TABLE = "suggestions_v1"
 SQL_CHUNK = 500
 START_TIMEOUT = 60.0
 MAX_AHEAD = 32  # diagrams queued per worker: enough to ride out a busy moment of this process, few at the end
 MAX_ATTEMPTS = 2
 
 INSTALL_HINT = "install the worker's packages with `npm ci --prefix {dir}`"
-NO_NODE = "Node.js (`node`) was not found on PATH; mermaid syntax checks need Node.js 18 or newer"
+NO_NODE = "Node.js (`node`) was not found on PATH: install Node.js 18 or newer, then " + INSTALL_HINT
 NO_PACKAGES = "the mermaid worker's packages are missing ({missing} under {dir}/node_modules); " + INSTALL_HINT
 START_FAILED = "the mermaid worker did not start: {reason}"
 TIMEOUT_ERROR = "mermaid did not finish parsing this diagram within {timeout:g} s; the worker was stopped"
@@ -69,6 +70,12 @@ class VerdictCache:
             f"CREATE TABLE IF NOT EXISTS {CACHE_TABLE} (version TEXT, sha TEXT, ok INTEGER, error TEXT,"
             " error_line INTEGER, type TEXT, PRIMARY KEY (version, sha)) WITHOUT ROWID"
         )
+        # Syntax suggestions found for failing diagrams (JSON, or null for "none parses"), keyed like verdicts
+        # plus the fix rules' own revision: a warm run then needs neither candidates nor parses.
+        self._db.execute(
+            f"CREATE TABLE IF NOT EXISTS {FIX_TABLE} (version TEXT, sha TEXT, fix TEXT,"
+            " PRIMARY KEY (version, sha)) WITHOUT ROWID"
+        )
 
     def get_many(self, version: str, shas: Iterable[str]) -> dict[str, SyntaxVerdict]:
         wanted = list(dict.fromkeys(shas))
@@ -96,6 +103,31 @@ class VerdictCache:
                 raise
             self._db.execute("COMMIT")
 
+    def get_fixes(self, version: str, shas: Iterable[str]) -> dict[str, str]:
+        """Stored suggestions (as their JSON text; ``"null"`` when none was found) by code hash."""
+        wanted = list(dict.fromkeys(shas))
+        found: dict[str, str] = {}
+        with self._lock:
+            for start in range(0, len(wanted), SQL_CHUNK):
+                chunk = wanted[start : start + SQL_CHUNK]
+                rows = self._db.execute(
+                    f"SELECT sha, fix FROM {FIX_TABLE} WHERE version = ? AND sha IN ({','.join('?' * len(chunk))})",
+                    (version, *chunk),
+                )
+                found.update(rows)
+        return found
+
+    def put_fixes(self, version: str, fixes: Mapping[str, str]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(f"INSERT OR REPLACE INTO {FIX_TABLE} VALUES (?, ?, ?)",
+                                     [(version, sha, fix) for sha, fix in fixes.items()])
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -113,12 +145,18 @@ class _Worker:
 
 
 class MermaidPool:
-    """Long-lived mermaid workers (started lazily, all at once) that turn diagram code into SyntaxVerdicts."""
+    """Long-lived mermaid workers that turn diagram code into SyntaxVerdicts.
+
+    Workers (``workers``, default one per usable CPU) start on the first parse that needs them, all at once,
+    or earlier with ``start()``, and stay up until ``close()``. Without a ``cache`` nothing is remembered
+    between calls. Raises MermaidUnavailable when Node.js or the worker's packages are missing, or a worker
+    cannot start; never answers without mermaid.
+    """
 
     def __init__(self, *, workers: int | None = None, cache: VerdictCache | None = None, timeout: float = 10.0):
         self._node = shutil.which(NODE)
         if self._node is None:
-            raise MermaidUnavailable(NO_NODE)
+            raise MermaidUnavailable(NO_NODE.format(dir=mermaid_dir()))
         self._dir = mermaid_dir()
         missing = [p for p in REQUIRED_PACKAGES if not (self._dir / "node_modules" / p / "package.json").is_file()]
         if missing:
@@ -126,7 +164,7 @@ class MermaidPool:
         package = json.loads((self._dir / "node_modules" / "mermaid" / "package.json").read_text("utf-8"))
         self.version: str = package["version"]
         self._size = workers or _usable_cpus()
-        self._cache = cache
+        self.cache = cache
         self._timeout = timeout
         self._workers: list[_Worker] = []
         self._lock = threading.RLock()
@@ -168,7 +206,7 @@ class MermaidPool:
             counts[sha] = counts.get(sha, 0) + 1
             unique.setdefault(sha, code)
         with self._lock:
-            known = self._cache.get_many(self.version, unique) if self._cache else {}
+            known = self.cache.get_many(self.version, unique) if self.cache else {}
             done = sum(counts[sha] for sha in known)
             if on_progress:
                 on_progress(done, len(codes))
@@ -182,8 +220,8 @@ class MermaidPool:
 
             fresh, cacheable = self._run([unique[sha] for sha in todo], report)
             parsed = dict(zip(todo, fresh))
-            if self._cache and cacheable:
-                self._cache.put_many(self.version, {todo[i]: fresh[i] for i in cacheable})
+            if self.cache and cacheable:
+                self.cache.put_many(self.version, {todo[i]: fresh[i] for i in cacheable})
         verdicts = known | parsed
         return [verdicts[sha] for sha in shas]
 

@@ -1,32 +1,33 @@
-// A faster, result-identical path for mermaid's `assignWithDepth` when it copies into a fresh, empty object.
+// Faster, result-identical versions of the configuration copies that dominate mermaid.parse() time.
 //
-// Why: mermaid's getConfig() returns `assignWithDepth({}, currentConfig)`, a depth-2 copy of the whole
-// configuration (about 900 properties); the flowchart database calls it for every vertex, and
-// updateCurrentConfig() makes the same copy several times per diagram. With Object.entries, Object.hasOwn and
-// one Object.defineProperty per key, that copy was more than half of all parse time.
+// Why: getConfig() returns `assignWithDepth({}, currentConfig)`, a depth-2 copy of the whole configuration
+// (about 900 properties); the flowchart database calls it for every vertex, and updateCurrentConfig() makes
+// the same kind of copy several times per diagram. With Object.entries, Object.hasOwn and one
+// Object.defineProperty per key, those copies were more than half of all parse time.
 //
-// What the original does for an empty, extensible plain object `dst` (prototype Object.prototype, no own
+// What the original does when `dst` is an empty, extensible plain object (prototype Object.prototype, no own
 // keys): it walks Object.entries(src) and, per key, skips null values; gives arrays a new array without
 // duplicates (push unless includes); gives other objects a new plain object filled by a recursive call one
 // level shallower, which at depth 0 is Object.assign; and defines every other value as an ordinary writable,
 // enumerable, configurable data property. For "__proto__" it defines an own property when the value is an
 // object and skips it otherwise (it reads the inherited accessor).
 //
-// Two equivalent ways of doing the same, both only for such a `dst`, integer depth and a non-array object
-// `src` (every other call runs the original unchanged):
+// Only for such a `dst`, an integer depth and a non-array object `src` (every other call runs the original
+// unchanged), the same result is built in one of two ways:
 // - copyInto: the same walk with plain assignment, which on such an object creates the same data property
 //   for every key except "__proto__" (handled as the original does) and except keys that Object.prototype
-//   has a setter for (the fast path is not installed when such a setter exists; neither mermaid's bundle
-//   nor linkedom ever defines one).
-// - compiled shapes: for a source whose "shape" (keys in order and the kind of every value: primitive, null,
-//   array, object, down to the level where the copy recurses) has been seen COMPILE_AFTER times, a function
+//   has a setter for (nothing is replaced when such a setter exists; neither mermaid's bundle nor linkedom
+//   defines one).
+// - a compiled shape: for a source whose shape (keys in order and the kind of each value: primitive, null,
+//   array, object, down to the level where the copy recurses) has been met COMPILE_AFTER times, a function
 //   is compiled that builds the copy as one object literal (V8 makes those from a boilerplate, tens of times
-//   faster than key-by-key stores). It applies the same per-kind rules, reads every value afresh, in the
-//   original's key order, and is used only after the source's shape has been matched exactly on that call.
-//   A literal key defines the same data property as defineProperty, except "__proto__": shapes with that
-//   key are never compiled. The copy is moved into `dst` with Object.assign (same keys, same order).
+//   faster than key-by-key stores). It follows the same per-kind rules, reads every value afresh in the
+//   original's key order, and runs only after the source's shape has been matched exactly. A literal key
+//   defines the same data property as defineProperty, except "__proto__": shapes with it are never compiled.
+//   The copy is moved into `dst` with Object.assign (same keys, same order).
+// getConfig's own copy (makeConfigCopier) matches the shape once per currentConfig object, not per call.
 //
-// ATLAS_MERMAID_VERIFY_COPY=1 also runs the untouched original on every fast-path call and throws on any
+// ATLAS_MERMAID_VERIFY_COPY=1 also runs the untouched original on every fast copy and throws on any
 // difference in keys, order, property attributes, prototypes, fresh containers or identity of shared leaves.
 
 const PROTO = "__proto__";

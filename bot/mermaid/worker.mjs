@@ -1,16 +1,17 @@
 // Long-lived mermaid syntax judge: one JSON object per line in, one per line out, in order.
 //
 // In:  {"id": 7, "code": "flowchart TD\n  A --> B"}
-// Out: {"ready": true, "version": "11.17.2", "fastCopy": true, "parserInput": true}   (once, after start-up)
+// Out: {"ready": true, "version": "11.17.2", "patches": {"fastCopy": true, ...}}   (once, after start-up)
 //      {"id": 7, "ok": true, "type": "flowchart-v2"}
 //      {"id": 8, "ok": false, "error": "Parse error on line 2:\n...", "line": 2}
 //
 // The verdict is exactly what the pinned package's mermaid.parse() says. mermaid is loaded from its own
 // single-file bundle (dist/mermaid.js) rather than the ESM build: one compile instead of resolving several
-// hundred modules, so a worker is ready in a fraction of a second. Two insertions are made into the bundle
-// text before it runs, each at an anchor that must occur exactly once (otherwise it is skipped and reported):
-// - fast-copy: swaps in a result-identical faster assignWithDepth (see fast-copy.mjs for why it is exact);
-// - parser-input: records the text handed to the diagram's parser, to map its "line N" back to the code.
+// hundred modules, so a worker is ready in a fraction of a second. Before the bundle runs, three small patches
+// are made to its text, each at an anchor that must occur exactly once (otherwise it is skipped and reported):
+// - fastCopy, configCopy: route mermaid's configuration copies through fast-copy.mjs, which builds the same
+//   result faster (see there for why it is exact);
+// - parserInput: records the text handed to the diagram's parser, to map its "line N" back to the code.
 // Results are written synchronously right after each diagram, so the pool knows which diagram is in flight.
 import fs from "node:fs";
 import { createRequire } from "node:module";
@@ -228,7 +229,5 @@ function serve(engine) {
 }
 
 const engine = loadMermaid();
-process.stdout.write(
-  `${JSON.stringify({ ready: true, version: VERSION, patches: engine.applied })}\n`,
-);
+process.stdout.write(`${JSON.stringify({ ready: true, version: VERSION, patches: engine.applied })}\n`);
 serve(engine);

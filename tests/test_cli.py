@@ -1,0 +1,239 @@
+"""bot.cli and bot.check end to end: real git repositories built here, real mermaid in Node, every format."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bot.check import projected_counts, run_check, syntax_fixes
+from bot.cli import EXIT_BLOCKED, EXIT_OK, EXIT_USAGE, main
+from bot.config import load_config
+from bot.gates.mermaid import MermaidPool, VerdictCache
+from bot.gitrepo import GitRepo
+from bot.model import Diagram, DiagramChange, DiagramStatus, FileChange, SyntaxVerdict
+
+GOOD = """# Payments
+
+```mermaid
+flowchart LR
+    API["Payments API<br/>Java 21, 2K req/s"] --> DB["PostgreSQL 16<br/>p99 4 ms"]
+    classDef service fill:#10B981
+```
+"""
+BROKEN = """# Costs
+
+```mermaid
+flowchart LR
+    CDN[Open Connect (CDN)] --> TOTAL[Total]
+```
+"""
+BROKEN_LINE = 5  # file line of the CDN node
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args], cwd=repo,
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def atlas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """main: one good diagram; branch `pr`: adds a broken one and a second good one elsewhere."""
+    monkeypatch.setenv("ATLAS_DATA_DIR", str(tmp_path / "data"))
+    repo = tmp_path / "atlas"
+    (repo / "docs/systems").mkdir(parents=True)
+    git(repo.parent, "init", "-q", "-b", "main", str(repo))
+    (repo / "docs/systems/payments.md").write_text(GOOD)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    git(repo, "checkout", "-q", "-b", "pr")
+    (repo / "docs/costs").mkdir()
+    (repo / "docs/costs/cdn.md").write_text(BROKEN)
+    (repo / "docs/systems/ledger.md").write_text(GOOD.replace("Payments", "Ledger"))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "pr")
+    git(repo, "checkout", "-q", "main")
+    return repo
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:  # argparse's own usage errors
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_json_lists_added_diagrams_with_verdicts_suggestions_and_totals(atlas: Path, capsys) -> None:
+    code, out, _ = run_cli(capsys, "check", "--repo", str(atlas), "--base", "main", "--head", "pr",
+                           "--format", "json")
+    assert code == EXIT_BLOCKED
+    document = json.loads(out)
+    assert list(document) == ["base", "head", "diagrams", "totals", "file_findings"]
+    by_path = {d["path"]: d for d in document["diagrams"]}
+    assert set(by_path) == {"docs/costs/cdn.md", "docs/systems/ledger.md"}  # payments.md is unchanged
+    broken = by_path["docs/costs/cdn.md"]
+    assert broken["status"] == "added" and broken["syntax"]["ok"] is False and broken["passed"] is False
+    syntax = next(f for f in broken["findings"] if f["rule"] == "syntax")
+    assert (syntax["line"], syntax["end_line"]) == (BROKEN_LINE, BROKEN_LINE)
+    assert syntax["suggestion"] == '    CDN["Open Connect (CDN)"] --> TOTAL[Total]'
+    assert by_path["docs/systems/ledger.md"]["syntax"] == {"ok": True, "error": None}
+    assert document["totals"]["systems"] == {"title": "Architecture Deep-Dives", "before": 1, "after": 2,
+                                             "target": 240}
+    assert document["totals"]["costs"]["before"] == 0 and document["totals"]["costs"]["after"] == 1
+
+
+def test_all_checks_every_diagram_at_a_revision(atlas: Path, capsys) -> None:
+    code, out, _ = run_cli(capsys, "check", "--repo", str(atlas), "--all", "--rev", "pr", "--format", "json")
+    document = json.loads(out)
+    assert code == EXIT_BLOCKED
+    assert document["base"] is None
+    assert sorted(d["path"] for d in document["diagrams"]) == [
+        "docs/costs/cdn.md", "docs/systems/ledger.md", "docs/systems/payments.md"]
+    assert {d["status"] for d in document["diagrams"]} == {"checked"}
+
+
+def test_clean_change_exits_zero_and_github_format_annotates(atlas: Path, capsys) -> None:
+    git(atlas, "checkout", "-q", "-b", "clean")
+    (atlas / "docs/systems/orders.md").write_text(GOOD.replace("Payments", "Orders"))
+    git(atlas, "add", "-A")
+    git(atlas, "commit", "-q", "-m", "orders")
+    code, out, _ = run_cli(capsys, "check", "--repo", str(atlas), "--base", "main", "--head", "clean",
+                           "--format", "github")
+    assert code == EXIT_OK
+    assert "::error" not in out
+
+    code, out, _ = run_cli(capsys, "check", "--repo", str(atlas), "--base", "main", "--head", "pr",
+                           "--format", "github")
+    assert code == EXIT_BLOCKED
+    assert f"::error file=docs/costs/cdn.md,line={BROKEN_LINE}," in out
+
+
+def test_text_format_shows_the_suggestion_as_a_diff(atlas: Path, capsys) -> None:
+    code, out, _ = run_cli(capsys, "check", "--repo", str(atlas), "--base", "main", "--head", "pr")
+    assert code == EXIT_BLOCKED
+    assert "docs/costs/cdn.md" in out
+    assert "-     CDN[Open Connect (CDN)] --> TOTAL[Total]" in out
+    assert '+     CDN["Open Connect (CDN)"] --> TOTAL[Total]' in out
+    assert "\x1b[" not in out  # not a terminal: no colour
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["check", "--repo", "{repo}"], "say what to check"),
+    (["check", "--repo", "{repo}", "--all", "--base", "main"], "--all checks one revision"),
+    (["check", "--repo", "{repo}", "--base", "no-such-branch"], "unknown revision"),
+    (["check", "--repo", "{repo}/missing", "--base", "main"], "no such directory"),
+    (["check", "--repo", "{repo}", "--base", "main", "--config", "{repo}/none.yml"], "no such file"),
+    (["check", "--repo", "{repo}", "--base", "main", "--format", "xml"], "invalid choice"),
+])
+def test_usage_errors_exit_2_with_one_line(atlas: Path, capsys, args: list[str], reason: str) -> None:
+    code, out, err = run_cli(capsys, *[a.format(repo=atlas) for a in args])
+    assert code == EXIT_USAGE
+    assert out == ""
+    assert reason in err and err.count("\n") == 1
+
+
+def test_invalid_repository_config_exits_2_naming_file_and_line(atlas: Path, capsys) -> None:
+    (atlas / ".github").mkdir()
+    (atlas / ".github/atlas-bot.yml").write_text("docs_root: docs\nno_such_key: 1\n")
+    git(atlas, "add", "-A")
+    git(atlas, "commit", "-q", "-m", "config")
+    code, _, err = run_cli(capsys, "check", "--repo", str(atlas), "--base", "main", "--head", "pr")
+    assert code == EXIT_USAGE
+    assert ".github/atlas-bot.yml:2" in err
+
+
+def test_config_is_read_from_the_base_not_the_head(atlas: Path, capsys) -> None:
+    """A pull request that switches the technical gate off in its own head still gets it."""
+    git(atlas, "checkout", "-q", "pr")
+    (atlas / ".github").mkdir()
+    (atlas / ".github/atlas-bot.yml").write_text("gates:\n  technical:\n    enabled: false\n")
+    git(atlas, "add", "-A")
+    git(atlas, "commit", "-q", "-m", "switch the gate off")
+    git(atlas, "checkout", "-q", "main")
+    code, out, _ = run_cli(capsys, "check", "--repo", str(atlas), "--base", "main", "--head", "pr",
+                           "--format", "json")
+    assert code == EXIT_BLOCKED
+    assert any(f["rule"] == "syntax" for d in json.loads(out)["diagrams"] for f in d["findings"])
+
+
+def test_missing_mermaid_packages_are_an_error_not_a_pass(atlas: Path, capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("ATLAS_MERMAID_DIR", str(tmp_path / "empty"))
+    code, out, err = run_cli(capsys, "check", "--repo", str(atlas), "--base", "main", "--head", "pr")
+    assert code == EXIT_USAGE
+    assert out == ""
+    assert "npm ci" in err
+
+
+def test_progress_json_counts_per_category(atlas: Path, capsys) -> None:
+    code, out, _ = run_cli(capsys, "progress", "--repo", str(atlas), "--rev", "pr", "--format", "json")
+    assert code == EXIT_OK
+    document = json.loads(out)
+    rows = {row["folder"]: row for row in document["categories"]}
+    assert rows["systems"]["diagrams"] == 2 and rows["costs"]["diagrams"] == 1
+    assert document["total"]["diagrams"] == sum(row["diagrams"] for row in document["categories"])
+
+
+def test_progress_publish_without_token_is_a_usage_error(atlas: Path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    code, _, err = run_cli(capsys, "progress", "--repo", str(atlas), "--publish")
+    assert code == EXIT_USAGE
+    assert "GITHUB_TOKEN" in err
+
+
+def _diagram(path: str, code: str = "flowchart LR\n  A --> B\n") -> Diagram:
+    return Diagram(path=path, line=1, code=code, line_map=(2, 3))
+
+
+def test_projected_counts_apply_the_pull_requests_own_difference() -> None:
+    before = {"docs/a.md": 2, "docs/old.md": 1, "docs/base-only.md": 4}
+    changes = [
+        FileChange("docs/a.md", "M", diagrams=(
+            DiagramChange(DiagramStatus.UNCHANGED, _diagram("docs/a.md"), _diagram("docs/a.md")),
+            DiagramChange(DiagramStatus.REMOVED, None, _diagram("docs/a.md")),
+            DiagramChange(DiagramStatus.ADDED, _diagram("docs/a.md")),
+            DiagramChange(DiagramStatus.ADDED, _diagram("docs/a.md")),
+        )),
+        FileChange("docs/new.md", "R", old_path="docs/old.md", diagrams=(
+            DiagramChange(DiagramStatus.MOVED, _diagram("docs/new.md"), _diagram("docs/old.md")),)),
+        FileChange("docs/bin.md", "A", skip_reason="binary file"),
+    ]
+    assert projected_counts(before, changes) == {"docs/a.md": 3, "docs/new.md": 1, "docs/base-only.md": 4}
+
+
+def test_syntax_fixes_are_remembered_between_runs(tmp_path: Path) -> None:
+    broken = "flowchart LR\n    CDN[Open Connect (CDN)] --> TOTAL[Total]\n"
+    cache = VerdictCache(tmp_path / "cache.sqlite3")
+    with MermaidPool(workers=1, cache=cache) as pool:
+        verdict = pool.parse(broken)
+        first = syntax_fixes(pool, [(broken, verdict)])
+    assert first[0] is not None and first[0].replacement == ('    CDN["Open Connect (CDN)"] --> TOTAL[Total]',)
+
+    class NoParsing:
+        """A pool whose parser must not be needed: the suggestion comes from the cache."""
+
+        version, cache = pool.version, VerdictCache(tmp_path / "cache.sqlite3")
+
+        def parse_many(self, codes, on_progress=None):
+            raise AssertionError(f"parsed {len(codes)} diagrams on a warm run")
+
+    assert syntax_fixes(NoParsing(), [(broken, verdict)]) == first
+
+
+def test_run_check_follows_the_merge_base(atlas: Path) -> None:
+    """Diagrams the base gained after the branch point are not part of the pull request."""
+    (atlas / "docs/systems/base-only.md").write_text(GOOD.replace("Payments", "Search"))
+    git(atlas, "add", "-A")
+    git(atlas, "commit", "-q", "-m", "base moves on")
+    repo = GitRepo(atlas)
+    with MermaidPool(workers=1, cache=None) as pool:
+        result = run_check(repo, load_config(), pool, base="main", head="pr")
+    assert sorted(d.diagram.path for d in result.diagrams) == ["docs/costs/cdn.md", "docs/systems/ledger.md"]
+    systems = next(t for t in result.totals if t.folder == "systems")
+    assert (systems.before, systems.after) == (2, 3)
+    assert not result.passed
+    assert result.diagrams[0].syntax == SyntaxVerdict(ok=False, error=result.diagrams[0].syntax.error,
+                                                      error_line=result.diagrams[0].syntax.error_line, type=None)
