@@ -6,29 +6,28 @@ workers are handed in; everything after them is the pure core.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict
-from pathlib import Path
 
 from bot.changes import collect_all, collect_changes
 from bot.config import Config
 from bot.counting import DiagramCounter
+from bot import content, model
+from bot.gates import checks, engine, fixes as fix_rules
 from bot.gates.engine import evaluate_diagram, skipped_file_finding
-from bot.gates import fixes as fix_rules
 from bot.gates.fixes import SyntaxFix, choose_fixes
-from bot.gates.mermaid import MermaidPool, code_hash
+from bot.gates.mermaid import FILE_RESULTS, SUGGESTIONS, MermaidPool, code_hash
 from bot.gitrepo import GitRepo
 from bot.model import CheckResult, DiagramResult, DiagramStatus, FileChange, SyntaxVerdict
 from bot.progress import category_totals
 from bot.progress_store import ProgressStore
+from bot.stored import config_digest, fix_from_json, fix_to_json, results_from_json, results_to_json, source_revision
 
 ProgressCallback = Callable[[int, int], None]
 
-# Cached suggestions are only valid for the fix rules that found them: their source is their revision.
-FIXES_REVISION = hashlib.sha256(Path(fix_rules.__file__).read_bytes()).hexdigest()[:16]
+# Stored suggestions and gate results are only valid for the code that computed them: its source is its revision.
+FIXES_REVISION = source_revision(fix_rules)
+RESULTS_REVISION = source_revision(fix_rules, engine, checks, model, content)
 
 # Statuses whose diagram text is new in this run and therefore goes through the gates.
 CHECKED_STATUSES = frozenset({DiagramStatus.ADDED, DiagramStatus.MODIFIED, DiagramStatus.CHECKED})
@@ -95,18 +94,12 @@ def syntax_fixes(pool: MermaidPool, items: Sequence[tuple[str, SyntaxVerdict]]) 
     if cache is None or not items:
         return choose_fixes(items, pool.parse_many)
     version = f"{pool.version}/{FIXES_REVISION}"
-    shas = [code_hash(code) for code, _ in items]
-    known = cache.get_fixes(version, shas)
-    todo = [i for i, sha in enumerate(shas) if sha not in known]
+    keys = [code_hash(code) for code, _ in items]
+    known = cache.get_stored(SUGGESTIONS, version, keys)
+    todo = [i for i, key in enumerate(keys) if key not in known]
     found = dict(zip(todo, choose_fixes([items[i] for i in todo], pool.parse_many)))
-    cache.put_fixes(version, {shas[i]: json.dumps(asdict(fix) if fix else None) for i, fix in found.items()})
-    return [found[i] if i in found else _fix_from_json(known[sha]) for i, sha in enumerate(shas)]
-
-
-def _fix_from_json(text: str) -> SyntaxFix | None:
-    data = json.loads(text)
-    return None if data is None else SyntaxFix(data["start"], data["end"], tuple(data["replacement"]),
-                                               data["description"])
+    cache.put_stored(SUGGESTIONS, version, {keys[i]: fix_to_json(fix) for i, fix in found.items()})
+    return [found[i] if i in found else fix_from_json(known[key]) for i, key in enumerate(keys)]
 
 
 def _evaluate(
@@ -120,20 +113,35 @@ def _evaluate(
     after: Mapping[str, int],
     on_progress: ProgressCallback | None,
 ) -> CheckResult:
-    work = [(change, item) for change in changes for item in change.diagrams if item.status in CHECKED_STATUSES]
+    checked = {i: [item for item in change.diagrams if item.status in CHECKED_STATUSES]
+               for i, change in enumerate(changes)}
+    # A file's results are a function of its path, text, which of its diagrams are checked, the configuration
+    # and the code: stored under all of them, a file seen before costs no parse and no gate evaluation.
+    version = f"{pool.version}/{RESULTS_REVISION}/{config_digest(config)}"
+    keys = {i: code_hash("\0".join([changes[i].path, changes[i].text, *(item.status.value for item in items)]))
+            for i, items in checked.items() if items}
+    known = pool.cache.get_stored(FILE_RESULTS, version, keys.values()) if pool.cache else {}
+    per_file = {i: results_from_json(known[keys[i]], [item.new for item in checked[i]])
+                for i in keys if keys[i] in known}
+
+    work = [(i, item) for i in keys if i not in per_file for item in checked[i]]
     verdicts = pool.parse_many([item.new.code for _, item in work], on_progress=on_progress)
-    failing = [i for i, verdict in enumerate(verdicts) if not verdict.ok]
-    fixes = dict(zip(failing, syntax_fixes(pool, [(work[i][1].new.code, verdicts[i]) for i in failing])))
-    results: list[DiagramResult] = []
-    for i, ((change, item), verdict) in enumerate(zip(work, verdicts)):
-        results.append(evaluate_diagram(
+    failing = [n for n, verdict in enumerate(verdicts) if not verdict.ok]
+    fixes = dict(zip(failing, syntax_fixes(pool, [(work[n][1].new.code, verdicts[n]) for n in failing])))
+    fresh: dict[int, list[DiagramResult]] = {}
+    for n, ((i, item), verdict) in enumerate(zip(work, verdicts)):
+        change = changes[i]
+        fresh.setdefault(i, []).append(evaluate_diagram(
             config, item.new, status=item.status, category=config.category_of(change.path),
-            file_text=change.text, verdict=verdict, syntax_fix=fixes.get(i),
+            file_text=change.text, verdict=verdict, syntax_fix=fixes.get(n),
         ))
+    if pool.cache and fresh:
+        pool.cache.put_stored(FILE_RESULTS, version, {keys[i]: results_to_json(rs) for i, rs in fresh.items()})
+    per_file.update(fresh)
     return CheckResult(
         base=base,
         head=head,
-        diagrams=tuple(results),
+        diagrams=tuple(result for i in sorted(per_file) for result in per_file[i]),
         file_findings=tuple(skipped_file_finding(c) for c in changes if c.skip_reason),
         totals=category_totals(config, before, after),
         removed=tuple(item.old for c in changes for item in c.diagrams

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.check import projected_counts, run_check, syntax_fixes
+from bot.check import projected_counts, run_all, run_check, syntax_fixes
 from bot.cli import EXIT_BLOCKED, EXIT_OK, EXIT_USAGE, main
 from bot.config import load_config
 from bot.gates.mermaid import MermaidPool, VerdictCache
@@ -237,3 +237,23 @@ def test_run_check_follows_the_merge_base(atlas: Path) -> None:
     assert not result.passed
     assert result.diagrams[0].syntax == SyntaxVerdict(ok=False, error=result.diagrams[0].syntax.error,
                                                       error_line=result.diagrams[0].syntax.error_line, type=None)
+
+
+def test_a_file_seen_before_costs_no_parse_and_gives_the_same_results(atlas: Path, tmp_path: Path) -> None:
+    repo, config = GitRepo(atlas), load_config()
+    cache = VerdictCache(tmp_path / "results.sqlite3")
+    with MermaidPool(workers=1, cache=cache) as pool:
+        first = run_all(repo, config, pool, rev="pr")
+
+    class NoParsing:
+        version, cache = pool.version, VerdictCache(tmp_path / "results.sqlite3")
+
+        def parse_many(self, codes, on_progress=None):
+            assert not codes, f"parsed {len(codes)} diagrams of files seen before"
+            return []
+
+    assert run_all(repo, config, NoParsing(), rev="pr") == first
+    # Another configuration is another result: nothing stored under the old one is reused.
+    stricter = load_config(repo_config_text="limits:\n  max_nodes: 1\n")
+    with pytest.raises(AssertionError, match="parsed 3 diagrams"):
+        run_all(repo, stricter, NoParsing(), rev="pr")

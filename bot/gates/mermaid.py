@@ -34,7 +34,9 @@ NODE = "node"
 REQUIRED_PACKAGES = ("mermaid", "linkedom")
 CACHE_FILE = "mermaid-verdicts.sqlite3"
 CACHE_TABLE = "verdicts_v1"  # bump when the meaning of a stored verdict changes (e.g. error_line mapping)
-FIX_TABLE = "suggestions_v1"
+# Tables of derived results: syntax suggestions by diagram text, gate results by file (bot.check).
+SUGGESTIONS, FILE_RESULTS = "suggestions_v2", "file_results_v1"
+STORED_TABLES = (SUGGESTIONS, FILE_RESULTS)
 SQL_CHUNK = 500
 START_TIMEOUT = 60.0
 MAX_AHEAD = 32  # diagrams queued per worker: enough to ride out a busy moment of this process, few at the end
@@ -58,7 +60,11 @@ def code_hash(code: str) -> str:
 
 class VerdictCache:
     """Persistent verdicts keyed by (mermaid version, SHA-256 of the diagram code), in SQLite (WAL, so the CLI
-    and the server can share it). Only real parser verdicts are stored, never timeouts or crashes."""
+    and the server can share it). Only real parser verdicts are stored, never timeouts or crashes.
+
+    The same file keeps results derived from verdicts (``get_stored``/``put_stored``), each under a version
+    string that names everything the result depends on, so a stale entry is never read back.
+    """
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or data_dir() / CACHE_FILE
@@ -70,12 +76,13 @@ class VerdictCache:
             f"CREATE TABLE IF NOT EXISTS {CACHE_TABLE} (version TEXT, sha TEXT, ok INTEGER, error TEXT,"
             " error_line INTEGER, type TEXT, PRIMARY KEY (version, sha)) WITHOUT ROWID"
         )
-        # Syntax suggestions found for failing diagrams (JSON, or null for "none parses"), keyed like verdicts
-        # plus the fix rules' own revision: a warm run then needs neither candidates nor parses.
-        self._db.execute(
-            f"CREATE TABLE IF NOT EXISTS {FIX_TABLE} (version TEXT, sha TEXT, fix TEXT,"
-            " PRIMARY KEY (version, sha)) WITHOUT ROWID"
-        )
+        # Derived results stored beside the verdicts, as JSON text by key (see STORED_TABLES): a warm run then
+        # needs neither fix candidates nor gate evaluation for what it has seen before.
+        for table in STORED_TABLES:
+            self._db.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (version TEXT, sha TEXT, value TEXT,"
+                " PRIMARY KEY (version, sha)) WITHOUT ROWID"
+            )
 
     def get_many(self, version: str, shas: Iterable[str]) -> dict[str, SyntaxVerdict]:
         wanted = list(dict.fromkeys(shas))
@@ -93,36 +100,32 @@ class VerdictCache:
         return found
 
     def put_many(self, version: str, verdicts: Mapping[str, SyntaxVerdict]) -> None:
-        rows = [(version, sha, int(v.ok), v.error, v.error_line, v.type) for sha, v in verdicts.items()]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(f"INSERT OR REPLACE INTO {CACHE_TABLE} VALUES (?, ?, ?, ?, ?, ?)", rows)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        self._write(f"INSERT OR REPLACE INTO {CACHE_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
+                    [(version, sha, int(v.ok), v.error, v.error_line, v.type) for sha, v in verdicts.items()])
 
-    def get_fixes(self, version: str, shas: Iterable[str]) -> dict[str, str]:
-        """Stored suggestions (as their JSON text; ``"null"`` when none was found) by code hash."""
-        wanted = list(dict.fromkeys(shas))
+    def get_stored(self, table: str, version: str, keys: Iterable[str]) -> dict[str, str]:
+        """Stored JSON texts of ``table`` (one of STORED_TABLES) by key, for one version of what made them."""
+        wanted = list(dict.fromkeys(keys))
         found: dict[str, str] = {}
         with self._lock:
             for start in range(0, len(wanted), SQL_CHUNK):
                 chunk = wanted[start : start + SQL_CHUNK]
                 rows = self._db.execute(
-                    f"SELECT sha, fix FROM {FIX_TABLE} WHERE version = ? AND sha IN ({','.join('?' * len(chunk))})",
+                    f"SELECT sha, value FROM {table} WHERE version = ? AND sha IN ({','.join('?' * len(chunk))})",
                     (version, *chunk),
                 )
                 found.update(rows)
         return found
 
-    def put_fixes(self, version: str, fixes: Mapping[str, str]) -> None:
+    def put_stored(self, table: str, version: str, values: Mapping[str, str]) -> None:
+        self._write(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)",
+                    [(version, key, value) for key, value in values.items()])
+
+    def _write(self, statement: str, rows: list[tuple]) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(f"INSERT OR REPLACE INTO {FIX_TABLE} VALUES (?, ?, ?)",
-                                     [(version, sha, fix) for sha, fix in fixes.items()])
+                self._db.executemany(statement, rows)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise

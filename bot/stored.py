@@ -1,0 +1,87 @@
+"""Plain-text forms of derived results (syntax suggestions, a file's gate results) and the version strings they
+are stored under.
+
+A stored result is only read back under the exact version that produced it: the mermaid version, the source of
+the code that computed it, and the merged configuration. Anything else that changes the result is in the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from bot.gates.fixes import SyntaxFix
+from bot.model import Diagram, DiagramResult, DiagramStatus, Finding, Severity, SyntaxVerdict
+
+
+def source_revision(*modules: ModuleType) -> str:
+    """A short digest of the modules' source files: results they computed are stale once any of them changes."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def config_digest(config: Any) -> str:
+    """A digest of a merged configuration's content (sets sorted, so it is the same in every process)."""
+    return hashlib.sha256(json.dumps(_plain(config), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted(_plain(item) for item in value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def fix_to_json(fix: SyntaxFix | None) -> str:
+    return json.dumps(None if fix is None else dataclasses.asdict(fix))
+
+
+def fix_from_json(text: str) -> SyntaxFix | None:
+    data = json.loads(text)
+    if data is None:
+        return None
+    return SyntaxFix(data["start"], data["end"], tuple(data["replacement"]), data["description"])
+
+
+def results_to_json(results: Sequence[DiagramResult]) -> str:
+    """A file's gate results without their diagrams (those are extracted again from the same text)."""
+    return json.dumps([
+        {
+            "status": result.status.value,
+            "syntax": dataclasses.asdict(result.syntax),
+            "findings": [{**dataclasses.asdict(f), "severity": f.severity.value} for f in result.findings],
+            "gates_passed": result.gates_passed,
+        }
+        for result in results
+    ])
+
+
+def results_from_json(text: str, diagrams: Sequence[Diagram]) -> list[DiagramResult]:
+    """The results stored by ``results_to_json``, re-attached to the same file's diagrams, in order."""
+    return [
+        DiagramResult(
+            diagram=diagram,
+            status=DiagramStatus(item["status"]),
+            syntax=SyntaxVerdict(**item["syntax"]),
+            findings=tuple(Finding(**{**f, "severity": Severity(f["severity"])}) for f in item["findings"]),
+            gates_passed=item["gates_passed"],
+        )
+        for diagram, item in zip(diagrams, json.loads(text), strict=True)
+    ]
