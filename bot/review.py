@@ -46,6 +46,10 @@ ANNOTATION_LEVELS = {Severity.ERROR: "failure", Severity.WARNING: "warning", Sev
 # in UTF-8 bytes, which is never longer than GitHub's own count.
 CHECK_SUMMARY_LIMIT = 65_535
 ANNOTATION_MESSAGE_LIMIT = 64 * 1024
+# GitHub takes 50 annotations a request; three requests (the create and two updates) plus the review, the summary
+# and the labels keep a pull request within six writes however many findings it has. The rest are counted.
+ANNOTATIONS_PER_REQUEST = 50
+MAX_ANNOTATIONS = 3 * ANNOTATIONS_PER_REQUEST
 ANNOTATION_TITLE_LIMIT = 255
 COMMENT_BODY_LIMIT = 65_536
 LABEL_NAME_LIMIT = 50
@@ -378,7 +382,8 @@ def _body_lists(
 ) -> tuple[list[str], set[str]]:
     """Markdown lists of findings under headings, at most MAX_BODY_FINDINGS lines in all.
 
-    Only listed findings count as posted; the rest stay new and are listed on a later run.
+    Findings past the limit are counted ("… and N more", with the check run listing every one) and recorded as
+    posted with the listed ones: re-running the same head must find nothing new to say.
     """
     lines: list[str] = []
     listed: set[str] = set()
@@ -395,6 +400,7 @@ def _body_lists(
             listed.add(fingerprint)
         if len(items) > room:
             lines.append(f"- … and {plural(len(items) - room, 'more finding')} (see the check run)")
+            listed.update(fingerprint for _, fingerprint in items[room:])
         room = max(0, room - len(items))
     return lines, listed
 
@@ -456,7 +462,7 @@ def _summary_sections(result: CheckResult, titles: Mapping[str, str], head_sha: 
             lines.append(_row(cells))
         if len(diagrams) > MAX_SUMMARY_ROWS:
             lines.append(f"\n… and {plural(len(diagrams) - MAX_SUMMARY_ROWS, 'more diagram')} "
-                         "(the check run's annotations list every finding).")
+                         "(the check run's annotations show the findings).")
         lines += ["", f"<sub>{PASS_ICON} passes · {FAIL_ICON} fails · {NOT_APPLICABLE} "
                       "does not apply to the diagram's category</sub>"]
 
@@ -500,6 +506,9 @@ def _check_run(result: CheckResult, titles: Mapping[str, str], summary_body: str
         conclusion = "neutral"
     else:
         conclusion = "success"
+    # The most important findings get the annotations: blocking ones, then by severity.
+    ranked = sorted(result.findings, key=lambda f: (not f.blocking, SEVERITY_ORDER[f.severity]))
+    shown = sort_findings(ranked[:MAX_ANNOTATIONS])
     annotations = tuple(
         {
             "path": f.path,
@@ -509,8 +518,11 @@ def _check_run(result: CheckResult, titles: Mapping[str, str], summary_body: str
             "message": cap_text(annotation_message(f), ANNOTATION_MESSAGE_LIMIT),
             "title": _truncate(f"{titles.get(f.gate, f.gate)}: {f.rule}", ANNOTATION_TITLE_LIMIT),
         }
-        for f in sort_findings(result.findings)
+        for f in shown
     )
+    if len(ranked) > MAX_ANNOTATIONS:
+        summary_body += (f"\n\nAnnotations show the {MAX_ANNOTATIONS} most important of {len(ranked):,} findings; "
+                         "`atlas-bot check` lists every one.")
     return CheckRunDraft(
         name=CHECK_RUN_NAME,
         head_sha=head_sha,

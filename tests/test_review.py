@@ -19,6 +19,7 @@ from bot.model import (
 )
 from bot.review import (
     ANNOTATION_MESSAGE_LIMIT,
+    MAX_ANNOTATIONS,
     BOT_LABEL_PREFIX,
     CHECK_SUMMARY_LIMIT,
     COMMENT_BODY_LIMIT,
@@ -515,3 +516,34 @@ def test_cap_text(text: str, limit: int, fits: bool) -> None:
 def test_gate_titles(gates, expected: dict[str, str]) -> None:
     assert gate_titles(FakeConfig(gates=gates)) == expected
     assert list(gate_titles(FakeConfig(gates=gates))) == list(expected)
+
+
+def _many_findings(count: int) -> CheckResult:
+    """One diagram outside the diff with ``count`` distinct findings (one blocking error among warnings)."""
+    code = "flowchart LR\n" + "".join(f"    N{i}[Node {i}] --> N{i + 1}\n" for i in range(count))
+    diagram = _diagram(PLAN, 3, code)
+    findings = tuple(
+        Finding("new_hire", "orphans", Severity.ERROR if i == count - 1 else Severity.WARNING, PLAN, 4 + i,
+                f"finding {i}", blocking=i == count - 1)
+        for i in range(count)
+    )
+    return CheckResult(base="b", head=HEAD, diagrams=(
+        DiagramResult(diagram, DiagramStatus.ADDED, SyntaxVerdict(ok=True, type="flowchart-v2"), findings,
+                      {"new_hire": False}),))
+
+
+def test_annotations_are_capped_to_three_requests_keeping_the_blocking_ones() -> None:
+    result = _many_findings(400)
+    run = _publish(result, pr_patches={}).check_run
+    assert len(run.annotations) == MAX_ANNOTATIONS == 150
+    assert any(a["message"].startswith("finding 399") for a in run.annotations)  # the one blocking finding
+    assert "Annotations show the 150 most important of 400 findings" in run.summary
+
+
+def test_a_rerun_after_a_long_review_body_has_nothing_new_to_say() -> None:
+    """Findings past the review body's list are counted there and recorded as posted with it."""
+    result = _many_findings(250)
+    first = _publish(result, pr_patches={})
+    assert first.review is not None and "… and 150 more findings" in first.review.body
+    assert fingerprints_in(first.review.body) == first.fingerprints
+    assert _publish(result, pr_patches={}, already_posted=fingerprints_in(first.review.body)).review is None
