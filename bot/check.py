@@ -97,7 +97,7 @@ def syntax_fixes(pool: MermaidPool, items: Sequence[tuple[str, SyntaxVerdict]]) 
     keys = [code_hash(code) for code, _ in items]
     known = cache.get_stored(SUGGESTIONS, version, keys)
     todo = [i for i, key in enumerate(keys) if key not in known]
-    found = dict(zip(todo, choose_fixes([items[i] for i in todo], pool.parse_many)))
+    found = dict(zip(todo, choose_fixes([items[i] for i in todo], pool.parse_many), strict=True))
     cache.put_stored(SUGGESTIONS, version, {keys[i]: fix_to_json(fix) for i, fix in found.items()})
     return [found[i] if i in found else fix_from_json(known[key]) for i, key in enumerate(keys)]
 
@@ -127,9 +127,9 @@ def _evaluate(
     work = [(i, item) for i in keys if i not in per_file for item in checked[i]]
     verdicts = pool.parse_many([item.new.code for _, item in work], on_progress=on_progress)
     failing = [n for n, verdict in enumerate(verdicts) if not verdict.ok]
-    fixes = dict(zip(failing, syntax_fixes(pool, [(work[n][1].new.code, verdicts[n]) for n in failing])))
+    fixes = dict(zip(failing, syntax_fixes(pool, [(work[n][1].new.code, verdicts[n]) for n in failing]), strict=True))
     fresh: dict[int, list[DiagramResult]] = {}
-    for n, ((i, item), verdict) in enumerate(zip(work, verdicts)):
+    for n, ((i, item), verdict) in enumerate(zip(work, verdicts, strict=True)):
         change = changes[i]
         fresh.setdefault(i, []).append(evaluate_diagram(
             config, item.new, status=item.status, category=config.category_of(change.path),

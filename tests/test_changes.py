@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,16 +9,8 @@ import pytest
 from bot.changes import collect_all, collect_changes, decode_markdown, too_large_reason
 from bot.gitrepo import GitError, GitRepo
 from bot.model import DiagramStatus, FileChange
+from scratch import ScratchRepo
 
-GIT_ENV = {
-    **os.environ,
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@localhost",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@localhost",
-}
 
 FLOW = "flowchart TD\n  A --> B\n  B --> C\n  C --> D\n"
 SEQ = "sequenceDiagram\n  A->>B: hi\n  B->>A: ok\n"
@@ -32,31 +22,10 @@ def fenced(*codes: str, prose: str = "Some text.") -> str:
     return "# Title\n\n" + "".join(f"{prose}\n\n```mermaid\n{code}```\n\n" for code in codes)
 
 
-class Scratch:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.mkdir(parents=True)
-        self.git("init", "-q", "-b", "main")
-
-    def git(self, *args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=self.path, env=GIT_ENV, check=True, capture_output=True, text=True)
-        return done.stdout.strip()
-
-    def write(self, path: str, content: str | bytes) -> None:
-        target = self.path / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content if isinstance(content, bytes) else content.encode())
-
-    def commit(self, message: str) -> str:
-        self.git("add", "-A")
-        self.git("commit", "-q", "--allow-empty", "-m", message)
-        return self.git("rev-parse", "HEAD")
-
-
 @pytest.fixture
-def pull_request(tmp_path: Path) -> Scratch:
+def pull_request(tmp_path: Path) -> ScratchRepo:
     """main → feature (the pull request) → main moves on with its own diagram edits."""
-    repo = Scratch(tmp_path / "work")
+    repo = ScratchRepo(tmp_path / "work")
     repo.write("docs/a.md", fenced(FLOW, SEQ))
     repo.write("docs/b.md", fenced(PIE))
     repo.write("docs/gone.md", fenced(FLOW, PIE))
@@ -96,7 +65,7 @@ def _statuses(change: FileChange) -> list[str]:
     return [d.status.value for d in change.diagrams]
 
 
-def test_collect_changes_classifies_every_file(pull_request: Scratch) -> None:
+def test_collect_changes_classifies_every_file(pull_request: ScratchRepo) -> None:
     changes = collect_changes(GitRepo(pull_request.path), "main", "feature", max_bytes=LIMIT)
     files = _by_path(changes)
     assert [c.path for c in changes] == sorted(files)
@@ -129,7 +98,7 @@ def test_collect_changes_classifies_every_file(pull_request: Scratch) -> None:
     assert [(d.new.line, d.new.code) for d in bom.diagrams] == [(1, "pie\n")]
 
 
-def test_unreadable_files_get_a_reason_not_a_crash(pull_request: Scratch) -> None:
+def test_unreadable_files_get_a_reason_not_a_crash(pull_request: ScratchRepo) -> None:
     files = _by_path(collect_changes(GitRepo(pull_request.path), "main", "feature", max_bytes=LIMIT))
     assert files["docs/bin.md"].skip_reason == "binary file"
     assert files["docs/latin.md"].skip_reason == "not valid UTF-8 (byte 0xe9 at offset 3)"
@@ -139,7 +108,7 @@ def test_unreadable_files_get_a_reason_not_a_crash(pull_request: Scratch) -> Non
     assert all(files[p].skip_reason is None for p in files if p not in ("docs/bin.md", "docs/latin.md", "docs/big.md"))
 
 
-def test_changes_on_the_base_branch_only_are_not_the_pull_requests(pull_request: Scratch) -> None:
+def test_changes_on_the_base_branch_only_are_not_the_pull_requests(pull_request: ScratchRepo) -> None:
     repo = GitRepo(pull_request.path)
     files = _by_path(collect_changes(repo, "main", "feature", max_bytes=LIMIT))
     assert "docs/b.md" not in files and "docs/main-only.md" not in files
@@ -148,7 +117,7 @@ def test_changes_on_the_base_branch_only_are_not_the_pull_requests(pull_request:
     assert collect_changes(repo, "feature", "feature") == ()
 
 
-def test_a_pull_request_that_is_behind_reports_only_its_own_work(pull_request: Scratch) -> None:
+def test_a_pull_request_that_is_behind_reports_only_its_own_work(pull_request: ScratchRepo) -> None:
     """Head's base branch since the branch point is not reverted by the pull request."""
     repo = GitRepo(pull_request.path)
     changes = collect_changes(repo, "feature", "main", max_bytes=LIMIT)
@@ -156,12 +125,12 @@ def test_a_pull_request_that_is_behind_reports_only_its_own_work(pull_request: S
     assert _statuses(_by_path(changes)["docs/b.md"]) == ["modified"]
 
 
-def test_unknown_revisions_are_git_errors(pull_request: Scratch) -> None:
+def test_unknown_revisions_are_git_errors(pull_request: ScratchRepo) -> None:
     with pytest.raises(GitError, match="unknown revision 'nope'"):
         collect_changes(GitRepo(pull_request.path), "nope", "feature")
 
 
-def test_collect_all_lists_every_markdown_file_as_checked(pull_request: Scratch) -> None:
+def test_collect_all_lists_every_markdown_file_as_checked(pull_request: ScratchRepo) -> None:
     files = _by_path(collect_all(GitRepo(pull_request.path), "feature", max_bytes=LIMIT))
     assert "docs/notes.txt" not in files and "docs/gone.md" not in files
     assert {p for p, f in files.items() if f.skip_reason} == {"docs/bin.md", "docs/latin.md", "docs/big.md"}

@@ -3,8 +3,6 @@ history persistence, and serialised progress updates."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import tempfile
 import threading
 from datetime import datetime, timedelta, timezone
@@ -20,48 +18,14 @@ from bot.counting import DiagramCounter, ProgressUpdater, render_at
 from bot.gitrepo import GitRepo
 from bot.progress import REGION_END, REGION_START, MergeRecord, merge_region, parse_history
 from bot.progress_store import ProgressStore
+from scratch import ScratchRepo
 
 NOW = datetime(2024, 9, 30, 12, 0, tzinfo=timezone.utc)
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent",
-}
-
-
-class Repo:
-    """A scratch git repository: write files, commit, return the commit sha."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.mkdir(parents=True, exist_ok=True)
-        self._git("init", "-q", "-b", "main")
-
-    def _git(self, *args: str) -> str:
-        env = {**os.environ, **GIT_ENV}
-        return subprocess.run(["git", *args], cwd=self.path, env=env, check=True, capture_output=True,
-                              text=True).stdout.strip()
-
-    def write(self, rel: str, text: str) -> None:
-        target = self.path / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-
-    def remove(self, rel: str) -> None:
-        (self.path / rel).unlink()
-
-    def move(self, old: str, new: str) -> None:
-        (self.path / new).parent.mkdir(parents=True, exist_ok=True)
-        (self.path / old).rename(self.path / new)
-
-    def commit(self, message: str = "change") -> str:
-        self._git("add", "-A")
-        self._git("commit", "-q", "--allow-empty", "-m", message)
-        return self._git("rev-parse", "HEAD")
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Repo:
-    return Repo(tmp_path / "repo")
+def repo(scratch: ScratchRepo) -> ScratchRepo:
+    return scratch
 
 
 def fences(n: int, tag: int = 0) -> str:
@@ -94,7 +58,7 @@ TRICKY = {
 }
 
 
-def test_counts_follow_commonmark(repo: Repo):
+def test_counts_follow_commonmark(repo: ScratchRepo):
     for path, (text, _) in TRICKY.items():
         repo.write(path, text)
     sha = repo.commit()
@@ -105,7 +69,7 @@ def test_counts_follow_commonmark(repo: Repo):
     assert all(count_diagrams(TRICKY[path][0]) == n for path, n in counts.items())
 
 
-def test_non_utf8_blob_is_counted_not_dropped(repo: Repo):
+def test_non_utf8_blob_is_counted_not_dropped(repo: ScratchRepo):
     (repo.path / "docs").mkdir(parents=True)
     (repo.path / "docs" / "latin1.md").write_bytes("caf\xe9\n\n```mermaid\ngraph TD\n```\n".encode("latin-1"))
     sha = repo.commit()
@@ -131,11 +95,11 @@ class SpyRepo:
         return self.inner.read_blobs(shas)
 
 
-def _blob(repo: Repo, rev: str, path: str) -> str:
-    return repo._git("rev-parse", f"{rev}:{path}")
+def _blob(repo: ScratchRepo, rev: str, path: str) -> str:
+    return repo.git("rev-parse", f"{rev}:{path}")
 
 
-def test_incremental_reads_only_changed_files(repo: Repo):
+def test_incremental_reads_only_changed_files(repo: ScratchRepo):
     for i in range(20):
         repo.write(f"docs/c{i % 3}/f{i}.md", fences(1 + i % 4, i))
     first = repo.commit()
@@ -159,7 +123,7 @@ def test_incremental_reads_only_changed_files(repo: Repo):
     assert spy.read == [] and counter.last_stats.from_commit_cache
 
 
-def test_store_survives_a_restart_and_separates_schemes(repo: Repo, tmp_path: Path):
+def test_store_survives_a_restart_and_separates_schemes(repo: ScratchRepo, tmp_path: Path):
     repo.write("docs/a/x.md", fences(3))
     sha = repo.commit()
     with ProgressStore.in_data_dir(tmp_path / "data") as store:
@@ -198,7 +162,7 @@ def _document(n: int, variant: int) -> str:
 @given(st.lists(st.lists(operation, min_size=1, max_size=4), min_size=1, max_size=5))
 def test_incremental_equals_cold_recount(commits):
     with tempfile.TemporaryDirectory() as tmp:
-        repo = Repo(Path(tmp))
+        repo = ScratchRepo(Path(tmp))
         model: dict[str, str] = {}
         counter = DiagramCounter(GitRepo(repo.path))
         shas = []
@@ -229,7 +193,7 @@ def test_incremental_equals_cold_recount(commits):
 CONFIG = Config(categories=(Category("a", "Alpha", 10), Category("b", "Beta", 20)))
 
 
-def test_render_at_records_history_and_recovers_it_from_the_issue(repo: Repo, tmp_path: Path):
+def test_render_at_records_history_and_recovers_it_from_the_issue(repo: ScratchRepo, tmp_path: Path):
     repo.write("docs/a/x.md", fences(2))
     first = repo.commit()
     counter = DiagramCounter(GitRepo(repo.path), ProgressStore(tmp_path / "s1.sqlite3"))

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from emulator import gitdata
-from emulator.fixtures import EmulatorHandle, github_emulator, github_emulator_server  # noqa: F401
+from emulator.fixtures import EmulatorHandle
 from emulator.handlers import HANDLERS
 from emulator.openapi import trim
 from emulator.spec import Spec

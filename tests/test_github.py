@@ -41,7 +41,7 @@ from bot.review import (
     ReviewDraft,
     build_publication,
 )
-from emulator.fixtures import EmulatorHandle, github_emulator, github_emulator_server  # noqa: F401
+from emulator.fixtures import EmulatorHandle
 from emulator.state import BAD_GATEWAY, BAD_GATEWAY_AFTER_WRITE, CONNECTION_CLOSE, SECONDARY_RATE_LIMIT
 
 API = "https://api.github.com"

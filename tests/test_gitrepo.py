@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -12,44 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.gitrepo import ChangedPath, GitError, GitRepo, _auth_env
-
-GIT_ENV = {
-    **os.environ,
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@localhost",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@localhost",
-}
-
-
-class Scratch:
-    """A throw-away work tree driven through the git command line."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.mkdir(parents=True, exist_ok=True)
-        self.git("init", "-q", "-b", "main")
-
-    def git(self, *args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=self.path, env=GIT_ENV, check=True, capture_output=True, text=True)
-        return done.stdout.strip()
-
-    def write(self, path: str, content: str | bytes) -> None:
-        target = self.path / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content if isinstance(content, bytes) else content.encode())
-
-    def commit(self, message: str) -> str:
-        self.git("add", "-A")
-        self.git("commit", "-q", "--allow-empty", "-m", message)
-        return self.git("rev-parse", "HEAD")
-
-
-@pytest.fixture
-def scratch(tmp_path: Path) -> Scratch:
-    return Scratch(tmp_path / "work")
+from scratch import ScratchRepo
 
 
 def test_not_a_repository(tmp_path: Path) -> None:
@@ -60,7 +22,7 @@ def test_not_a_repository(tmp_path: Path) -> None:
         GitRepo(tmp_path / "plain")
 
 
-def test_resolve(scratch: Scratch) -> None:
+def test_resolve(scratch: ScratchRepo) -> None:
     scratch.write("a.md", "a\n")
     sha = scratch.commit("one")
     repo = GitRepo(scratch.path)
@@ -73,7 +35,7 @@ def test_resolve(scratch: Scratch) -> None:
         repo.resolve("--output=x")
 
 
-def test_merge_base_and_ancestry(scratch: Scratch) -> None:
+def test_merge_base_and_ancestry(scratch: ScratchRepo) -> None:
     first = scratch.commit("first")
     scratch.git("checkout", "-q", "-b", "feature")
     feature = scratch.commit("feature work")
@@ -89,7 +51,7 @@ def test_merge_base_and_ancestry(scratch: Scratch) -> None:
         repo.merge_base("main", "island")
 
 
-def test_changed_paths_and_diff_names(scratch: Scratch) -> None:
+def test_changed_paths_and_diff_names(scratch: ScratchRepo) -> None:
     body = "".join(f"line {i}\n" for i in range(40))
     scratch.write("docs/keep.md", "keep\n")
     scratch.write("docs/edit.md", "before\n")
@@ -121,7 +83,7 @@ def test_changed_paths_and_diff_names(scratch: Scratch) -> None:
     assert repo.changed_paths(head, head) == []
 
 
-def test_list_files(scratch: Scratch) -> None:
+def test_list_files(scratch: ScratchRepo) -> None:
     for path in ("docs/a.md", "docs/sub/B.MD", "docs/c.markdown", "docs/d.txt", "docs2/e.md", "README.md"):
         scratch.write(path, path)
     scratch.commit("files")
@@ -134,7 +96,7 @@ def test_list_files(scratch: Scratch) -> None:
     assert {blobs[sha].decode() for _, sha in everything} == {p for p, _ in everything}
 
 
-def test_read_blob(scratch: Scratch) -> None:
+def test_read_blob(scratch: ScratchRepo) -> None:
     scratch.write("docs/crlf.md", b"\xef\xbb\xbfa\r\nb\r\n")
     scratch.write("docs/bin.md", b"\x00\x01\x02")
     scratch.write("docs/name with spaces.md", "spaced\n")
@@ -152,7 +114,7 @@ def test_read_blob(scratch: Scratch) -> None:
         repo.read_blob("nope", "docs/crlf.md")
 
 
-def test_read_blobs_and_sizes(scratch: Scratch) -> None:
+def test_read_blobs_and_sizes(scratch: ScratchRepo) -> None:
     scratch.write("a.md", "x" * 1234)
     scratch.commit("one")
     repo = GitRepo(scratch.path)
@@ -168,7 +130,7 @@ def test_read_blobs_and_sizes(scratch: Scratch) -> None:
 # Mirrors and fetches ----------------------------------------------------------------------------------------
 
 
-def _source_with_pull_ref(scratch: Scratch) -> tuple[str, str]:
+def _source_with_pull_ref(scratch: ScratchRepo) -> tuple[str, str]:
     scratch.write("docs/a.md", "base\n")
     main = scratch.commit("base")
     scratch.git("checkout", "-q", "-b", "contributor")
@@ -180,7 +142,7 @@ def _source_with_pull_ref(scratch: Scratch) -> tuple[str, str]:
     return main, pull
 
 
-def test_mirror_and_fetch_pull_ref(scratch: Scratch, tmp_path: Path) -> None:
+def test_mirror_and_fetch_pull_ref(scratch: ScratchRepo, tmp_path: Path) -> None:
     main, pull = _source_with_pull_ref(scratch)
     cache = tmp_path / "mirrors"
     repo = GitRepo.mirror(cache, "octo/atlas", str(scratch.path), "s3cret-token")
@@ -228,7 +190,7 @@ def test_mirror_rejects_bad_names_and_urls(tmp_path: Path, full_name: str, url: 
         GitRepo.mirror(tmp_path, full_name, url, None)
 
 
-def test_fetch_rejects_option_like_refspecs(scratch: Scratch) -> None:
+def test_fetch_rejects_option_like_refspecs(scratch: ScratchRepo) -> None:
     scratch.commit("one")
     with pytest.raises(GitError, match="invalid refspec"):
         GitRepo(scratch.path).fetch(["--upload-pack=touch /tmp/x"], None)

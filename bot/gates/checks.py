@@ -84,7 +84,7 @@ _FLOW_TOKEN = re.compile(
 )
 # The commonest statements in one match: "A", "A[label]", "A --> B", "A[x] -->|label| B[y]:::cls". Other
 # lines (chains, "&", labels in the middle of arrows, subgraphs) go through the token reader.
-_NODE_REF = rf"(?![ox][-=.])\w++(?!@[^{{])"
+_NODE_REF = r"(?![ox][-=.])\w++(?!@[^{])"
 _FLOW_SIMPLE = re.compile(
     rf"[ \t]*(?!subgraph\b)(?P<a>{_NODE_REF})(?P<sa>{_SHAPES})?(?::::[\w-]+)?[ \t]*"
     rf"(?:(?P<arrow>{_ARROW_FULL})[ \t]*(?:\|(?P<pipe>[^|\n]*)\|)?[ \t]*"
