@@ -143,17 +143,30 @@ def totals_row(rows: Sequence[CategoryTotal]) -> CategoryTotal:
 
 @dataclass(frozen=True)
 class CategoryRow:
-    """One category at one revision: diagrams, files holding them, target."""
+    """One category at one revision: diagrams, files holding them, target.
+
+    ``credited`` is set on sums of rows: the diagrams that count toward the summed target, each category up to
+    its own target. A surplus in one category, or diagrams in folders without a target, must not make up for a
+    category that is behind; the sum's completion is therefore ``credited / target``.
+    """
 
     folder: str
     title: str
     diagrams: int
     files: int
     target: int | None
+    credited: int | None = None
+
+    @property
+    def toward_target(self) -> int:
+        """Diagrams that count toward this row's target."""
+        if self.credited is not None:
+            return self.credited
+        return self.diagrams if self.target is None else min(self.diagrams, self.target)
 
     @property
     def completion(self) -> float | None:
-        return completion(self.diagrams, self.target)
+        return completion(self.diagrams if self.credited is None else self.credited, self.target)
 
 
 @dataclass(frozen=True)
@@ -169,8 +182,10 @@ class ProgressSnapshot:
 
 
 def _sum_rows(folder: str, title: str, rows: Sequence[CategoryRow]) -> CategoryRow:
+    targeted = [r for r in rows if r.target is not None]
     return CategoryRow(folder, title, sum(r.diagrams for r in rows), sum(r.files for r in rows),
-                       _sum_targets([r.target for r in rows]))
+                       _sum_targets([r.target for r in rows]),
+                       sum(r.toward_target for r in targeted) if targeted else None)
 
 
 def build_snapshot(config: _ConfigLike, rev: str, counts: Mapping[str, int]) -> ProgressSnapshot:
@@ -360,6 +375,8 @@ class Velocity:
 def velocity(history: History, *, total: int, target: int | None, now: datetime) -> Velocity:
     """Pace over the last ``VELOCITY_WINDOW`` of recorded history, projected from the last recorded change.
 
+    ``total`` is what counts toward ``target`` now; the pace is that of the recorded totals.
+
     The projection starts at the last recorded point (not at ``now``), so the rendered text changes when the
     totals change, not every time the clock moves; ``now`` only decides whether the pace is stale.
     """
@@ -385,7 +402,7 @@ def velocity(history: History, *, total: int, target: int | None, now: datetime)
         return Velocity(per_week, base.at, None, "No target configured: no projection.")
     if per_week <= 0:
         return Velocity(per_week, base.at, None, "The total is not growing: no projection.")
-    remaining_weeks = (target - last.total) / per_week
+    remaining_weeks = (target - total) / per_week
     if remaining_weeks > PROJECTION_MAX / WEEK:
         return Velocity(per_week, base.at, None, "More than 50 years at this pace.")
     projected = (last.at + remaining_weeks * WEEK).date()
@@ -500,7 +517,7 @@ def _gate_lines(gate_health: Mapping[str, tuple[int, int]], max_gates: int) -> l
 
 def _velocity_lines(snapshot: ProgressSnapshot, history: History, now: datetime) -> list[str]:
     total = snapshot.total
-    pace = velocity(history, total=total.diagrams, target=total.target, now=now)
+    pace = velocity(history, total=total.toward_target, target=total.target, now=now)
     lines = ["### Velocity", ""]
     if pace.per_week is not None and pace.since is not None:
         lines.append(f"- {pace.per_week:,.1f} diagrams per week since {pace.since.date().isoformat()}")
@@ -525,11 +542,11 @@ def _render(snapshot: ProgressSnapshot, history: History, recent_merges: int,
             gate_health: Mapping[str, tuple[int, int]], now: datetime, level: _Level) -> str:
     total = snapshot.total
     share = total.completion
-    of_target = "" if total.target is None else f" of {total.target:,}"
     lines = [REGION_START, "## Diagram progress", "",
-             f"**{total.diagrams:,}{of_target} diagrams** in {total.files:,} files at `{snapshot.rev[:12]}`", ""]
+             f"**{total.diagrams:,} diagrams** in {total.files:,} files at `{snapshot.rev[:12]}`", ""]
     if share is not None:
-        lines += [f"{_bar(share, BAR_WIDTH)} {_percent(share)}", ""]
+        lines += [f"{_bar(share, BAR_WIDTH)} {_percent(share)}: {total.toward_target:,} of the {total.target:,} "
+                  "the category targets ask for (each category counts up to its target)", ""]
     lines += _category_table(snapshot, level.rows)
     for section in (_chart(snapshot, level.chart), _gate_lines(gate_health, level.gates),
                     _velocity_lines(snapshot, history, now),
@@ -543,11 +560,10 @@ def _render(snapshot: ProgressSnapshot, history: History, recent_merges: int,
 
 def _minimal(snapshot: ProgressSnapshot, history: History) -> str:
     total = snapshot.total
-    of_target = "" if total.target is None else f" of {total.target:,}"
-    share = "" if total.completion is None else f" ({_percent(total.completion)})"
+    share = "" if total.completion is None else f" ({_percent(total.completion)} of the category targets)"
     return "\n".join([
         REGION_START, "## Diagram progress", "",
-        f"**{total.diagrams:,}{of_target} diagrams**{share} in {total.files:,} files in "
+        f"**{total.diagrams:,} diagrams**{share} in {total.files:,} files in "
         f"{len(snapshot.rows):,} categories "
         f"at `{snapshot.rev[:12]}` (details left out to fit the issue size limit; run `atlas-bot progress`).",
         "", f"{HISTORY_PREFIX}{history_to_json(history.trimmed(2, 0))} -->", REGION_END,
@@ -588,7 +604,8 @@ def render_progress_json(snapshot: ProgressSnapshot) -> str:
     def row(r: CategoryRow) -> dict[str, Any]:
         share = r.completion
         return {"folder": r.folder, "title": r.title, "diagrams": r.diagrams, "files": r.files,
-                "target": r.target, "completion": None if share is None else round(share * 100, 1)}
+                "target": r.target, "toward_target": None if r.target is None else r.toward_target,
+                "completion": None if share is None else round(share * 100, 1)}
 
     data = {"rev": snapshot.rev, "categories": [row(r) for r in snapshot.rows], "total": row(snapshot.total)}
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"

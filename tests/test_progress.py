@@ -97,7 +97,10 @@ def test_snapshot_total_and_completion_are_computed_from_the_same_sums():
     assert total.diagrams == sum(r.diagrams for r in snap.rows) == sum(counts.values())
     assert total.files == sum(r.files for r in snap.rows) == len(counts)
     assert total.target == 240 + 100 + 108 + 60
-    assert total.completion == pytest.approx(total.diagrams / total.target)
+    # Each category counts toward the targets up to its own: the 54 extra guarantees and the 437 diagrams of a
+    # folder without a target do not make up for the systems still missing.
+    assert total.toward_target == 48 + 108
+    assert total.completion == pytest.approx((48 + 108) / total.target)
     assert next(r for r in snap.rows if r.folder == "systems").files == 8
 
 
@@ -107,11 +110,12 @@ def test_json_output_has_categories_and_total():
     assert data["rev"] == "b" * 40
     by_folder = {c["folder"]: c for c in data["categories"]}
     assert by_folder["systems"] == {"folder": "systems", "title": "Architecture Deep-Dives", "diagrams": 3,
-                                    "files": 1, "target": 240, "completion": 1.2}
+                                    "files": 1, "target": 240, "toward_target": 3, "completion": 1.2}
     assert by_folder["x"]["target"] is None and by_folder["x"]["completion"] is None
     assert by_folder[OUTSIDE_FOLDER]["diagrams"] == 1
     assert data["total"]["diagrams"] == 6 == sum(c["diagrams"] for c in data["categories"])
     assert data["total"]["target"] == 508
+    assert data["total"]["toward_target"] == 3 and data["total"]["completion"] == round(3 / 508 * 100, 1)
 
 
 def test_merge_record_from_category_totals():
@@ -285,7 +289,7 @@ def test_region_respects_a_small_budget_and_never_drops_the_total():
     for budget in (20_000, 5_000, 2_000, 600):
         region = _region(snap, max_chars=budget)
         assert text_length(region) <= max(budget, 700)
-        assert "300 of 508 diagrams" in region
+        assert "**300 diagrams**" in region
 
 
 # --------------------------------------------------------------------------------------------- issue body
