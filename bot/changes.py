@@ -147,3 +147,13 @@ def collect_all(
         diagrams = tuple(DiagramChange(DiagramStatus.CHECKED, d) for d in extract_diagrams(path, text))
         files.append(FileChange(path, "A", diagrams=diagrams, text=text))
     return tuple(files)
+
+
+def texts_at(repo: GitRepo, rev: str, paths: Iterable[str]) -> dict[str, str]:
+    """Texts of the files that exist at ``rev`` (undecodable bytes replaced): the sources findings point into."""
+    texts = {}
+    for path in sorted(set(paths)):
+        raw = repo.read_blob(rev, path)
+        if raw is not None:
+            texts[path] = raw.decode("utf-8", errors="replace")
+    return texts

@@ -115,6 +115,7 @@ def _load_config(repo, rev: str, override: Path | None):
 
 
 def _check(args: argparse.Namespace) -> int:
+    from bot.changes import texts_at
     from bot.check import run_all, run_check
     from bot.gates.mermaid import MermaidPool, VerdictCache
     from bot.render import render_github, render_json, render_text
@@ -141,7 +142,8 @@ def _check(args: argparse.Namespace) -> int:
         output = render_github(result)
     else:
         with_suggestions = {f.path for f in result.findings if f.suggestion is not None}
-        output = render_text(result, color=_color(sys.stdout), sources=_sources(repo, result.head, with_suggestions))
+        sources = texts_at(repo, result.head, with_suggestions)
+        output = render_text(result, color=_color(sys.stdout), sources=sources)
     sys.stdout.write(output if output.endswith("\n") else output + "\n")
     return EXIT_OK if result.passed else EXIT_BLOCKED
 
@@ -149,16 +151,6 @@ def _check(args: argparse.Namespace) -> int:
 def _color(stream: TextIO) -> bool:
     """Colour on a terminal, unless NO_COLOR is set (https://no-color.org)."""
     return stream.isatty() and not os.environ.get("NO_COLOR")
-
-
-def _sources(repo, rev: str, paths) -> dict[str, str]:
-    """File texts at ``rev`` for the text format's suggestion diffs (only files with suggestions to show)."""
-    texts = {}
-    for path in paths:
-        raw = repo.read_blob(rev, path)
-        if raw is not None:
-            texts[path] = raw.decode("utf-8", errors="replace")
-    return texts
 
 
 def _progress(args: argparse.Namespace) -> int:

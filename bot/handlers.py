@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bot.changes import texts_at
 from bot.config import ConfigError
 from bot.gitrepo import GitError
 from bot.webhooks import Delivery
@@ -256,7 +257,8 @@ def review(ctx: Context, client: RepoClientLike, target: PullTarget, *, recheck:
     checked = time.monotonic()
     publication = services.build_publication(
         result, config, pr_patches=client.pr_patches(target.number), head_sha=target.head_sha,
-        sources=_sources(repo, target.head_sha, result), already_posted=client.posted_fingerprints(target.number),
+        sources=texts_at(repo, target.head_sha, (f.path for f in result.findings)),
+        already_posted=client.posted_fingerprints(target.number),
     )
     report = client.publish(target.number, publication)
     log.info("published review of %s: %d diagrams, %d findings, %s writes (git %.0f ms, check %.0f ms, "
@@ -277,16 +279,6 @@ def neutral_text(exc: ConfigError) -> str:
     line = exc.line
     return NEUTRAL_TEXT.format(source=exc.source or REPO_CONFIG_PATH, line=f", line {line}" if line else "",
                                reason=exc.reason)
-
-
-def _sources(repo: Any, head: str, result: Any) -> dict[str, str]:
-    """Head texts of the files with findings, so fingerprints follow the offending text, not line numbers."""
-    texts = {}
-    for path in sorted({f.path for f in result.findings}):
-        raw = repo.read_blob(head, path)
-        if raw is not None:
-            texts[path] = raw.decode("utf-8", errors="replace")
-    return texts
 
 
 # -- comments, pushes, installations -------------------------------------------------------------------------
