@@ -14,7 +14,6 @@ import ctypes
 import difflib
 import re
 from collections.abc import Sequence
-from functools import lru_cache
 
 from cmarkgfm import _cmark
 
@@ -44,12 +43,9 @@ _SOURCEPOS = re.compile(rb'(\d+):\d+-(\d+):\d+')
 _META = re.compile(rb' data-meta="([^"]*)"')
 _CODE_CLOSE = b"</code></pre>"
 _CONTAINER = re.compile(rb'<(?:blockquote|li) data-sourcepos="(\d+):\d+-(\d+):\d+"')
-_HEADING = re.compile(rb'<h([1-6]) data-sourcepos="(\d+):')
 # The only escapes cmark's HTML writer produces (houdini_escape_html0, non-secure mode); "&amp;" goes last.
 _HTML_ESCAPES = ((b"&lt;", b"<"), (b"&gt;", b">"), (b"&quot;", b'"'), (b"&amp;", b"&"))
 
-# CommonMark line endings: LF, CR LF, or a lone CR.
-_LINE_BREAK = re.compile(r"\r\n?|\n")
 
 # Two versions of a diagram whose lines are at least this similar are one diagram, modified.
 MODIFIED_SIMILARITY = 0.5
@@ -147,34 +143,6 @@ def extract_diagrams(path: str, text: str | bytes) -> tuple[Diagram, ...]:
         )
         found = html.find(_MERMAID_CODE_OPEN, code_end)
     return tuple(diagrams)
-
-
-@lru_cache(maxsize=32)
-def _headings(text: str) -> tuple[tuple[int, int], ...]:
-    """(first line, level) of every heading, ATX or setext, outside code blocks."""
-    data = _utf8(text)
-    html = _render(data, _cmark.lib.CMARK_OPT_SOURCEPOS)
-    return tuple((int(line), int(level)) for level, line in _HEADING.findall(html))
-
-
-def section_around(text: str, line: int) -> str:
-    """The section holding file line ``line``: from the nearest heading at or above it to just before the
-    next heading of the same or a higher level (the top of the file when no heading precedes it)."""
-    lines = _LINE_BREAK.split(text)
-    if lines and lines[-1] == "":
-        lines.pop()
-    first, level = 1, 0
-    headings = _headings(text)
-    for heading_line, heading_level in headings:
-        if heading_line > line:
-            break
-        first, level = heading_line, heading_level
-    last = len(lines)
-    for heading_line, heading_level in headings:
-        if heading_line > line and (level == 0 or heading_level <= level):
-            last = heading_line - 1
-            break
-    return "\n".join(lines[first - 1 : last])
 
 
 def _similarity(old: Diagram, new: Diagram) -> float:

@@ -228,12 +228,6 @@ class GitRepo:
             )
         return changes
 
-    def diff_names(self, rev_a: str, rev_b: str) -> list[str]:
-        """Every path that differs between two commits (a rename lists both its old and its new path)."""
-        out = self._run_bytes("diff-tree", "-r", "-z", "--name-only", "--no-renames", self.resolve(rev_a),
-                              self.resolve(rev_b))
-        return [_decode_path(name) for name in out.split(b"\0") if name]
-
     def list_files(
         self, rev: str, under: str = "", suffix: str | tuple[str, ...] = MARKDOWN_SUFFIXES
     ) -> list[tuple[str, str]]:

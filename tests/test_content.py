@@ -10,7 +10,6 @@ from bot.content import (
     diff_diagrams,
     extract_diagrams,
     is_markdown_path,
-    section_around,
 )
 from bot.model import Diagram, DiagramStatus
 
@@ -140,38 +139,6 @@ def test_is_markdown_path(path: str, expected: bool) -> None:
     assert is_markdown_path(path) is expected
 
 
-SECTIONED = """intro line
-# Title
-title text
-## Costs
-cost text
-```mermaid
-# not a heading
-```
-### Detail
-detail text
-## Scale
-scale text
-"""
-
-
-def test_section_around_reaches_the_next_heading_of_same_level() -> None:
-    assert section_around(SECTIONED, 6) == "## Costs\ncost text\n```mermaid\n# not a heading\n```\n### Detail\ndetail text"
-
-
-def test_section_around_innermost_heading() -> None:
-    assert section_around(SECTIONED, 10) == "### Detail\ndetail text"
-
-
-def test_section_around_before_any_heading_and_top_level() -> None:
-    assert section_around(SECTIONED, 1) == "intro line"
-    assert section_around(SECTIONED, 3).startswith("# Title\ntitle text\n## Costs")
-    assert section_around(SECTIONED, 3).endswith("scale text")
-
-
-def test_section_around_setext_heading() -> None:
-    text = "Top\n===\na\n\nSub\n---\nb\n\nNext\n===\nc\n"
-    assert section_around(text, 7) == "Sub\n---\nb\n"
 
 
 # Diff classifier --------------------------------------------------------------------------------------------

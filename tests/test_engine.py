@@ -245,3 +245,37 @@ def test_a_gate_without_rules_passes() -> None:
     config = dataclasses.replace(CONFIG, gates=(Gate(id="empty", title="Empty"),))
     result = evaluate(page("# T", fence(GOOD)), config=config)
     assert result.gates_passed == {"empty": True} and result.findings == ()
+
+
+SECTIONED = """intro line
+# Title
+title text
+## Costs
+cost text
+```mermaid
+# not a heading
+```
+### Detail
+detail text
+## Scale
+scale text
+"""
+
+
+def test_section_around_reaches_the_next_heading_of_same_level() -> None:
+    assert engine.section_around(SECTIONED, 6) == "## Costs\ncost text\n```mermaid\n# not a heading\n```\n### Detail\ndetail text"
+
+
+def test_section_around_innermost_heading() -> None:
+    assert engine.section_around(SECTIONED, 10) == "### Detail\ndetail text"
+
+
+def test_section_around_before_any_heading_and_top_level() -> None:
+    assert engine.section_around(SECTIONED, 1) == "intro line"
+    assert engine.section_around(SECTIONED, 3).startswith("# Title\ntitle text\n## Costs")
+    assert engine.section_around(SECTIONED, 3).endswith("scale text")
+
+
+def test_section_around_setext_heading() -> None:
+    text = "Top\n===\na\n\nSub\n---\nb\n\nNext\n===\nc\n"
+    assert engine.section_around(text, 7) == "Sub\n---\nb\n"
