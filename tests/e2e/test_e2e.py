@@ -6,7 +6,7 @@ from __future__ import annotations
 from emulator.state import BAD_GATEWAY, NOT_FOUND, SECONDARY_RATE_LIMIT
 
 from bot.queue import JobState
-from e2e.harness import REPO, comment_payload, pull_request_payload
+from e2e.harness import GOOD_DIAGRAM, INSTALLATION_ID, REPO, comment_payload, pull_request_payload
 
 REVIEWS = "POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews"
 PULL_FILES = "GET /repos/{owner}/{repo}/pulls/{pull_number}/files"
@@ -125,3 +125,30 @@ def test_comment_commands(github_emulator, sample, bot_factory) -> None:
     [reply] = github_emulator.writes(since=mark)
     assert reply.endpoint == "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"
     assert "/atlas recheck" in reply.body["body"]
+
+
+def push_payload(emulator, full_name: str, after: str) -> dict:
+    """A push to the default branch, shaped like GitHub's (the fields the bot reads, from the emulator's repo)."""
+    with emulator.state.lock:
+        repository = dict(emulator.state.repos[full_name].data)
+    return {"ref": f"refs/heads/{repository['default_branch']}", "before": "0" * 40, "after": after,
+            "deleted": False, "repository": repository, "installation": {"id": INSTALLATION_ID},
+            "sender": {"login": "maintainer", "type": "User"}}
+
+
+def test_a_merge_brings_the_progress_issue_up_to_date(github_emulator, sample, bot_factory) -> None:
+    bot = bot_factory()
+    sample.write("docs/incidents/s3.md", "# S3\n\n" + GOOD_DIAGRAM)
+    head = sample.commit("Add the S3 incident (#7)")
+    assert bot.deliver("push", push_payload(github_emulator, REPO, head)).status_code == 202
+    assert bot.wait_idle()
+    assert [job.state for job in bot.jobs()] == [JobState.DONE]
+    issues = [i for i in github_emulator.state.repos[REPO].issues.values() if "pull_request" not in i]
+    [issue] = issues
+    assert {label["name"] for label in issue["labels"]} == {"atlas-progress"}
+    assert "| Incident Anatomies | 1 | 100 |" in issue["body"] and "#7" in issue["body"]
+
+    mark = github_emulator.mark()
+    assert bot.deliver("push", push_payload(github_emulator, REPO, head)).status_code == 202
+    assert bot.wait_idle()
+    assert endpoints(github_emulator.writes(since=mark)) == []  # nothing changed: nothing written
