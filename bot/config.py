@@ -94,7 +94,8 @@ class Rule:
     enabled: bool = True
 
     def applies_to(self, category: str | None) -> bool:
-        return self.categories is None or category in self.categories
+        """Enabled, and ``categories`` None (every diagram) or holding ``category``, as for a gate."""
+        return self.enabled and (self.categories is None or category in self.categories)
 
 
 @dataclass(frozen=True)

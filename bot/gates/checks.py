@@ -56,11 +56,24 @@ _SHAPES = "|".join(
         r'>(?:"[^"\n]*"|[^\]"\n])*\]',
     )
 )
-# Two-character openers and the closers that end them ("[(" opens a cylinder only when ")]" closes it).
-_TWO_CHAR_CLOSERS = {
-    "((": ("))",), "([": ("])",), "[[": ("]]",), "[(": (")]",), "[/": ("/]", "\\]"), "[\\": ("/]", "\\]"),
-    "{{": ("}}",),
-}
+# Node shape openers and the closers that end them, longest opener first ("[(" opens a cylinder only when ")]"
+# closes it, else "[" opens a box whose text starts with "("). Shared with the fixes, which write the first
+# closer when they complete a shape.
+SHAPE_CLOSERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("(((", (")))",)),
+    ("((", ("))",)),
+    ("([", ("])",)),
+    ("[[", ("]]",)),
+    ("[(", (")]",)),
+    ("{{", ("}}",)),
+    ("[/", ("/]", "\\]")),
+    ("[\\", ("\\]", "/]")),
+    ("(", (")",)),
+    ("[", ("]",)),
+    ("{", ("}",)),
+    (">", ("]",)),
+)
+_TWO_CHAR_CLOSERS = {opener: closers for opener, closers in SHAPE_CLOSERS if len(opener) == 2}
 # "[" followed by one of these may open a two-character shape.
 _TWO_CHAR_SECOND = frozenset("[(/\\")
 # An arrowhead ">" may touch the next node ("A-->B"); a circle or cross end ("--o") needs a space after it, or
@@ -1168,11 +1181,6 @@ def fold_pattern(pattern: str) -> str | None:
     if not pattern.isascii() or _UNFOLDABLE.search(pattern):
         return None
     return _ESCAPE_OR_CHAR.sub(lambda m: m.group(0) if m.group(0).startswith("\\") else m.group(0).lower(), pattern)
-
-
-def necessary_literals(pattern: str, flags: int = 0) -> tuple[str, ...] | None:
-    """Lower-case strings one of which every match of ``pattern`` contains, or None when none can be told."""
-    return needles_of(pattern, flags)[0]
 
 
 def needles_of(pattern: str, flags: int = 0) -> tuple[tuple[str, ...] | None, int | None]:

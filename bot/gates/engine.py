@@ -92,7 +92,7 @@ def evaluate_diagram(
             continue
         gate_findings: list[Finding] = []
         for rule in gate.rules:
-            if not rule.enabled or not rule.applies_to(category):
+            if not rule.applies_to(category):
                 continue
             run = checks.CHECKS[rule.check].run
             for hit in run(config.compiled[(gate.id, rule.id)], subject, gate.evidence):

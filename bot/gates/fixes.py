@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from bot.gates.checks import SHAPE_CLOSERS, header_line
 from bot.model import SyntaxVerdict
 
 log = logging.getLogger(__name__)
@@ -23,32 +24,21 @@ log = logging.getLogger(__name__)
 ParseMany = Callable[[Sequence[str]], list[SyntaxVerdict]]
 Rewrite = Callable[[Sequence[str]], list[str]]
 
-# Flowchart node shapes: opener -> closers, longest opener first so `[(` wins over `[` when its closer exists.
-_SHAPES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("(((", (")))",)),
-    ("((", ("))",)),
-    ("([", ("])",)),
-    ("[[", ("]]",)),
-    ("[(", (")]",)),
-    ("{{", ("}}",)),
-    ("[/", ("/]", "\\]")),
-    ("[\\", ("\\]", "/]")),
-    ("(", (")",)),
-    ("[", ("]",)),
-    ("{", ("}",)),
-    (">", ("]",)),
-)
 # Kinds of flowchart line segments.
 _CODE, _NODE, _EDGE, _STRING = "code", "node", "edge", "string"
-_CLOSER_OF = {opener: closers[0] for opener, closers in _SHAPES}
-_CLOSERS_OF = dict(_SHAPES)
+# Node shapes are the gates' SHAPE_CLOSERS (opener -> closers, longest opener first, so `[(` wins over `[` when
+# its closer exists); a completed shape gets its opener's first closer.
+_CLOSER_OF = {opener: closers[0] for opener, closers in SHAPE_CLOSERS}
+_CLOSERS_OF = dict(SHAPE_CLOSERS)
 # A node whose text starts on the next line: `A[` alone at the end of a line.
-_OPEN_AT_END = re.compile(r"^(.*[\w$](?:" + "|".join(re.escape(opener) for opener, _ in _SHAPES) + r"))\s*$")
+_OPEN_AT_END = re.compile(
+    r"^(.*[\w$](?:" + "|".join(re.escape(opener) for opener, _ in SHAPE_CLOSERS) + r"))\s*$"
+)
 # Openers on one line that may fail to close before the rest of the line is left alone.
 _MAX_UNCLOSED = 8
 # How many lines a node's text may span (`A[` … `]`).
 _MAX_LABEL_LINES = 40
-_OPENER_START = frozenset(opener[0] for opener, _ in _SHAPES)
+_OPENER_START = frozenset(opener[0] for opener, _ in SHAPE_CLOSERS)
 # A node id character directly before an opener makes it a shape (`A[`, `db[(`), not punctuation.
 _ID_CHAR = re.compile(r"[\w$]")
 # What may follow a node's closing bracket: the end of the statement, an edge, `&`, a class, a comment.
@@ -228,24 +218,16 @@ def _code_lines(code: str) -> list[str]:
 
 
 def _family(lines: Sequence[str]) -> tuple[str, int | None]:
-    """The diagram family and the index of its header line, past front matter and comments."""
-    in_front_matter = False
-    for index, raw in enumerate(lines):
-        text = raw.strip()
-        if index == 0 and text == "---":
-            in_front_matter = True
-            continue
-        if in_front_matter:
-            in_front_matter = text != "---"
-            continue
-        if not text or text.startswith("%%"):
-            continue
-        word = text.split()[0]
-        for prefix, family in _FAMILY_PREFIXES:
-            if word.startswith(prefix):
-                return family, index
-        return word, index
-    return "", None
+    """The diagram family and the index of its header line, past front matter and comments (found as the
+    gates find it, so a fix and a finding never disagree on which line is the header)."""
+    index = header_line(lines)
+    if index < 0:
+        return "", None
+    word = lines[index].split()[0]
+    for prefix, family in _FAMILY_PREFIXES:
+        if word.startswith(prefix):
+            return family, index
+    return word, index
 
 
 def _range_fix(old: Sequence[str], new: Sequence[str], description: str) -> SyntaxFix | None:
@@ -341,7 +323,7 @@ def _complete_unclosed_node(line: str) -> str:
         if line[i] in _OPENER_START and _ID_CHAR.match(line[i - 1]):
             span = _find_shape(line, i)
             if span is None:
-                opener = next(o for o, _ in _SHAPES if line.startswith(o, i))
+                opener = next(o for o, _ in SHAPE_CLOSERS if line.startswith(o, i))
                 text = line[i + len(opener) :].rstrip()[:-1]
                 return line if '"' in text else f'{line[: i + len(opener)]}"{text}"{_CLOSER_OF[opener]}'
             i = span[1]
@@ -394,7 +376,7 @@ def _quote_multiline_labels(lines: list[str], risky: re.Pattern[str]) -> list[st
         match = _OPEN_AT_END.match(line)
         if not match:
             continue
-        opener = next(o for o, _ in _SHAPES if match.group(1).endswith(o))
+        opener = next(o for o, _ in SHAPE_CLOSERS if match.group(1).endswith(o))
         for last in range(index + 1, min(len(lines), index + 1 + _MAX_LABEL_LINES)):
             end = _closer_position(lines[last], 0, _CLOSERS_OF[opener])
             if end is None:
@@ -456,7 +438,7 @@ def _flow_segments(line: str) -> tuple[tuple[str, str], ...]:
 
 def _find_shape(line: str, start: int) -> tuple[int, int] | None:
     """Start and end index of the text of the node shape opening at ``start``."""
-    for opener, closers in _SHAPES:
+    for opener, closers in SHAPE_CLOSERS:
         if line.startswith(opener, start):
             text_start = start + len(opener)
             end = _closer_position(line, text_start, closers)

@@ -85,19 +85,11 @@ class VerdictCache:
             )
 
     def get_many(self, version: str, shas: Iterable[str]) -> dict[str, SyntaxVerdict]:
-        wanted = list(dict.fromkeys(shas))
-        found: dict[str, SyntaxVerdict] = {}
-        with self._lock:
-            for start in range(0, len(wanted), SQL_CHUNK):
-                chunk = wanted[start : start + SQL_CHUNK]
-                rows = self._db.execute(
-                    f"SELECT sha, ok, error, error_line, type FROM {CACHE_TABLE} WHERE version = ?"
-                    f" AND sha IN ({','.join('?' * len(chunk))})",
-                    (version, *chunk),
-                )
-                for sha, ok, error, error_line, type_ in rows:
-                    found[sha] = SyntaxVerdict(ok=bool(ok), error=error, error_line=error_line, type=type_)
-        return found
+        return {
+            sha: SyntaxVerdict(ok=bool(ok), error=error, error_line=error_line, type=type_)
+            for sha, ok, error, error_line, type_ in self._select(CACHE_TABLE, "ok, error, error_line, type",
+                                                                  version, shas)
+        }
 
     def put_many(self, version: str, verdicts: Mapping[str, SyntaxVerdict]) -> None:
         self._write(f"INSERT OR REPLACE INTO {CACHE_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
@@ -105,21 +97,25 @@ class VerdictCache:
 
     def get_stored(self, table: str, version: str, keys: Iterable[str]) -> dict[str, str]:
         """Stored JSON texts of ``table`` (one of STORED_TABLES) by key, for one version of what made them."""
-        wanted = list(dict.fromkeys(keys))
-        found: dict[str, str] = {}
-        with self._lock:
-            for start in range(0, len(wanted), SQL_CHUNK):
-                chunk = wanted[start : start + SQL_CHUNK]
-                rows = self._db.execute(
-                    f"SELECT sha, value FROM {table} WHERE version = ? AND sha IN ({','.join('?' * len(chunk))})",
-                    (version, *chunk),
-                )
-                found.update(rows)
-        return found
+        return dict(self._select(table, "value", version, keys))
 
     def put_stored(self, table: str, version: str, values: Mapping[str, str]) -> None:
         self._write(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)",
                     [(version, key, value) for key, value in values.items()])
+
+    def _select(self, table: str, columns: str, version: str, keys: Iterable[str]) -> list[tuple]:
+        """(key, *columns) rows of ``table`` for one version and the distinct ``keys``, asked for SQL_CHUNK keys
+        at a time (SQLite caps the parameters of one statement)."""
+        wanted = list(dict.fromkeys(keys))
+        rows: list[tuple] = []
+        with self._lock:
+            for start in range(0, len(wanted), SQL_CHUNK):
+                chunk = wanted[start : start + SQL_CHUNK]
+                rows.extend(self._db.execute(
+                    f"SELECT sha, {columns} FROM {table} WHERE version = ? AND sha IN ({','.join('?' * len(chunk))})",
+                    (version, *chunk),
+                ))
+        return rows
 
     def _write(self, statement: str, rows: list[tuple]) -> None:
         with self._lock:
