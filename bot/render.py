@@ -93,13 +93,17 @@ class SourceLines:
         self._sources = sources or {}
         self._split: dict[str, list[str]] = {}
 
+    def lines(self, path: str) -> list[str]:
+        """The file's lines; none when its text is not at hand."""
+        if path not in self._split:
+            self._split[path] = self._sources.get(path, "").splitlines()
+        return self._split[path]
+
     def replaced(self, finding: Finding) -> list[str] | None:
         """The file lines a finding's suggestion replaces, or None when the file's text is not at hand."""
         if finding.path not in self._sources:
             return None
-        if finding.path not in self._split:
-            self._split[finding.path] = self._sources[finding.path].splitlines()
-        return self._split[finding.path][finding.line - 1:finding.last_line]
+        return self.lines(finding.path)[finding.line - 1:finding.last_line]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from bot.model import CheckResult, DiagramResult, Finding, Severity
 from bot.progress import totals_row
 from bot.render import (
     SEVERITY_ORDER,
+    SourceLines,
     annotation_message,
     findings_tally,
     plural,
@@ -46,8 +47,9 @@ ANNOTATION_LEVELS = {Severity.ERROR: "failure", Severity.WARNING: "warning", Sev
 # in UTF-8 bytes, which is never longer than GitHub's own count.
 CHECK_SUMMARY_LIMIT = 65_535
 ANNOTATION_MESSAGE_LIMIT = 64 * 1024
-# GitHub takes 50 annotations a request; three requests (the create and two updates) plus the review, the summary
-# and the labels keep a pull request within six writes however many findings it has. The rest are counted.
+# GitHub takes 50 annotations a request (https://docs.github.com/rest/checks/runs#update-a-check-run); three
+# requests (the create and two updates) plus the review, the summary and the labels keep a pull request within
+# six writes however many findings it has. The rest are counted.
 ANNOTATIONS_PER_REQUEST = 50
 MAX_ANNOTATIONS = 3 * ANNOTATIONS_PER_REQUEST
 ANNOTATION_TITLE_LIMIT = 255
@@ -271,14 +273,12 @@ def assign_fingerprints(result: CheckResult, sources: Mapping[str, str] | None) 
     in file order.
     """
     texts = _diagram_line_texts(result.diagrams)
-    split_sources: dict[str, list[str]] = {}
+    lines_of = SourceLines(sources)
     seen: dict[str, int] = {}
     out = []
     for finding in sort_findings(result.findings):
         known = texts.get(finding.path, {})
-        if finding.path not in split_sources:
-            split_sources[finding.path] = (sources or {}).get(finding.path, "").splitlines()
-        source_lines = split_sources[finding.path]
+        source_lines = lines_of.lines(finding.path)
         parts = []
         for number in range(finding.line, finding.last_line + 1):
             if number in known:
@@ -344,8 +344,10 @@ def _build_review(
         # A multi-line comment must lie inside one hunk (GitHub rejects a range that spans two).
         return any(wanted <= hunk for hunk in hunks.get(finding.path, ()))
 
-    commentable = [(f, fp) for f, fp in new if in_diff(f)]
-    outside = [(f, fp) for f, fp in new if not in_diff(f)]
+    commentable: list[tuple[Finding, str]] = []
+    outside: list[tuple[Finding, str]] = []
+    for pair in new:
+        (commentable if in_diff(pair[0]) else outside).append(pair)
     commentable.sort(key=lambda item: (not item[0].blocking, SEVERITY_ORDER[item[0].severity], item[0].path, item[0].line))
     cap = max(0, config.review.max_inline_comments)
     inline, over_cap = commentable[:cap], commentable[cap:]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
@@ -14,6 +13,7 @@ import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from bot.config import Config, ProgressSettings, ReviewSettings
 from bot.github import AppAuth, GitHubClient, GitHubError, NotFound, RateLimited, RepoClient
 from bot.github.publish import ANNOTATIONS_PER_REQUEST, minimize_mutation
 from bot.model import (
@@ -575,28 +575,8 @@ def test_rejected_inline_comments_move_into_the_review_body(gh: EmulatorHandle, 
     assert repo.posted_fingerprints(number) == {fp(1)}
 
 
-@dataclass(frozen=True)
-class ReviewSettings:
-    max_inline_comments: int = 25
-    request_changes_on_failure: bool = True
-
-
-@dataclass(frozen=True)
-class Category:
-    title: str
-
-
-class Config:
-    """The slice of bot.config.Config that bot.review reads."""
-
-    review = ReviewSettings()
-
-    def category_of(self, path: str) -> str | None:
-        parts = path.split("/")
-        return parts[1] if len(parts) > 2 and parts[0] == "docs" else None
-
-    def category(self, folder: str) -> Category:
-        return Category(folder.title())
+# The configuration bot.review is given in production, without the rules (nothing here evaluates gates).
+REQUEST_CHANGES = Config(review=ReviewSettings(request_changes_on_failure=True))
 
 
 def check_result(head: str, lines: tuple[int, ...]) -> CheckResult:
@@ -613,7 +593,7 @@ def check_result(head: str, lines: tuple[int, ...]) -> CheckResult:
 def test_what_bot_review_builds_is_accepted_and_idempotent(gh: EmulatorHandle, repo: RepoClient) -> None:
     number = gh.add_pull(REPO, "feature")
     head = head_of(gh, number)
-    pub = build_publication(check_result(head, (6, 12)), Config(), pr_patches=repo.pr_patches(number),
+    pub = build_publication(check_result(head, (6, 12)), REQUEST_CHANGES, pr_patches=repo.pr_patches(number),
                             head_sha=head)
     report = repo.publish(number, pub)
     assert report.writes <= 6
@@ -624,7 +604,7 @@ def test_what_bot_review_builds_is_accepted_and_idempotent(gh: EmulatorHandle, r
     assert "```suggestion\nfixed 6\nfixed 7\n```" in comments[0]["body"]
     assert repo.posted_fingerprints(number) == pub.fingerprints
 
-    again = build_publication(check_result(head, (6, 12)), Config(), pr_patches=repo.pr_patches(number),
+    again = build_publication(check_result(head, (6, 12)), REQUEST_CHANGES, pr_patches=repo.pr_patches(number),
                               head_sha=head, already_posted=repo.posted_fingerprints(number))
     assert again.review is None
     assert repo.publish(number, again).writes == 0
@@ -633,30 +613,24 @@ def test_what_bot_review_builds_is_accepted_and_idempotent(gh: EmulatorHandle, r
 # ----------------------------------------------------------------------------------------- progress issue
 
 
-@dataclass(frozen=True)
-class Progress:
-    label: str = "atlas-progress"
-    when_closed: str = "reopen"
-
-
 def region(text: str) -> str:
     return f"{REGION_START}\n{text}\n{REGION_END}"
 
 
 def test_progress_issue_is_created_with_its_label(gh: EmulatorHandle, repo: RepoClient) -> None:
-    ref = repo.upsert_progress_issue(region("10 diagrams"), Progress())
+    ref = repo.upsert_progress_issue(region("10 diagrams"), ProgressSettings())
     assert ref.action == "created" and ref.state == "open"
     issue = gh.state.repo(REPO).issues[ref.number]
     assert issue["body"] == region("10 diagrams")
     assert gh.state.labels_on(REPO, ref.number) == {"atlas-progress"}
     assert gh.state.repo(REPO).labels["atlas-progress"]["description"]
     mark = gh.mark()
-    assert repo.upsert_progress_issue(region("10 diagrams"), Progress()).action == "unchanged"
+    assert repo.upsert_progress_issue(region("10 diagrams"), ProgressSettings()).action == "unchanged"
     assert gh.writes(since=mark) == []
 
 
 def test_progress_issue_keeps_what_people_wrote_around_the_region(gh: EmulatorHandle, repo: RepoClient) -> None:
-    number = repo.upsert_progress_issue(region("10 diagrams"), Progress()).number
+    number = repo.upsert_progress_issue(region("10 diagrams"), ProgressSettings()).number
     gh.state.edit_issue(REPO, number, "Note from the team.\n\n" + region("10 diagrams") + "\n\nSee also #4.")
     seen: list[str | None] = []
 
@@ -664,7 +638,7 @@ def test_progress_issue_keeps_what_people_wrote_around_the_region(gh: EmulatorHa
         seen.append(body)
         return region("12 diagrams")
 
-    ref = repo.upsert_progress_issue(render, Progress())
+    ref = repo.upsert_progress_issue(render, ProgressSettings())
     assert ref.action == "updated" and ref.number == number
     assert seen[0].startswith("Note from the team.")  # type: ignore[union-attr]
     assert gh.state.repo(REPO).issues[number]["body"] == ("Note from the team.\n\n" + region("12 diagrams")
@@ -676,10 +650,10 @@ def test_progress_issue_keeps_what_people_wrote_around_the_region(gh: EmulatorHa
                          [("reopen", "reopened", 1, 1), ("leave", "left-closed", 1, 0), ("new", "created", 2, 1)])
 def test_progress_issue_closed_by_a_person(gh: EmulatorHandle, repo: RepoClient, policy: str, action: str,
                                            issues: int, writes: int) -> None:
-    first = repo.upsert_progress_issue(region("10"), Progress()).number
+    first = repo.upsert_progress_issue(region("10"), ProgressSettings()).number
     gh.state.close_issue(REPO, first, by="maintainer")
     mark = gh.mark()
-    ref = repo.upsert_progress_issue(region("11"), Progress(when_closed=policy))
+    ref = repo.upsert_progress_issue(region("11"), ProgressSettings(when_closed=policy))
     assert ref.action == action and len(gh.writes(since=mark)) == writes
     assert len(gh.state.repo(REPO).issues) == issues
     if policy == "reopen":
@@ -689,16 +663,16 @@ def test_progress_issue_closed_by_a_person(gh: EmulatorHandle, repo: RepoClient,
         assert gh.state.repo(REPO).issues[first]["body"] == region("10")
     if policy == "new":
         assert ref.number != first and gh.state.repo(REPO).issues[first]["state"] == "closed"
-        assert repo.upsert_progress_issue(region("11"), Progress(when_closed=policy)).action == "unchanged"
+        assert repo.upsert_progress_issue(region("11"), ProgressSettings(when_closed=policy)).action == "unchanged"
 
 
 def test_progress_issue_ignores_issues_without_the_marker(gh: EmulatorHandle, repo: RepoClient) -> None:
     other = gh.state.add_issue(REPO, "Discussion", "no marker here", labels=("atlas-progress",))
-    ref = repo.upsert_progress_issue(region("10"), Progress())
+    ref = repo.upsert_progress_issue(region("10"), ProgressSettings())
     assert ref.number != other and ref.action == "created"
     assert [w.endpoint for w in gh.writes()] == ["POST /repos/{owner}/{repo}/issues"]  # the label existed
 
 
 def test_progress_settings_are_checked(repo: RepoClient) -> None:
     with pytest.raises(ValueError, match="when_closed"):
-        repo.upsert_progress_issue(region("10"), Progress(when_closed="sometimes"))
+        repo.upsert_progress_issue(region("10"), ProgressSettings(when_closed="sometimes"))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from types import SimpleNamespace
 
 import pytest
 
+from bot.config import Category, Config, ReviewSettings
 from bot.model import (
     CategoryTotal,
     CheckResult,
@@ -40,39 +42,17 @@ from bot.review import (
 CATEGORY_TITLES = {"systems": "Architecture Deep-Dives", "capacity": "Capacity Planning", "costs": "Cost Analysis"}
 
 
-@dataclass(frozen=True)
-class FakeReviewSettings:
-    max_inline_comments: int = 25
-    request_changes_on_failure: bool = False
-
-
-@dataclass(frozen=True)
-class FakeCategory:
-    folder: str
-    title: str
-    target: int | None = None
+# bot.config's own Config, without rules: bot.review reads only the categories and review settings, and
+# with no gates configured it titles them with its defaults.
+CONFIG = Config(categories=tuple(Category(folder, title) for folder, title in CATEGORY_TITLES.items()))
 
 
 @dataclass(frozen=True)
 class FakeGate:
+    """Another shape ``config.gates`` may take (bot.review reads only ``id`` and ``title``)."""
+
     id: str
     title: str
-
-
-@dataclass(frozen=True)
-class FakeConfig:
-    review: FakeReviewSettings = field(default_factory=FakeReviewSettings)
-    gates: tuple[FakeGate, ...] = (
-        FakeGate("technical", "Technical"), FakeGate("three_am", "3 AM test"), FakeGate("new_hire", "New Hire test"),
-        FakeGate("cfo", "CFO test"), FakeGate("incident", "Incident test"),
-    )
-
-    def category_of(self, path: str) -> str | None:
-        parts = path.split("/")
-        return parts[1] if parts[0] == "docs" and len(parts) > 2 else None
-
-    def category(self, folder: str) -> FakeCategory:
-        return FakeCategory(folder, CATEGORY_TITLES.get(folder, folder))
 
 
 NETFLIX = "docs/systems/netflix.md"
@@ -174,10 +154,10 @@ RESULT = CheckResult(
 PATCHES = {NETFLIX: NETFLIX_PATCH, PLAN: "@@ -1,3 +1,3 @@\n # Plan\n-old\n+new\n \n"}
 
 
-def _publish(result: CheckResult = RESULT, config: FakeConfig | None = None, **kwargs):
+def _publish(result: CheckResult = RESULT, config: Config = CONFIG, **kwargs):
     kwargs.setdefault("pr_patches", PATCHES)
     kwargs.setdefault("head_sha", HEAD)
-    return build_publication(result, config or FakeConfig(), **kwargs)
+    return build_publication(result, config, **kwargs)
 
 
 def _by_rule(comments: tuple[InlineComment, ...]) -> dict[str, InlineComment]:
@@ -346,7 +326,7 @@ def test_added_and_renamed_files(path: str, patches: dict[str, str], inline: boo
 
 
 def test_request_changes_when_configured_and_blocking() -> None:
-    config = FakeConfig(review=FakeReviewSettings(request_changes_on_failure=True))
+    config = replace(CONFIG, review=ReviewSettings(request_changes_on_failure=True))
     assert _publish(config=config).review.event == "REQUEST_CHANGES"
     passing = replace(RESULT, diagrams=RESULT.diagrams[1:2], file_findings=())
     assert _publish(passing, config=config).review.event == "COMMENT"
@@ -357,7 +337,7 @@ def test_request_changes_when_configured_and_blocking() -> None:
     [(25, {"syntax", "cost", "acronym"}), (2, {"syntax", "cost"}), (1, {"syntax"}), (0, set())],
 )
 def test_inline_cap_keeps_the_most_serious_and_lists_the_rest(cap: int, inline_rules: set[str]) -> None:
-    config = FakeConfig(review=FakeReviewSettings(max_inline_comments=cap))
+    config = replace(CONFIG, review=ReviewSettings(max_inline_comments=cap))
     publication = _publish(config=config)
     review = publication.review
     assert set(_by_rule(review.comments)) == inline_rules
@@ -514,8 +494,8 @@ def test_cap_text(text: str, limit: int, fits: bool) -> None:
     ],
 )
 def test_gate_titles(gates, expected: dict[str, str]) -> None:
-    assert gate_titles(FakeConfig(gates=gates)) == expected
-    assert list(gate_titles(FakeConfig(gates=gates))) == list(expected)
+    assert gate_titles(SimpleNamespace(gates=gates)) == expected
+    assert list(gate_titles(SimpleNamespace(gates=gates))) == list(expected)
 
 
 def _many_findings(count: int) -> CheckResult:

@@ -34,6 +34,7 @@ PULL = REPO + "/pulls/{pull_number}"
 PULL_FILES = PULL + "/files"
 ISSUE_COMMENTS = REPO + "/issues/{issue_number}/comments"
 CONTENTS = REPO + "/contents/{path}"
+LABELS = REPO + "/labels"
 PERMISSION = REPO + "/collaborators/{username}/permission"
 NO_PERMISSION = "none"
 
@@ -152,6 +153,20 @@ class RepoClient:
     def post_comment(self, number: int, body: str) -> int:
         """A plain comment on an issue or pull request; returns its id."""
         return int(self.call("POST", ISSUE_COMMENTS, {"issue_number": number}, body={"body": body}).data["id"])
+
+    def create_label(self, name: str, color: str | None = None, description: str | None = None) -> None:
+        """A repository label with colour and description; one that exists already (maybe created by a
+        concurrent job a moment ago) is left as it is."""
+        body: dict[str, str] = {"name": name}
+        if color is not None:
+            body["color"] = color.lstrip("#")
+        if description is not None:
+            body["description"] = description
+        try:
+            self.call("POST", LABELS, body=body, idempotent=True)
+        except GitHubError as exc:
+            if exc.status != 422 or "already_exists" not in exc.error_codes:
+                raise
 
     def posted_fingerprints(self, number: int) -> frozenset[str]:
         """Fingerprints of findings already posted on the PR and not fixed since (``already_posted``)."""

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.github.transport import GitHubError, NotFound
+from bot.github.transport import NotFound
 from bot.progress import REGION_START, merge_region
 
 if TYPE_CHECKING:
@@ -27,8 +27,7 @@ if TYPE_CHECKING:
 
 ISSUES = "/repos/{owner}/{repo}/issues"
 ISSUE = ISSUES + "/{issue_number}"
-REPO_LABELS = "/repos/{owner}/{repo}/labels"
-REPO_LABEL = REPO_LABELS + "/{name}"
+REPO_LABEL = "/repos/{owner}/{repo}/labels/{name}"
 
 ISSUE_TITLE = "Atlas diagram progress"
 LABEL_COLOR = "0E8A16"
@@ -125,15 +124,9 @@ def _ensure_label(repo: RepoClient, label: str) -> None:
     """Create the label with colour and description (creating the issue would make a bare grey one)."""
     try:
         repo.call("GET", REPO_LABEL, {"name": label})
-        return
     except NotFound:
-        pass
-    try:
-        repo.call("POST", REPO_LABELS, body={"name": label, "color": LABEL_COLOR, "description": LABEL_DESCRIPTION},
-                  idempotent=True)
-    except GitHubError as exc:
-        if exc.status != 422 or "already_exists" not in exc.error_codes:
-            raise
+        # Looked up first because an "already exists" answer to the POST would still be a write.
+        repo.create_label(label, LABEL_COLOR, LABEL_DESCRIPTION)
 
 
 def _ref(issue: dict[str, Any], action: str) -> IssueRef:

@@ -28,12 +28,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.github.transport import GitHubError, NotFound
 from bot.review import (
+    ANNOTATIONS_PER_REQUEST,
     BOT_LABEL_PREFIX,
     CHECK_SUMMARY_LIMIT,
     COMMENT_BODY_LIMIT,
@@ -61,8 +62,6 @@ CHECK_RUNS = "/repos/{owner}/{repo}/check-runs"
 CHECK_RUN = CHECK_RUNS + "/{check_run_id}"
 COMMIT_CHECK_RUNS = "/repos/{owner}/{repo}/commits/{ref}/check-runs"
 
-# https://docs.github.com/rest/checks/runs#update-a-check-run: "limited to 50 annotations per API request".
-ANNOTATIONS_PER_REQUEST = 50
 MINIMIZE_PER_REQUEST = 50
 MINIMIZE_CLASSIFIER = "OUTDATED"
 BOT_USER_TYPE = "Bot"
@@ -111,14 +110,16 @@ def publish_pull(repo: RepoClient, number: int, publication: Publication) -> Pub
     """Make pull request ``number`` show ``publication``, writing only the difference (see the module doc)."""
     actions: list[str] = []
     with repo.transport.tally() as tally:
-        pull = repo.call("GET", PULL, {"pull_number": number}).data
+        # Read again rather than taken from the job's start: the label set is replaced as a whole below, and
+        # a label someone added meanwhile must survive.
+        labels = repo.pull_request(number).labels
         posted = _read_posted(repo, number, keep=False)
         _sync_check_run(repo, publication.check_run, actions)
         if publication.review is not None:
             _post_review(repo, number, publication, posted, actions)
         resolved = _mark_fixed(repo, number, publication, posted, actions)
         _sync_summary(repo, number, publication.summary, resolved, posted.summary, actions)
-        _sync_labels(repo, number, pull, publication, actions)
+        _sync_labels(repo, number, labels, publication, actions)
     report = PublishReport(writes=tally.writes, reads=tally.reads, actions=tuple(actions))
     log.info("published %s#%d at %s: %d writes, %d reads (%s)", repo.full_name, number,
              publication.check_run.head_sha[:12], report.writes, report.reads, "; ".join(actions))
@@ -140,11 +141,9 @@ def _read_posted(repo: RepoClient, number: int, *, keep: bool) -> _Posted:
     reviews = _cached_list(repo, REVIEWS, {"pull_number": number}, keep=keep)
     comments = _cached_list(repo, ISSUE_COMMENTS, {"issue_number": number}, keep=keep)
     fingerprints: set[str] = set()
-    for review in reviews:
-        body = review.get("body") or ""
-        if _is_bot(review) and REVIEW_MARKER in body:
-            fingerprints |= fingerprints_in(body)
-    summary = next((c for c in comments if _is_bot(c) and SUMMARY_MARKER in (c.get("body") or "")), None)
+    for review in _by_bot(reviews, REVIEW_MARKER):
+        fingerprints |= fingerprints_in(review["body"])
+    summary = next(_by_bot(comments, SUMMARY_MARKER), None)
     resolved = _resolved_in(summary["body"]) if summary else frozenset()
     return _Posted(frozenset(fingerprints), resolved, summary)
 
@@ -160,6 +159,11 @@ def _cached_list(repo: RepoClient, template: str, params: dict[str, Any], *, kee
 
 def _is_bot(item: dict[str, Any]) -> bool:
     return (item.get("user") or {}).get("type") == BOT_USER_TYPE
+
+
+def _by_bot(items: Iterable[dict[str, Any]], marker: str) -> Iterator[dict[str, Any]]:
+    """The bot's items whose body carries ``marker`` (a person quoting the marker does not count)."""
+    return (item for item in items if _is_bot(item) and marker in (item.get("body") or ""))
 
 
 def _resolved_in(body: str) -> frozenset[str]:
@@ -315,8 +319,7 @@ def _sync_summary(repo: RepoClient, number: int, summary: str, resolved: frozens
         body = cap_text(summary, COMMENT_BODY_LIMIT - len(record) - 1) + "\n" + record
     if existing is None:
         def landed() -> dict[str, Any] | None:
-            comments = repo.list(ISSUE_COMMENTS, {"issue_number": number})
-            return next((c for c in comments if _is_bot(c) and SUMMARY_MARKER in (c.get("body") or "")), None)
+            return next(_by_bot(repo.list(ISSUE_COMMENTS, {"issue_number": number}), SUMMARY_MARKER), None)
 
         repo.call("POST", ISSUE_COMMENTS, {"issue_number": number}, body={"body": body}, confirm=landed)
         actions.append("summary: created")
@@ -330,9 +333,8 @@ def _sync_summary(repo: RepoClient, number: int, summary: str, resolved: frozens
 # --------------------------------------------------------------------------------------------------- labels
 
 
-def _sync_labels(repo: RepoClient, number: int, pull: dict[str, Any], publication: Publication,
+def _sync_labels(repo: RepoClient, number: int, current: frozenset[str], publication: Publication,
                  actions: list[str]) -> None:
-    current = {label["name"] for label in pull.get("labels") or ()}
     wanted = set(publication.labels)
     add = wanted - current
     remove = {name for name in current - wanted if name.startswith(BOT_LABEL_PREFIX)}
@@ -358,14 +360,10 @@ def _create_missing_labels(repo: RepoClient, names: Iterable[str], publication: 
     existing = {label["name"].casefold() for label in repo.list(REPO_LABELS)}
     for name in sorted(n for n in names if n.casefold() not in existing):
         spec = publication.label_specs.get(name)
-        body = {"name": name}
-        if spec is not None:
-            body.update(color=spec.color.lstrip("#"), description=spec.description)
-        try:
-            repo.call("POST", REPO_LABELS, body=body, idempotent=True)
-        except GitHubError as exc:
-            if exc.status != 422 or "already_exists" not in exc.error_codes:
-                raise
+        if spec is None:
+            repo.create_label(name)
+        else:
+            repo.create_label(name, spec.color, spec.description)
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import jwt
 
 from . import gitdata
-from .state import BOT_LOGIN, Pull, Repo, State, now_iso
+from .state import BOT_LOGIN, LABEL_DEFAULT_COLOR, Pull, Repo, State, now_iso
 
 DOCS_URL = "https://docs.github.com/rest"
 DEFAULT_PER_PAGE = 30
@@ -455,7 +455,7 @@ def create_label(call: Call) -> Result:
     repo, body = call.repo, call.body
     if body["name"].casefold() in repo.labels:
         raise ApiError(422, "Validation Failed", [{"resource": "Label", "code": "already_exists", "field": "name"}])
-    label = call.state.ensure_label(repo, body["name"], body.get("color", "ededed").lstrip("#"), body.get("description"))
+    label = call.state.ensure_label(repo, body["name"], body.get("color", LABEL_DEFAULT_COLOR).lstrip("#"), body.get("description"))
     return Result(201, label)
 
 
