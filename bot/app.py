@@ -8,7 +8,6 @@ and never queued again; events the bot does not act on are answered 202 and drop
 from __future__ import annotations
 
 import functools
-
 import logging
 import time
 from collections.abc import Callable
@@ -78,7 +77,7 @@ def create_app(
             route = router(delivery)
             if route is None:
                 metrics.delivery(delivery.event, STATUS_IGNORED)
-                log.debug("ignored %s.%s", delivery.event, delivery.action)
+                log.debug("ignored %s", delivery.kind)
                 return 202, {"status": STATUS_IGNORED}
             result = queue.enqueue(delivery, key=route.key)
             if not result.created:
@@ -87,10 +86,9 @@ def create_app(
                 return 200, {"status": STATUS_DUPLICATE}
             metrics.delivery(delivery.event, STATUS_QUEUED)
             for replaced in result.superseded:
-                metrics.job_finished(delivery.event + (f".{delivery.action}" if delivery.action else ""),
-                                     JobState.SUPERSEDED.value, latency=None, duration=None)
+                metrics.job_finished(delivery.kind, JobState.SUPERSEDED.value, latency=None, duration=None)
                 log.info("queued job of delivery %s superseded by this one", replaced)
-            log.info("queued %s.%s", delivery.event, delivery.action)
+            log.info("queued %s", delivery.kind)
             if on_enqueued is not None:
                 on_enqueued()
             return 202, {"status": STATUS_QUEUED}
@@ -116,10 +114,14 @@ def create_app(
             status, answer = await run_in_threadpool(accept, headers, body)
         return JSONResponse(answer, status_code=status)
 
+    def sample() -> tuple[int, float | None, int]:
+        """Queue depth, oldest waiting job's age and dead letters, read now (health and metrics alike)."""
+        return queue.depth(), queue.oldest_age(), queue.counts().get(JobState.DEAD, 0)
+
     @app.get("/healthz")
     def healthz() -> JSONResponse:
         try:
-            depth, oldest, counts = queue.depth(), queue.oldest_age(), queue.counts()
+            depth, oldest, dead = sample()
         except Exception as exc:  # the queue file is unusable: say so, the orchestrator restarts us
             log.exception("health check: queue unavailable")
             return JSONResponse({"status": "error", "error": type(exc).__name__}, status_code=503)
@@ -127,14 +129,11 @@ def create_app(
             "status": "ok",
             "queue_depth": depth,
             "oldest_job_age_seconds": None if oldest is None else round(oldest, 3),
-            "dead_letters": counts.get(JobState.DEAD, 0),
+            "dead_letters": dead,
         })
 
     @app.get("/metrics")
     def prometheus() -> Response:
-        def sample() -> tuple[int, float | None, int]:
-            return queue.depth(), queue.oldest_age(), queue.counts().get(JobState.DEAD, 0)
-
         return Response(metrics.render(sample), media_type=CONTENT_TYPE)
 
     return app
@@ -188,10 +187,10 @@ def build_services(
     """The real outside world: App-authenticated GitHub clients, git mirrors, the engine and the publisher."""
     from bot.check import run_check
     from bot.config import load_config
-    from bot.progress_job import ProgressJob as ProgressPublisher
-    from bot.progress_store import ProgressStore
     from bot.github import AppAuth
     from bot.gitrepo import GitRepo
+    from bot.progress_job import ProgressJob as ProgressPublisher
+    from bot.progress_store import ProgressStore
     from bot.review import build_publication
 
     auth = AppAuth(credentials.app_id, credentials.private_key, api_url=settings.github_api_url,

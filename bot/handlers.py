@@ -145,8 +145,13 @@ class Context:
                                                     self.tally)
         return self.github
 
-    def clone_url(self) -> str:
-        return str(self.payload["repository"]["clone_url"])
+    def fetch(self, *refs: str) -> Any:
+        """The repository's git mirror with ``refs`` fetched into it under their own names."""
+        token = self.services.git_token(self.delivery.installation_id)
+        repo = self.services.mirror(str(self.delivery.repository), str(self.payload["repository"]["clone_url"]),
+                                    token)
+        repo.fetch([f"+{ref}:{ref}" for ref in refs], token)
+        return repo
 
 
 Handler = Callable[[Context], str]
@@ -192,9 +197,11 @@ def route(delivery: Delivery) -> Route | None:
         if (comment.get("user") or {}).get("type") == "Bot":
             return None  # never answer a bot, ourselves included
         command = command_of(comment.get("body"))
-        if command is None or (command == "recheck" and delivery.pr_number is None):
+        if command is None:
             return None
         if command == "recheck":
+            if delivery.pr_number is None:
+                return None  # a recheck in an ordinary issue has no pull request to review
             return Route(handler, PR_KEY.format(repo=delivery.repository, number=delivery.pr_number))
         if command == "progress":
             return Route(handler, PROGRESS_KEY.format(repo=delivery.repository))
@@ -212,7 +219,7 @@ def on_pull_request(ctx: Context) -> str:
         return "skipped:closed"
     target = PullTarget(number=int(pull["number"]), base_ref=str(pull["base"]["ref"]),
                         head_sha=str(pull["head"]["sha"]), draft=bool(pull.get("draft")))
-    return review(ctx, ctx.client(), target)
+    return review(ctx, target)
 
 
 def on_recheck(ctx: Context) -> str:
@@ -225,12 +232,12 @@ def on_recheck(ctx: Context) -> str:
         return "skipped:permission"
     info = client.pull_request(int(ctx.delivery.pr_number or 0))
     target = PullTarget(number=info.number, base_ref=info.base_ref, head_sha=info.head_sha, draft=info.draft)
-    return review(ctx, client, target, recheck=True)
+    return review(ctx, target, recheck=True)
 
 
-def review(ctx: Context, client: RepoClientLike, target: PullTarget, *, recheck: bool = False) -> str:
+def review(ctx: Context, target: PullTarget, *, recheck: bool = False) -> str:
     """Fetch base and head into the mirror, run the gates on the diff, publish the difference."""
-    services = ctx.services
+    services, client = ctx.services, ctx.client()
     try:
         config = load_repo_config(services, client, target.base_ref)
     except ConfigError as exc:
@@ -239,13 +246,11 @@ def review(ctx: Context, client: RepoClientLike, target: PullTarget, *, recheck:
         return "neutral:config"
     if target.draft and not recheck and not config.review.review_drafts:
         return "skipped:draft"
-    token = services.git_token(ctx.delivery.installation_id)
     started = time.monotonic()
-    repo = services.mirror(str(ctx.delivery.repository), ctx.clone_url(), token)
     base_ref = f"refs/heads/{target.base_ref}"
     pull_ref = f"refs/pull/{target.number}/head"
     # refs/pull/N/head lives in the base repository, so fork pull requests need no access to the fork.
-    repo.fetch([f"+{base_ref}:{base_ref}", f"+{pull_ref}:{pull_ref}"], token)
+    repo = ctx.fetch(base_ref, pull_ref)
     fetched = time.monotonic()
     try:
         repo.resolve(target.head_sha)
@@ -298,18 +303,18 @@ def on_help(ctx: Context) -> str:
 
 def on_push(ctx: Context) -> str:
     """Push to the default branch (a merge): bring the progress issue up to date."""
-    branch = str(ctx.payload["repository"]["default_branch"])
-    return update_progress(ctx, branch, reason="push")
+    return update_progress(ctx, reason="push")
 
 
 def on_progress_command(ctx: Context) -> str:
     """``/atlas progress``: refresh the progress issue now."""
-    return update_progress(ctx, str(ctx.payload["repository"]["default_branch"]), reason="comment")
+    return update_progress(ctx, reason="comment")
 
 
-def update_progress(ctx: Context, branch: str, *, reason: str) -> str:
+def update_progress(ctx: Context, *, reason: str) -> str:
     """Fetch the default branch and hand the newest state to the progress updater (serialised per repo)."""
     services = ctx.services
+    branch = str(ctx.payload["repository"]["default_branch"])
     if services.update_progress is None:
         log.info("no progress updater configured; %s on %s ignored", reason, branch)
         return "skipped:no-progress-updater"
@@ -319,10 +324,8 @@ def update_progress(ctx: Context, branch: str, *, reason: str) -> str:
     except ConfigError as exc:
         log.warning("progress not updated, invalid configuration: %s", exc)
         return "skipped:config"
-    token = services.git_token(ctx.delivery.installation_id)
-    repo = services.mirror(str(ctx.delivery.repository), ctx.clone_url(), token)
     ref = f"refs/heads/{branch}"
-    repo.fetch([f"+{ref}:{ref}"], token)
+    repo = ctx.fetch(ref)
     # The branch tip, not the pushed sha: jobs for this repo are coalesced, so the newest state is what counts.
     head = repo.resolve(ref)
     services.update_progress(ProgressJob(repository=str(ctx.delivery.repository), default_branch=branch,

@@ -88,7 +88,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        entry.update(getattr(record, "atlas_context", None) or current_context())
+        entry.update(_context_of(record))
         for name in CONTEXT_FIELDS:
             if name in record.__dict__:
                 entry[name] = record.__dict__[name]
@@ -105,7 +105,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        context = getattr(record, "atlas_context", None) or current_context()
+        context = _context_of(record)
         if context:
             text += " [" + " ".join(f"{k}={v}" for k, v in context.items()) + "]"
         return redact(text)
@@ -118,6 +118,11 @@ class ContextFilter(logging.Filter):
         if not hasattr(record, "atlas_context"):
             record.atlas_context = current_context()
         return True
+
+
+def _context_of(record: logging.LogRecord) -> dict[str, Any]:
+    """The context ``ContextFilter`` froze onto the record, else the formatting thread's own."""
+    return getattr(record, "atlas_context", None) or current_context()
 
 
 def configure_logging(

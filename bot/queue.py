@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.settings import Settings, SettingsError
 from bot.webhooks import Delivery
@@ -57,6 +57,8 @@ MAX_BACKOFF_SECONDS = 3600.0
 KEEP_FINISHED_SECONDS = 14 * 24 * 3600.0
 LEASE_LOST_ERROR = "worker lost its lease {attempts} time(s) (killed or stuck); last error: {last}"
 BUSY_TIMEOUT_MS = 10_000
+# A job a worker may take now: queued and due, or leased by a worker whose lease ran out.
+READY = "((state = 'queued' AND run_after <= :now) OR (state = 'leased' AND lease_expires <= :now))"
 
 
 class JobState(str, enum.Enum):
@@ -191,16 +193,14 @@ class SQLiteJobQueue:
     def lease(self, worker_id: str, lease_seconds: float) -> Job | None:
         now = self.clock()
         # A read first: idle workers polling must not take the write lock the webhook endpoint needs.
-        ready = self._db().execute(
-            "SELECT 1 FROM jobs WHERE (state = 'queued' AND run_after <= ?)"
-            " OR (state = 'leased' AND lease_expires <= ?) LIMIT 1", (now, now)).fetchone()
+        ready = self._db().execute(f"SELECT 1 FROM jobs WHERE {READY} LIMIT 1", {"now": now}).fetchone()
         if ready is None:
             return None
         with self._transaction() as db:
             self._expire_leases(db, now)
             row = db.execute(
                 "SELECT id, delivery_id, event, key, attempts, received_at, last_error, payload FROM jobs j"
-                " WHERE ((state = 'queued' AND run_after <= :now) OR (state = 'leased' AND lease_expires <= :now))"
+                f" WHERE {READY}"
                 "   AND (key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs b WHERE b.key = j.key AND b.id != j.id"
                 "        AND b.state = 'leased' AND b.lease_expires > :now))"
                 " ORDER BY run_after, id LIMIT 1",
@@ -221,22 +221,18 @@ class SQLiteJobQueue:
 
     def extend(self, job: Job, lease_seconds: float) -> bool:
         """Keep a running job's lease alive (the worker's heartbeat); False when the lease was already lost."""
-        with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE jobs SET lease_expires = ? WHERE id = ? AND state = 'leased' AND lease_owner = ?",
-                (self.clock() + lease_seconds, job.id, job.lease_owner),
-            )
-            return cursor.rowcount == 1
+        return self._change(
+            "UPDATE jobs SET lease_expires = ? WHERE id = ? AND state = 'leased' AND lease_owner = ?",
+            (self.clock() + lease_seconds, job.id, job.lease_owner),
+        ) == 1
 
     def complete(self, job: Job) -> bool:
         """Mark done; False when the lease was lost meanwhile (the job was re-leased or superseded)."""
-        with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires = NULL, payload = NULL,"
-                " updated_at = ? WHERE id = ? AND state = 'leased' AND lease_owner = ?",
-                (self.clock(), job.id, job.lease_owner),
-            )
-            return cursor.rowcount == 1
+        return self._change(
+            "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires = NULL, payload = NULL,"
+            " updated_at = ? WHERE id = ? AND state = 'leased' AND lease_owner = ?",
+            (self.clock(), job.id, job.lease_owner),
+        ) == 1
 
     def fail(self, job: Job, error: str, *, retry_after: float | None = None, permanent: bool = False) -> JobState:
         """Record a failed attempt: retry later, supersede (a newer job for its key exists) or dead-letter."""
@@ -289,10 +285,8 @@ class SQLiteJobQueue:
 
     def prune(self, older_than: float = KEEP_FINISHED_SECONDS) -> int:
         """Delete done and superseded jobs older than ``older_than`` seconds; dead letters are kept."""
-        with self._transaction() as db:
-            cursor = db.execute("DELETE FROM jobs WHERE state IN ('done', 'superseded') AND updated_at < ?",
-                                (self.clock() - older_than,))
-            return cursor.rowcount
+        return self._change("DELETE FROM jobs WHERE state IN ('done', 'superseded') AND updated_at < ?",
+                            (self.clock() - older_than,))
 
     def close(self) -> None:
         with self._lock:
@@ -341,6 +335,11 @@ class SQLiteJobQueue:
             with self._lock:
                 self._connections.append(connection)
         return connection
+
+    def _change(self, sql: str, params: tuple[Any, ...]) -> int:
+        """Run one data-changing statement in its own write transaction; returns how many rows it changed."""
+        with self._transaction() as db:
+            return db.execute(sql, params).rowcount
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import json
-import logging
 import os
 import secrets
 import sys
@@ -29,8 +28,6 @@ from typing import Any, TextIO
 import yaml
 
 from bot.settings import APP_FILE, DEFAULT_API_URL, KEY_FILE, Settings
-
-log = logging.getLogger(__name__)
 
 DEFAULT_GITHUB_URL = "https://github.com"
 MANIFEST_PATH = Path(__file__).resolve().parent.parent / "app.yml"
@@ -104,6 +101,11 @@ def new_app_url(github_url: str, org: str | None, state: str) -> str:
     base = github_url.rstrip("/")
     path = f"/organizations/{urllib.parse.quote(org)}/settings/apps/new" if org else "/settings/apps/new"
     return f"{base}{path}?state={urllib.parse.quote(state)}"
+
+
+def install_url(html_url: Any) -> str:
+    """Where the maintainer installs the new App (its ``html_url`` from the conversion)."""
+    return f"{str(html_url or '').rstrip('/')}/installations/new"
 
 
 def exchange_code(api_url: str, code: str) -> dict[str, Any]:
@@ -182,10 +184,9 @@ class ManifestFlow:
             return 502, FAILED_PAGE.format(reason=html.escape(str(exc)))
         self.app = {key: conversion.get(key) for key in ("id", "slug", "name", "html_url")}
         self.done.set()
-        install = f"{conversion.get('html_url', '').rstrip('/')}/installations/new"
         return 200, DONE_PAGE.format(name=html.escape(str(conversion.get("name", "The App"))),
-                                     app_id=html.escape(str(conversion["id"])),
-                                     store=html.escape(str(self.store_dir)), install=html.escape(install))
+                                     app_id=html.escape(str(conversion["id"])), store=html.escape(str(self.store_dir)),
+                                     install=html.escape(install_url(conversion.get("html_url"))))
 
 
 def make_server(flow: ManifestFlow, port: int) -> ThreadingHTTPServer:
@@ -256,6 +257,6 @@ def register_command(
         out.write(f"Registration failed: {flow.error}\n")
         return 1
     out.write(f"Registered {flow.app.get('name')} (App id {flow.app.get('id')}); credentials stored in "
-              f"{flow.store_dir}.\nInstall it: {str(flow.app.get('html_url', '')).rstrip('/')}/installations/new\n"
+              f"{flow.store_dir}.\nInstall it: {install_url(flow.app.get('html_url'))}\n"
               "Then run: atlas-bot serve\n")
     return 0

@@ -88,6 +88,11 @@ class Delivery:
             body=body,
         )
 
+    @property
+    def kind(self) -> str:
+        """``event.action`` (just ``event`` when there is no action): how metrics and logs name the delivery."""
+        return f"{self.event}.{self.action}" if self.action else self.event
+
 
 def signature_for(body: bytes, secret: str) -> str:
     """The ``X-Hub-Signature-256`` value GitHub sends for ``body`` (tests and the load generator use it too)."""

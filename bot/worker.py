@@ -139,7 +139,7 @@ class WorkerPool:
     def process(self, job: Job, worker_id: str) -> str:
         """Run one leased job to an outcome and tell the queue; returns the outcome."""
         delivery = job.delivery
-        with log_context(delivery_id=delivery.id, event=_event_name(delivery), repo=delivery.repository,
+        with log_context(delivery_id=delivery.id, event=delivery.kind, repo=delivery.repository,
                          pr=delivery.pr_number, job_id=job.id, worker=worker_id):
             route = self.router(delivery)
             if route is None:
@@ -181,12 +181,8 @@ class WorkerPool:
 
     def _finished(self, job: Job, outcome: str, *, started: float | None) -> None:
         now = self.clock()
-        self.metrics.job_finished(_event_name(job.delivery), outcome, latency=now - job.received_at,
+        self.metrics.job_finished(job.delivery.kind, outcome, latency=now - job.received_at,
                                   duration=None if started is None else now - started)
-
-
-def _event_name(delivery: Delivery) -> str:
-    return delivery.event + (f".{delivery.action}" if delivery.action else "")
 
 
 def _retry_after(exc: Exception, now: float) -> float | None:

@@ -198,14 +198,12 @@ def test_serve_refuses_to_start_without_credentials(tmp_path: Path, monkeypatch:
 
 def test_runtime_wires_app_queue_and_workers(tmp_path: Path) -> None:
     from bot.app import build_runtime
-    from bot.handlers import Route, Services
+    from bot.handlers import Route
+    from test_worker import NO_SERVICES
 
     seen: list[str] = []
-    services = Services(repo_client=lambda *a: None, git_token=lambda i: None, mirror=lambda *a: None, pool=None,
-                        load_config=lambda **k: None, run_check=lambda *a, **k: None,
-                        build_publication=lambda *a, **k: None)
     settings = Settings.load(data_dir=tmp_path, webhook_secret=SECRET)
-    runtime = build_runtime(settings, services=services,
+    runtime = build_runtime(settings, services=NO_SERVICES,
                             router=lambda d: Route(lambda ctx: seen.append(ctx.delivery.id) or "ok", None))
     try:
         response = TestClient(runtime.app).post("/webhook", content=pr_body(), headers=signed(pr_body()))

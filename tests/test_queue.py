@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Clock:
-    """A settable clock: leases and backoff are tested by moving time, never by sleeping."""
+    """A settable clock: leases and backoff are tested by moving time, never by sleeping (test_worker.py too)."""
 
     def __init__(self, now: float = 1_000_000.0) -> None:
         self.now = now
@@ -29,7 +29,8 @@ class Clock:
         return self.now
 
 
-def sync(delivery_id: str, head: str, number: int = 7) -> Delivery:
+def sync(delivery_id: str, head: str = "head", number: int = 7) -> Delivery:
+    """A pull_request.synchronize delivery (test_worker.py builds its jobs with it too)."""
     payload = {"action": "synchronize", "number": number, "repository": {"full_name": "octo/atlas"},
                "pull_request": {"number": number, "head": {"sha": head}}, "installation": {"id": 1}}
     return Delivery.from_payload(delivery_id, "pull_request", payload)

@@ -16,14 +16,7 @@ from bot.metrics import Metrics
 from bot.queue import JobState, SQLiteJobQueue
 from bot.webhooks import Delivery
 from bot.worker import WorkerPool
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 5_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from test_queue import Clock, sync
 
 
 class RateLimitedError(Exception):
@@ -32,15 +25,10 @@ class RateLimitedError(Exception):
         self.retry_at = retry_at
 
 
+# Services for handlers that touch none of them (test_app.py uses it too).
 NO_SERVICES = Services(repo_client=lambda *a: None, git_token=lambda i: None, mirror=lambda *a: None, pool=None,
                        load_config=lambda **k: None, run_check=lambda *a, **k: None,
                        build_publication=lambda *a, **k: None)
-
-
-def pr(delivery_id: str, number: int = 7) -> Delivery:
-    return Delivery.from_payload(delivery_id, "pull_request", {
-        "action": "synchronize", "number": number, "pull_request": {"number": number},
-        "repository": {"full_name": "octo/atlas"}, "installation": {"id": 1}})
 
 
 @pytest.fixture
@@ -73,7 +61,7 @@ def test_success_completes_the_job_and_counts_it(queue, clock) -> None:
         return "published"
 
     metrics = Metrics()
-    queue.enqueue(pr("d1"))
+    queue.enqueue(sync("d1"))
     workers = pool_with(queue, handler, clock, metrics=metrics)
     assert workers.run_once("w0")
     assert not workers.run_once("w0")
@@ -89,7 +77,7 @@ def test_failure_retries_then_dead_letters_with_the_error(queue, clock) -> None:
         raise RuntimeError("GitHub answered 502 on POST /reviews")
 
     metrics = Metrics()
-    queue.enqueue(pr("d1"))
+    queue.enqueue(sync("d1"))
     workers = pool_with(queue, handler, clock, metrics=metrics)
     workers.run_once("w0")
     assert queue.counts()[JobState.QUEUED] == 1
@@ -105,7 +93,7 @@ def test_rate_limit_reset_delays_the_retry(queue, clock) -> None:
     def handler(ctx: Context) -> str:
         raise RateLimitedError(clock.now + 300)
 
-    queue.enqueue(pr("d1"))
+    queue.enqueue(sync("d1"))
     workers = pool_with(queue, handler, clock)
     workers.run_once("w0")
     clock.now += 299
@@ -120,7 +108,7 @@ def test_error_text_is_redacted_before_it_is_stored(queue, clock) -> None:
     def handler(ctx: Context) -> str:
         raise RuntimeError(f"fetch failed for https://x-access-token:{token}@github.com/o/r.git")
 
-    queue.enqueue(pr("d1"))
+    queue.enqueue(sync("d1"))
     pool_with(queue, handler, clock).run_once("w0")
     [record] = queue.list_jobs()
     assert token not in record.last_error and "[REDACTED]" in record.last_error
@@ -128,7 +116,7 @@ def test_error_text_is_redacted_before_it_is_stored(queue, clock) -> None:
 
 def test_delivery_no_longer_routed_is_completed_as_ignored(queue, clock) -> None:
     metrics = Metrics()
-    queue.enqueue(pr("d1"))
+    queue.enqueue(sync("d1"))
     WorkerPool(queue, NO_SERVICES, router=lambda d: None, clock=clock, metrics=metrics).run_once("w0")
     assert queue.counts()[JobState.DONE] == 1
     assert sample(metrics, "atlas_jobs_total", event="pull_request.synchronize", outcome="ignored") == 1
@@ -143,7 +131,7 @@ def test_rate_limit_gauge_follows_the_jobs_client(queue, clock) -> None:
         return "published"
 
     metrics = Metrics()
-    queue.enqueue(pr("d1"))
+    queue.enqueue(sync("d1"))
     pool_with(queue, handler, clock, metrics=metrics).run_once("w0")
     assert sample(metrics, "atlas_github_rate_limit_remaining") == 4711
 
@@ -158,7 +146,7 @@ def test_job_logs_carry_delivery_repo_and_pr(queue, clock) -> None:
 
     installed = configure_logging(level="INFO", fmt="json", stream=stream)
     try:
-        queue.enqueue(pr("delivery-77", number=12))
+        queue.enqueue(sync("delivery-77", number=12))
         pool_with(queue, handler, clock).run_once("w3")
     finally:
         logging.getLogger().removeHandler(installed)
@@ -177,7 +165,7 @@ def test_heartbeat_extends_the_running_jobs_lease(queue, clock) -> None:
         release.wait(10)
         return "done"
 
-    queue.enqueue(pr("d1"))
+    queue.enqueue(sync("d1"))
     workers = pool_with(queue, handler, clock, lease_seconds=30)
     runner = threading.Thread(target=workers.run_once, args=("w0",))
     runner.start()

@@ -128,13 +128,11 @@ class BotServer:
         port = self._server.servers[0].sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.http = httpx.Client(base_url=self.url, timeout=30)
-        self.workers_started = False
         if start_workers:
             self.start_workers()
 
     def start_workers(self) -> None:
         self.runtime.start()
-        self.workers_started = True
 
     def deliver(self, event: str, payload: dict[str, Any], delivery_id: str | None = None) -> httpx.Response:
         body = httpx.Request("POST", "/", json=payload).content
@@ -162,12 +160,8 @@ class BotServer:
         self.http.close()
         self._server.should_exit = True
         self._thread.join(START_TIMEOUT_SECONDS)
-        if self.workers_started:
-            self.runtime.close()
-        else:
-            self.runtime.queue.close()
-            if self.runtime.pool is not None:
-                self.runtime.pool.close()
+        # Runtime.close also fits a runtime whose workers never started: stopping an idle pool is a no-op.
+        self.runtime.close()
 
 
 def pull_request_payload(emulator: Any, full_name: str, number: int, action: str) -> dict[str, Any]:
