@@ -15,7 +15,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,12 +72,6 @@ class CountStats:
     count_seconds: float = 0.0
 
 
-def count_blob(data: bytes) -> int:
-    """Diagrams in one Markdown blob; the parser takes the bytes as they are (invalid UTF-8 is replaced by
-    cmark-gfm, as GitHub's renderer does), so nothing is decoded twice."""
-    return count_diagrams(data)
-
-
 class DiagramCounter:
     """Per-file diagram counts of a repository at any revision, cached by blob and by commit."""
 
@@ -117,14 +111,15 @@ class DiagramCounter:
         """Counts of these blobs, with the seconds spent reading and (not overlapped with reading) counting.
 
         Batches are read one after the other in this thread while a small pool counts the batches already
-        read, so git's inflating and cmark's parsing overlap.
+        read, so git's inflating and cmark's parsing overlap. The parser takes a blob's bytes as they are
+        (cmark-gfm replaces invalid UTF-8 as GitHub's renderer does), so nothing is decoded first.
         """
         read_seconds = 0.0
         if len(blobs) < PARALLEL_MIN_BLOBS:
             started = time.perf_counter()
             data = self.repo.read_blobs(blobs)
             read_seconds = time.perf_counter() - started
-            counts = {blob: count_blob(raw) for blob, raw in data.items()}
+            counts = {blob: count_diagrams(raw) for blob, raw in data.items()}
             return counts, read_seconds, time.perf_counter() - started - read_seconds
         pending: dict[str, Future[int]] = {}
         with ThreadPoolExecutor(COUNT_THREADS, thread_name_prefix="atlas-count") as pool:
@@ -132,7 +127,7 @@ class DiagramCounter:
                 started = time.perf_counter()
                 data = self.repo.read_blobs(blobs[i:i + READ_BATCH])
                 read_seconds += time.perf_counter() - started
-                pending.update((blob, pool.submit(count_blob, raw)) for blob, raw in data.items())
+                pending.update((blob, pool.submit(count_diagrams, raw)) for blob, raw in data.items())
             started = time.perf_counter()
             counts = {blob: future.result() for blob, future in pending.items()}
         return counts, read_seconds, time.perf_counter() - started
@@ -146,20 +141,20 @@ def render_at(
     *,
     now: datetime,
     gate_health: Mapping[str, tuple[int, int]],
-    merge: MergeRecord | None = None,
+    merges: Iterable[MergeRecord] = (),
     issue_body: str | None = None,
 ) -> tuple[ProgressSnapshot, str]:
-    """Count at ``rev``, record the total (and ``merge``) in the stored history, render the issue region.
+    """Count at ``rev``, record the total (and ``merges``) in the stored history, render the issue region.
 
     ``issue_body`` (the issue as GitHub has it, when known) contributes the history embedded in it, so a bot
     whose store was lost continues the recorded history, and sizes the region so the whole body fits.
     """
-    counts = counter.counts_at(rev)
-    snapshot = build_snapshot(config, counter.repo.resolve(rev), counts)
+    sha = counter.repo.resolve(rev)
+    snapshot = build_snapshot(config, sha, counter.counts_at(sha))
     store = counter.store
     history: History = store.load_history(repo_key).merged(parse_history(issue_body))
     history = history.with_point(now, snapshot.total.diagrams, snapshot.rev[:12])
-    if merge is not None:
+    for merge in merges:
         history = history.with_merge(merge)
     store.save_history(repo_key, history)
     region = render_progress_region(snapshot, history, config.progress.recent_merges, gate_health, now=now,
@@ -185,25 +180,14 @@ class ProgressUpdater:
     """
 
     def __init__(self, store: ProgressStore | None = None) -> None:
-        self._store = store
+        # Without a store the digests live in an in-memory one: remembered for this process only.
+        self._store = store if store is not None else ProgressStore()
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
-        self._digests: dict[str, str] = {}
 
     def _lock_for(self, repo_key: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(repo_key, threading.Lock())
-
-    def _last_digest(self, repo_key: str) -> str | None:
-        if self._store is not None:
-            return self._store.published_digest(repo_key)
-        return self._digests.get(repo_key)
-
-    def _remember(self, repo_key: str, digest: str) -> None:
-        if self._store is not None:
-            self._store.set_published_digest(repo_key, digest)
-        else:
-            self._digests[repo_key] = digest
 
     def update(
         self,
@@ -222,10 +206,10 @@ class ProgressUpdater:
             head = resolve_head()
             region = render(head)
             digest = hashlib.sha256(region.encode("utf-8")).hexdigest()
-            if not force and digest == self._last_digest(repo_key):
+            if not force and digest == self._store.published_digest(repo_key):
                 log.info("progress of %s at %s unchanged: nothing to publish", repo_key, head)
                 return UpdateOutcome(head, False, region)
             publish(region)
-            self._remember(repo_key, digest)
+            self._store.set_published_digest(repo_key, digest)
             log.info("published progress of %s at %s", repo_key, head)
             return UpdateOutcome(head, True, region)

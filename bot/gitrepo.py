@@ -41,6 +41,7 @@ MSG_BAD_FULL_NAME = "repository name {name!r} is not of the form owner/name"
 MSG_URL_CREDENTIALS = "clone URL for {name} carries credentials; pass the token separately"
 MSG_BAD_REFSPEC = "invalid refspec {refspec!r}"
 MSG_GIT_FAILED = "git {what} failed in {path}: {reason}"
+MSG_NOT_AN_OBJECT_ID = "not an object id: {sha!r}"
 
 
 @dataclass(frozen=True)
@@ -270,24 +271,25 @@ class GitRepo:
         # GitPython hands the type back as bytes although it is annotated as str.
         return data if kind in (b"blob", "blob") else None
 
-    def _cat_file(self, mode: str, shas: Sequence[str]) -> bytes:
-        """One ``git cat-file --batch[-check]`` process for all ids: far faster than one round trip each."""
-        for sha in shas:
+    def _cat_file(self, mode: str, shas: Iterable[str]) -> bytes:
+        """One ``git cat-file --batch[-check]`` process for all distinct ids (far faster than one round trip
+        each); no process at all for none."""
+        wanted = sorted(set(shas))
+        if not wanted:
+            return b""
+        for sha in wanted:
             if not _SHA.match(sha):
-                raise GitError(f"not an object id: {sha!r}")
+                raise GitError(MSG_NOT_AN_OBJECT_ID.format(sha=sha))
         process = self._git.cat_file(mode, "--buffer", as_process=True, istream=subprocess.PIPE)
-        out, err = process.proc.communicate("".join(f"{sha}\n" for sha in shas).encode("ascii"))
+        out, err = process.proc.communicate("".join(f"{sha}\n" for sha in wanted).encode("ascii"))
         if process.proc.returncode != 0:
             raise GitError(MSG_GIT_FAILED.format(what=f"cat-file {mode}", path=self.path, reason=err.decode().strip()))
         return out
 
     def blob_sizes(self, shas: Iterable[str]) -> dict[str, int]:
         """Size in bytes of each blob that exists (objects that are missing or not blobs are left out)."""
-        wanted = sorted(set(shas))
-        if not wanted:
-            return {}
         sizes = {}
-        for line in self._cat_file("--batch-check", wanted).decode("ascii").splitlines():
+        for line in self._cat_file("--batch-check", shas).decode("ascii").splitlines():
             parts = line.split()
             if len(parts) == 3 and parts[1] == "blob":
                 sizes[parts[0]] = int(parts[2])
@@ -295,10 +297,7 @@ class GitRepo:
 
     def read_blobs(self, shas: Iterable[str]) -> dict[str, bytes]:
         """The bytes of each blob that exists (missing ids and non-blobs are left out)."""
-        wanted = sorted(set(shas))
-        if not wanted:
-            return {}
-        out = self._cat_file("--batch", wanted)
+        out = self._cat_file("--batch", shas)
         blobs: dict[str, bytes] = {}
         position = 0
         while position < len(out):

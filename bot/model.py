@@ -61,15 +61,6 @@ class Diagram:
 
 
 @dataclass(frozen=True)
-class MarkdownFile:
-    """A Markdown file at one revision: its text and the diagrams found in it."""
-
-    path: str
-    text: str
-    diagrams: tuple[Diagram, ...]
-
-
-@dataclass(frozen=True)
 class DiagramChange:
     """One diagram's fate between base and head; ``old`` is set for modified, moved and removed diagrams."""
 

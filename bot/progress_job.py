@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 # GitHub's merge commit subject, or the "(#123)" a squash or rebase merge appends to the title.
 MERGE_SUBJECT = re.compile(r"^Merge pull request #(?P<merge>\d+)\b|\(#(?P<squash>\d+)\)\s*$")
 DEFAULT_API_URL = "https://api.github.com"
+# First-parent commits scanned per merge wanted: direct pushes between merges take their share of the window.
+MERGE_SCAN_FACTOR = 3
 
 
 class PublishSetupError(Exception):
@@ -51,7 +53,7 @@ def gate_health(result: CheckResult, config: Config) -> dict[str, tuple[int, int
 def recent_merges(repo: GitRepo, counter: DiagramCounter, config: Config, head: str, limit: int) -> list[MergeRecord]:
     """The latest merged pull requests on ``head``'s first-parent line, with the category deltas each made."""
     records = []
-    for commit in reversed(repo.first_parent_log(None, head, limit=max(limit * 3, limit))):
+    for commit in reversed(repo.first_parent_log(None, head, limit=limit * MERGE_SCAN_FACTOR)):
         match = MERGE_SUBJECT.search(commit.subject)
         if match is None or commit.parent is None:
             continue
@@ -75,37 +77,48 @@ class ProgressJob:
         self.pool = pool
         self.updater = updater or ProgressUpdater(store)
         self.clock = clock
-        self._health: dict[str, dict[str, tuple[int, int]]] = {}
+        self._health: tuple[str, dict[str, tuple[int, int]]] = ("", {})
 
     def region(self, repo: GitRepo, config: Config, repo_key: str, rev: str,
                issue_body: str | None = None) -> str:
         """The Markdown region at ``rev``: totals, gate health, velocity, the latest merges and the chart."""
+        # Resolved once: every part of the region describes the same commit even if the branch moves meanwhile.
+        sha = repo.resolve(rev)
         counter = DiagramCounter(repo, self.store)
-        health = self._gate_health(repo, config, repo.resolve(rev))
-        history = self.store.load_history(repo_key)
-        for record in recent_merges(repo, counter, config, rev, config.progress.recent_merges):
-            history = history.with_merge(record)
-        self.store.save_history(repo_key, history)
-        _, region = render_at(counter, config, repo_key, rev, now=self.clock(), gate_health=health,
+        merges = recent_merges(repo, counter, config, sha, config.progress.recent_merges)
+        _, region = render_at(counter, config, repo_key, sha, now=self.clock(),
+                              gate_health=self._gate_health(repo, config, sha), merges=merges,
                               issue_body=issue_body)
         return region
 
     def _gate_health(self, repo: GitRepo, config: Config, sha: str) -> dict[str, tuple[int, int]]:
         # Verdicts are cached by content in the pool's cache, so only new diagrams cost a parse; the health of
         # one commit is kept because publishing renders twice (once to compare, once around the issue body).
-        if sha not in self._health:
-            self._health = {sha: gate_health(run_all(repo, config, self.pool, rev=sha), config)}
-        return self._health[sha]
+        # Read and replaced as a whole: workers publishing other repositories at the same time swap the entry
+        # under each other, and a lookup after the swap must not miss.
+        cached_sha, health = self._health
+        if cached_sha != sha:
+            health = gate_health(run_all(repo, config, self.pool, rev=sha), config)
+            self._health = (sha, health)
+        return health
 
     def publish(self, repo: GitRepo, config: Config, repo_key: str, client, *, rev: str,
                 force: bool = False) -> bool:
         """Serialised per repository: render the newest ``rev`` and update the issue when the text changed."""
+        rendered: list[str] = []
+
+        def render(head: str) -> str:
+            rendered.append(head)
+            return self.region(repo, config, repo_key, head)
+
+        # The issue gets the commit whose region was compared with the last published one, not ``rev`` resolved
+        # once more (the branch may have moved in between).
         outcome = self.updater.update(
             repo_key,
             resolve_head=lambda: repo.resolve(rev),
-            render=lambda head: self.region(repo, config, repo_key, head),
+            render=render,
             publish=lambda _: client.upsert_progress_issue(
-                lambda body: self.region(repo, config, repo_key, rev, issue_body=body), config.progress),
+                lambda body: self.region(repo, config, repo_key, rendered[-1], issue_body=body), config.progress),
             force=force,
         )
         return outcome.published

@@ -13,7 +13,8 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from bot.progress import History, history_from_json, history_to_json
@@ -73,6 +74,19 @@ class ProgressStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the lock. IMMEDIATE takes SQLite's write lock up front, so a second
+        process waits in the busy timeout instead of failing when a read-started transaction upgrades."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     # ---------------------------------------------------------------------------------------------- counts
 
     def blob_counts(self, scheme: str, blobs: Iterable[str]) -> dict[str, int]:
@@ -91,10 +105,9 @@ class ProgressStore:
     def put_blob_counts(self, scheme: str, counts: Mapping[str, int]) -> None:
         if not counts:
             return
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO blob_counts VALUES (?, ?, ?)",
-                                 [(scheme, blob, count) for blob, count in counts.items()])
+        with self._write() as db:
+            db.executemany("INSERT OR REPLACE INTO blob_counts VALUES (?, ?, ?)",
+                           [(scheme, blob, count) for blob, count in counts.items()])
 
     def commit_counts(self, scheme: str, sha: str) -> dict[str, int] | None:
         """The per-file counts recorded for a commit, or None when it was never counted."""
@@ -105,11 +118,9 @@ class ProgressStore:
 
     def put_commit_counts(self, scheme: str, sha: str, counts: Mapping[str, int]) -> None:
         data = zlib.compress(json.dumps(dict(counts), separators=(",", ":")).encode(), 6)
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            self._db.execute("INSERT OR REPLACE INTO commit_counts VALUES (?, ?, ?, ?)",
-                             (scheme, sha, time.time(), data))
-            self._db.execute(
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO commit_counts VALUES (?, ?, ?, ?)", (scheme, sha, time.time(), data))
+            db.execute(
                 "DELETE FROM commit_counts WHERE scheme = ? AND sha NOT IN "
                 "(SELECT sha FROM commit_counts WHERE scheme = ? ORDER BY counted_at DESC LIMIT ?)",
                 (scheme, scheme, COMMITS_KEEP))
@@ -122,10 +133,8 @@ class ProgressStore:
         return History() if row is None else history_from_json(row[0])
 
     def save_history(self, repo: str, history: History) -> None:
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            self._db.execute("INSERT OR REPLACE INTO history VALUES (?, ?, ?)",
-                             (repo, history_to_json(history), time.time()))
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO history VALUES (?, ?, ?)", (repo, history_to_json(history), time.time()))
 
     # ------------------------------------------------------------------------------------------- published
 
@@ -136,6 +145,5 @@ class ProgressStore:
         return None if row is None else row[0]
 
     def set_published_digest(self, repo: str, digest: str) -> None:
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            self._db.execute("INSERT OR REPLACE INTO published VALUES (?, ?, ?)", (repo, digest, time.time()))
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO published VALUES (?, ?, ?)", (repo, digest, time.time()))

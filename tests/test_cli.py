@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from bot.config import load_config
 from bot.gates.mermaid import MermaidPool, VerdictCache
 from bot.gitrepo import GitRepo
 from bot.model import Diagram, DiagramChange, DiagramStatus, FileChange, SyntaxVerdict
+from scratch import ScratchRepo
 
 GOOD = """# Payments
 
@@ -33,29 +33,18 @@ flowchart LR
 BROKEN_LINE = 5  # file line of the CDN node
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args], cwd=repo,
-                          check=True, capture_output=True, text=True).stdout.strip()
-
-
 @pytest.fixture
-def atlas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def atlas(scratch: ScratchRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """main: one good diagram; branch `pr`: adds a broken one and a second good one elsewhere."""
     monkeypatch.setenv("ATLAS_DATA_DIR", str(tmp_path / "data"))
-    repo = tmp_path / "atlas"
-    (repo / "docs/systems").mkdir(parents=True)
-    git(repo.parent, "init", "-q", "-b", "main", str(repo))
-    (repo / "docs/systems/payments.md").write_text(GOOD)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "base")
-    git(repo, "checkout", "-q", "-b", "pr")
-    (repo / "docs/costs").mkdir()
-    (repo / "docs/costs/cdn.md").write_text(BROKEN)
-    (repo / "docs/systems/ledger.md").write_text(GOOD.replace("Payments", "Ledger"))
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "pr")
-    git(repo, "checkout", "-q", "main")
-    return repo
+    scratch.write("docs/systems/payments.md", GOOD)
+    scratch.commit("base")
+    scratch.git("checkout", "-q", "-b", "pr")
+    scratch.write("docs/costs/cdn.md", BROKEN)
+    scratch.write("docs/systems/ledger.md", GOOD.replace("Payments", "Ledger"))
+    scratch.commit("pr")
+    scratch.git("checkout", "-q", "main")
+    return scratch.path
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -96,11 +85,10 @@ def test_all_checks_every_diagram_at_a_revision(atlas: Path, capsys) -> None:
     assert {d["status"] for d in document["diagrams"]} == {"checked"}
 
 
-def test_clean_change_exits_zero_and_github_format_annotates(atlas: Path, capsys) -> None:
-    git(atlas, "checkout", "-q", "-b", "clean")
-    (atlas / "docs/systems/orders.md").write_text(GOOD.replace("Payments", "Orders"))
-    git(atlas, "add", "-A")
-    git(atlas, "commit", "-q", "-m", "orders")
+def test_clean_change_exits_zero_and_github_format_annotates(atlas: Path, scratch: ScratchRepo, capsys) -> None:
+    scratch.git("checkout", "-q", "-b", "clean")
+    scratch.write("docs/systems/orders.md", GOOD.replace("Payments", "Orders"))
+    scratch.commit("orders")
     code, out, _ = run_cli(capsys, "check", "--repo", str(atlas), "--base", "main", "--head", "clean",
                            "--format", "github")
     assert code == EXIT_OK
@@ -136,24 +124,20 @@ def test_usage_errors_exit_2_with_one_line(atlas: Path, capsys, args: list[str],
     assert reason in err and err.count("\n") == 1
 
 
-def test_invalid_repository_config_exits_2_naming_file_and_line(atlas: Path, capsys) -> None:
-    (atlas / ".github").mkdir()
-    (atlas / ".github/atlas-bot.yml").write_text("docs_root: docs\nno_such_key: 1\n")
-    git(atlas, "add", "-A")
-    git(atlas, "commit", "-q", "-m", "config")
+def test_invalid_repository_config_exits_2_naming_file_and_line(atlas: Path, scratch: ScratchRepo, capsys) -> None:
+    scratch.write(".github/atlas-bot.yml", "docs_root: docs\nno_such_key: 1\n")
+    scratch.commit("config")
     code, _, err = run_cli(capsys, "check", "--repo", str(atlas), "--base", "main", "--head", "pr")
     assert code == EXIT_USAGE
     assert ".github/atlas-bot.yml:2" in err
 
 
-def test_config_is_read_from_the_base_not_the_head(atlas: Path, capsys) -> None:
+def test_config_is_read_from_the_base_not_the_head(atlas: Path, scratch: ScratchRepo, capsys) -> None:
     """A pull request that switches the technical gate off in its own head still gets it."""
-    git(atlas, "checkout", "-q", "pr")
-    (atlas / ".github").mkdir()
-    (atlas / ".github/atlas-bot.yml").write_text("gates:\n  technical:\n    enabled: false\n")
-    git(atlas, "add", "-A")
-    git(atlas, "commit", "-q", "-m", "switch the gate off")
-    git(atlas, "checkout", "-q", "main")
+    scratch.git("checkout", "-q", "pr")
+    scratch.write(".github/atlas-bot.yml", "gates:\n  technical:\n    enabled: false\n")
+    scratch.commit("switch the gate off")
+    scratch.git("checkout", "-q", "main")
     code, out, _ = run_cli(capsys, "check", "--repo", str(atlas), "--base", "main", "--head", "pr",
                            "--format", "json")
     assert code == EXIT_BLOCKED
@@ -223,11 +207,10 @@ def test_syntax_fixes_are_remembered_between_runs(tmp_path: Path) -> None:
     assert syntax_fixes(NoParsing(), [(broken, verdict)]) == first
 
 
-def test_run_check_follows_the_merge_base(atlas: Path) -> None:
+def test_run_check_follows_the_merge_base(atlas: Path, scratch: ScratchRepo) -> None:
     """Diagrams the base gained after the branch point are not part of the pull request."""
-    (atlas / "docs/systems/base-only.md").write_text(GOOD.replace("Payments", "Search"))
-    git(atlas, "add", "-A")
-    git(atlas, "commit", "-q", "-m", "base moves on")
+    scratch.write("docs/systems/base-only.md", GOOD.replace("Payments", "Search"))
+    scratch.commit("base moves on")
     repo = GitRepo(atlas)
     with MermaidPool(workers=1, cache=None) as pool:
         result = run_check(repo, load_config(), pool, base="main", head="pr")

@@ -202,7 +202,7 @@ def test_render_at_records_history_and_recovers_it_from_the_issue(repo: ScratchR
     second = repo.commit()
     merge = MergeRecord(3, "Add y", NOW, second, 5, (("Beta", 5),))
     snapshot, region = render_at(counter, CONFIG, "o/r", second, now=NOW, gate_health={"Technical": (6, 7)},
-                                 merge=merge, issue_body=merge_region("mine", region))
+                                 merges=(merge,), issue_body=merge_region("mine", region))
     assert snapshot.total.diagrams == 7
     assert "| Beta | 5 | 20 |" in region and "#3 Add y: +5 diagrams" in region
     assert [p.total for p in counter.store.load_history("o/r").points] == [2, 7]
