@@ -149,7 +149,7 @@ def render_text(result: CheckResult, *, color: bool, sources: Mapping[str, str] 
         out.append("")
 
     if result.totals:
-        out.extend(_text_totals(result.totals, paint))
+        out.extend(_text_totals(result.totals, paint, changes_only=result.base is not None))
         out.append("")
     out.append(_text_footer(result, paint))
     return "\n".join(out)
@@ -176,9 +176,11 @@ def _text_finding(finding: Finding, lines_of: SourceLines, paint: _Palette) -> l
     return lines
 
 
-def _text_totals(totals: Sequence[CategoryTotal], paint: _Palette) -> list[str]:
+def _text_totals(totals: Sequence[CategoryTotal], paint: _Palette, *, changes_only: bool) -> list[str]:
+    """The category table; for a change (a base was given) only the rows it moves, then TOTAL over all rows."""
     table = [("Category", "Before", "After", "Target")]
-    for row in (*totals, totals_row(totals)):
+    shown = [row for row in totals if row.before != row.after] if changes_only else list(totals)
+    for row in (*shown, totals_row(totals)):
         target = f"{row.target:,}" if row.target is not None else "-"
         table.append((row.title, f"{row.before:,}", f"{row.after:,}", target))
     width = max(len(r[0]) for r in table)

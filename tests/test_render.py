@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import jsonschema
 import pytest
@@ -106,9 +107,9 @@ def test_text_without_colour_is_grouped_by_file_with_diff_and_totals() -> None:
     assert lines[netflix + 7] == "        Add an amount such as $12,000/month."
     table = lines[lines.index(next(l for l in lines if l.startswith("Category"))):]
     assert table[0].split() == ["Category", "Before", "After", "Target"]
+    # A change lists the categories it moves; TOTAL still sums every category.
     assert table[1].split() == ["Architecture", "Deep-Dives", "48", "50", "240"]
-    assert table[3].split() == ["misc", "1", "1", "-"]
-    assert table[4].split() == ["TOTAL", "52", "54", "300"]
+    assert table[2].split() == ["TOTAL", "52", "54", "300"]
     assert lines[-1] == ("2 diagrams checked: 1 passed, 1 failed · 3 findings (2 errors, 1 warning)")
 
 
@@ -263,3 +264,9 @@ def test_render_github_notice_and_lineless_finding() -> None:
     finding = Finding("new_hire", "acronym", Severity.NOTICE, "docs/a:b.md", 0, "50% unexplained")
     lines = render_github(CheckResult(base=None, head="h", diagrams=(), file_findings=(finding,))).splitlines()
     assert lines[0] == "::notice file=docs/a%3Ab.md,title=Atlas new_hire/acronym::50%25 unexplained"
+
+
+def test_text_of_a_whole_revision_lists_every_category() -> None:
+    text = render_text(replace(RESULT, base=None), color=False)
+    table = text.splitlines()[text.splitlines().index(next(l for l in text.splitlines() if l.startswith("Category"))):]
+    assert [row.split()[0] for row in table[1:5]] == ["Architecture", "Cost", "misc", "TOTAL"]
