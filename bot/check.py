@@ -9,25 +9,39 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from bot import content, model, stored
 from bot.changes import collect_all, collect_changes
 from bot.config import Config
 from bot.counting import DiagramCounter
-from bot import content, model
-from bot.gates import checks, engine, fixes as fix_rules
+from bot.gates import checks, engine
+from bot.gates import fixes as fix_rules
 from bot.gates.engine import evaluate_diagram, skipped_file_finding
 from bot.gates.fixes import SyntaxFix, choose_fixes
-from bot.gates.mermaid import FILE_RESULTS, SUGGESTIONS, MermaidPool, code_hash
+from bot.gates.mermaid import CACHE_TABLE, FILE_RESULTS, SUGGESTIONS, MermaidPool, code_hash
 from bot.gitrepo import GitRepo
-from bot.model import CheckResult, DiagramResult, DiagramStatus, FileChange, SyntaxVerdict
+from bot.model import (
+    CheckResult,
+    DiagramResult,
+    DiagramStatus,
+    FileChange,
+    SyntaxVerdict,
+)
 from bot.progress import category_totals
 from bot.progress_store import ProgressStore
-from bot.stored import config_digest, fix_from_json, fix_to_json, results_from_json, results_to_json, source_revision
+from bot.stored import (
+    config_digest,
+    fix_from_json,
+    fix_to_json,
+    results_from_json,
+    results_to_json,
+    source_revision,
+)
 
 ProgressCallback = Callable[[int, int], None]
 
 # Stored suggestions and gate results are only valid for the code that computed them: its source is its revision.
-FIXES_REVISION = source_revision(fix_rules)
-RESULTS_REVISION = source_revision(fix_rules, engine, checks, model, content)
+FIXES_REVISION = source_revision(fix_rules, stored)
+RESULTS_REVISION = source_revision(fix_rules, engine, checks, model, content, stored)
 
 # Statuses whose diagram text is new in this run and therefore goes through the gates.
 CHECKED_STATUSES = frozenset({DiagramStatus.ADDED, DiagramStatus.MODIFIED, DiagramStatus.CHECKED})
@@ -115,9 +129,10 @@ def _evaluate(
 ) -> CheckResult:
     checked = {i: [item for item in change.diagrams if item.status in CHECKED_STATUSES]
                for i, change in enumerate(changes)}
-    # A file's results are a function of its path, text, which of its diagrams are checked, the configuration
-    # and the code: stored under all of them, a file seen before costs no parse and no gate evaluation.
-    version = f"{pool.version}/{RESULTS_REVISION}/{config_digest(config)}"
+    # A file's results are a function of its path, text, which of its diagrams are checked, the configuration,
+    # the verdicts' meaning (mermaid version, verdict table) and the code: stored under all of them, a file seen
+    # before costs no parse and no gate evaluation.
+    version = f"{pool.version}/{CACHE_TABLE}/{RESULTS_REVISION}/{config_digest(config)}"
     keys = {i: code_hash("\0".join([changes[i].path, changes[i].text, *(item.status.value for item in items)]))
             for i, items in checked.items() if items}
     known = pool.cache.get_stored(FILE_RESULTS, version, keys.values()) if pool.cache else {}

@@ -17,7 +17,14 @@ from types import ModuleType
 from typing import Any
 
 from bot.gates.fixes import SyntaxFix
-from bot.model import Diagram, DiagramResult, DiagramStatus, Finding, Severity, SyntaxVerdict
+from bot.model import (
+    Diagram,
+    DiagramResult,
+    DiagramStatus,
+    Finding,
+    Severity,
+    SyntaxVerdict,
+)
 
 
 def source_revision(*modules: ModuleType) -> str:
