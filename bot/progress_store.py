@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bot.progress import History, history_from_json, history_to_json
+from bot.sqlite import write_transaction
 
 STORE_FILENAME = "progress.sqlite3"
 # Commit results kept per scheme; older ones are dropped (blob counts make recounting them cheap anyway).
@@ -76,16 +77,9 @@ class ProgressStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction under the lock. IMMEDIATE takes SQLite's write lock up front, so a second
-        process waits in the busy timeout instead of failing when a read-started transaction upgrades."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        """One write transaction under the lock."""
+        with self._lock, write_transaction(self._db) as db:
+            yield db
 
     # ---------------------------------------------------------------------------------------------- counts
 

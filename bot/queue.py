@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.settings import Settings, SettingsError
+from bot.sqlite import write_transaction
 from bot.webhooks import Delivery
 
 SCHEMA_VERSION = 1
@@ -343,14 +344,8 @@ class SQLiteJobQueue:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._db()) as db:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
 
 def _payload_text(delivery: Delivery) -> str:

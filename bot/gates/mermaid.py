@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bot.model import SyntaxVerdict
 from bot.paths import data_dir, mermaid_dir
+from bot.sqlite import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +119,8 @@ class VerdictCache:
         return rows
 
     def _write(self, statement: str, rows: list[tuple]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(statement, rows)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, write_transaction(self._db) as db:
+            db.executemany(statement, rows)
 
     def close(self) -> None:
         with self._lock:
