@@ -134,7 +134,10 @@ class DiagramResult:
     status: DiagramStatus
     syntax: SyntaxVerdict
     findings: tuple[Finding, ...]
+    # Gate id -> whether the gate's pass condition holds (only gates that apply to the diagram's category).
     gates_passed: dict[str, bool] = field(default_factory=dict)
+    # Gates that pass by their condition but where an advice rule (one the condition does not name) fired.
+    gates_advised: frozenset[str] = frozenset()
 
     @property
     def passed(self) -> bool:

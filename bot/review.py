@@ -69,7 +69,7 @@ DEFAULT_GATE_TITLES = {
     "cfo": "CFO test",
     "incident": "Incident test",
 }
-PASS_ICON, FAIL_ICON, NOT_APPLICABLE = "✅", "❌", "—"
+PASS_ICON, FAIL_ICON, ADVICE_ICON, NOT_APPLICABLE = "✅", "❌", "⚠️", "—"
 COMMENT_ICONS = {Severity.ERROR: FAIL_ICON, Severity.WARNING: "⚠️", Severity.NOTICE: "ℹ️"}
 
 _HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
@@ -459,13 +459,13 @@ def _summary_sections(result: CheckResult, titles: Mapping[str, str], head_sha: 
             cells = [_code(f"{diagram.diagram.path}:{diagram.diagram.line}"), diagram.status.value,
                      PASS_ICON if diagram.syntax.ok else FAIL_ICON]
             for gate in gate_ids:
-                passed = diagram.gates_passed.get(gate)
-                cells.append(NOT_APPLICABLE if passed is None else PASS_ICON if passed else FAIL_ICON)
+                cells.append(gate_cell(diagram, gate))
             lines.append(_row(cells))
         if len(diagrams) > MAX_SUMMARY_ROWS:
             lines.append(f"\n… and {plural(len(diagrams) - MAX_SUMMARY_ROWS, 'more diagram')} "
                          "(the check run's annotations show the findings).")
-        lines += ["", f"<sub>{PASS_ICON} passes · {FAIL_ICON} fails · {NOT_APPLICABLE} "
+        lines += ["", f"<sub>{PASS_ICON} passes · {ADVICE_ICON} passes, with advice · {FAIL_ICON} fails · "
+                      f"{NOT_APPLICABLE} "
                       "does not apply to the diagram's category</sub>"]
 
     if result.file_findings:
@@ -476,6 +476,16 @@ def _summary_sections(result: CheckResult, titles: Mapping[str, str], head_sha: 
         lines += ["", f"This pull request removes {plural(len(result.removed), 'diagram')}."]
     lines += ["", *_category_deltas(result)]
     return "\n".join(lines)
+
+
+def gate_cell(diagram: DiagramResult, gate: str) -> str:
+    """✅ / ⚠️ / ❌ by the gate's pass condition (⚠️: passes, but advice fired), — where the gate does not apply."""
+    passed = diagram.gates_passed.get(gate)
+    if passed is None:
+        return NOT_APPLICABLE
+    if not passed:
+        return FAIL_ICON
+    return ADVICE_ICON if gate in diagram.gates_advised else PASS_ICON
 
 
 def _category_deltas(result: CheckResult) -> list[str]:

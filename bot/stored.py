@@ -75,6 +75,7 @@ def results_to_json(results: Sequence[DiagramResult]) -> str:
             "syntax": dataclasses.asdict(result.syntax),
             "findings": [{**dataclasses.asdict(f), "severity": f.severity.value} for f in result.findings],
             "gates_passed": result.gates_passed,
+            "gates_advised": sorted(result.gates_advised),
         }
         for result in results
     ])
@@ -89,6 +90,7 @@ def results_from_json(text: str, diagrams: Sequence[Diagram]) -> list[DiagramRes
             syntax=SyntaxVerdict(**item["syntax"]),
             findings=tuple(Finding(**{**f, "severity": Severity(f["severity"])}) for f in item["findings"]),
             gates_passed=item["gates_passed"],
+            gates_advised=frozenset(item["gates_advised"]),
         )
         for diagram, item in zip(diagrams, json.loads(text), strict=True)
     ]

@@ -527,3 +527,10 @@ def test_a_rerun_after_a_long_review_body_has_nothing_new_to_say() -> None:
     assert first.review is not None and "… and 150 more findings" in first.review.body
     assert fingerprints_in(first.review.body) == first.fingerprints
     assert _publish(result, pr_patches={}, already_posted=fingerprints_in(first.review.body)).review is None
+
+
+def test_summary_shows_advice_only_gates_as_a_warning_never_a_failure() -> None:
+    advised = replace(RESULT.diagrams[1], gates_advised=frozenset({"new_hire"}))
+    result = replace(RESULT, diagrams=(RESULT.diagrams[0], advised, *RESULT.diagrams[2:]))
+    lines = _publish(result).summary.splitlines()
+    assert f"| `{NETFLIX}:31` | added | ✅ | ✅ | ✅ | ⚠️ | — | — |" in lines
