@@ -2,9 +2,9 @@
 
 PyGithub's ``Auth.AppAuth`` signs the JWT (RS256, issued 60 s in the past against clock drift, 5 minutes of
 validity); the token exchange itself goes through :class:`~bot.github.transport.Transport` like every other
-request, so it is counted and retried the same way. One write lock per installation is kept here, because
-several jobs of one installation run at once and GitHub asks for their content-creating requests not to be
-concurrent.
+request, so it is counted and retried the same way. The token cache and each installation's write slot live in
+the deployment's :class:`~bot.coordination.Coordinator`, because several jobs of one installation run at once
+(in one process or many) and GitHub asks for their content-creating requests not to be concurrent.
 
 https://docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app/authenticating-as-a-github-app-installation
 """
@@ -15,10 +15,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 from github import Auth
 
+from bot.coordination import Coordinator, InProcessCoordinator
 from bot.github.client import GitHubClient
 from bot.github.transport import DEFAULT_API_URL, OnCall, Transport
 
@@ -41,6 +43,7 @@ class AppAuth:
         on_call: OnCall | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        coordinator: Coordinator | None = None,
     ) -> None:
         self.app_id = app_id
         self.api_url = api_url
@@ -50,9 +53,8 @@ class AppAuth:
         # Token requests are rare (hourly per installation) and serialised under _lock, which also keeps
         # this one Transport single-threaded.
         self._transport = Transport(self._jwt, api_url, on_call=on_call, sleep=sleep, clock=clock)
-        self._tokens: dict[int, tuple[str, float]] = {}
         self._lock = threading.Lock()
-        self._write_locks: dict[int, threading.Lock] = {}
+        self.coordinator: Coordinator = coordinator or InProcessCoordinator()
 
     def app_jwt(self) -> str:
         """A fresh JWT for the App's own endpoints (``/app``, ``/app/installations``)."""
@@ -61,21 +63,20 @@ class AppAuth:
     def installation_token(self, installation_id: int) -> str:
         """The installation's access token, reused until five minutes before it expires."""
         with self._lock:
-            cached = self._tokens.get(installation_id)
+            cached = self.coordinator.cached_token(installation_id)
             if cached is not None and cached[1] - TOKEN_REFRESH_MARGIN_SECONDS > self._clock():
                 return cached[0]
             answer = self._transport.request("POST", ACCESS_TOKEN_ENDPOINT, {"installation_id": installation_id},
                                              idempotent=True)
             token = str(answer.data["token"])
             expires_at = datetime.fromisoformat(str(answer.data["expires_at"]).replace("Z", "+00:00")).timestamp()
-            self._tokens[installation_id] = (token, expires_at)
+            self.coordinator.store_token(installation_id, token, expires_at)
             log.info("new access token for installation %s, expires %s", installation_id,
                      answer.data["expires_at"])
             return token
 
-    def write_lock(self, installation_id: int) -> threading.Lock:
-        with self._lock:
-            return self._write_locks.setdefault(installation_id, threading.Lock())
+    def write_lock(self, installation_id: int) -> AbstractContextManager[None]:
+        return self.coordinator.write_slot(installation_id)
 
     def client(self, installation_id: int, *, on_call: OnCall | None = None) -> GitHubClient:
         """A client for one job acting as the installation; ``on_call`` counts that job's calls."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +63,7 @@ class GitHubClient:
         api_url: str = DEFAULT_API_URL,
         *,
         on_call: OnCall | None = None,
-        write_lock: threading.Lock | None = None,
+        write_lock: AbstractContextManager[Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         max_rate_wait: float = MAX_RATE_WAIT_SECONDS,

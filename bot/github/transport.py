@@ -29,7 +29,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -149,7 +149,7 @@ class Transport:
         api_url: str = DEFAULT_API_URL,
         *,
         on_call: OnCall | None = None,
-        write_lock: threading.Lock | None = None,
+        write_lock: AbstractContextManager[Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         max_attempts: int = MAX_ATTEMPTS,
