@@ -157,10 +157,14 @@ class Publication:
 # Fingerprints and diff lines
 
 
-def finding_fingerprint(finding: Finding, line_text: str = "") -> str:
-    """A short id of a finding that survives pushes: path, gate, rule and the offending text, not its line."""
+def finding_fingerprint(finding: Finding, line_text: str = "", diagram_code: str | None = None) -> str:
+    """A short id of a finding that survives pushes: path, gate, rule, the offending text and, for a finding in
+    a diagram, that diagram's own code; never its line number or its position among look-alikes."""
     normalised = _WHITESPACE_RE.sub(" ", line_text).strip()
-    key = "\x1f".join((finding.path, finding.gate, finding.rule, normalised))
+    parts = [finding.path, finding.gate, finding.rule, normalised]
+    if diagram_code is not None:
+        parts.append(hashlib.sha256(diagram_code.encode("utf-8")).hexdigest())
+    key = "\x1f".join(parts)
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:FINGERPRINT_LENGTH]
 
 
@@ -268,29 +272,57 @@ def assign_fingerprints(result: CheckResult, sources: Mapping[str, str] | None) 
     """Every finding of the result in file order with its fingerprint.
 
     The offending text is read from the diagram code when the lines belong to a diagram (so sources or no
-    sources, container prefixes or not, the fingerprint is the same), else from ``sources``. Findings that
-    still collide (two diagrams lacking the same thing, anchored on identical fence lines) get ``-2``, ``-3``…
-    in file order.
+    sources, container prefixes or not, the fingerprint is the same), else from ``sources``. A finding in a
+    diagram is keyed by that diagram's code too, so two diagrams lacking the same thing never collide and
+    fixing one never changes the other's fingerprint (two identical diagrams share theirs: their findings are
+    the same finding). Only findings identical within one diagram, or within one file outside diagrams, get
+    ``-2``, ``-3``… in line order.
     """
     texts = _diagram_line_texts(result.diagrams)
+    owners = _diagram_owners(result.diagrams)
     lines_of = SourceLines(sources)
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, int | None, str], int] = {}
     out = []
     for finding in sort_findings(result.findings):
-        known = texts.get(finding.path, {})
-        source_lines = lines_of.lines(finding.path)
-        parts = []
-        for number in range(finding.line, finding.last_line + 1):
-            if number in known:
-                parts.append(known[number])
-            elif 1 <= number <= len(source_lines):
-                parts.append(source_lines[number - 1])
-        fingerprint = finding_fingerprint(finding, "\n".join(parts))
-        seen[fingerprint] = seen.get(fingerprint, 0) + 1
-        if seen[fingerprint] > 1:
-            fingerprint = f"{fingerprint}-{seen[fingerprint]}"
+        owner = _owner(owners, finding)
+        code = None if owner is None else owner.diagram.code
+        fingerprint = finding_fingerprint(finding, _offending_text(finding, texts, lines_of), code)
+        scope = (finding.path, None if owner is None else owner.diagram.line, fingerprint)
+        seen[scope] = seen.get(scope, 0) + 1
+        if seen[scope] > 1:
+            fingerprint = f"{fingerprint}-{seen[scope]}"
         out.append((finding, fingerprint))
     return out
+
+
+def _offending_text(finding: Finding, texts: Mapping[str, Mapping[int, str]], lines_of: SourceLines) -> str:
+    """The text of the finding's lines: diagram code where they are in a diagram, else the source file's."""
+    known = texts.get(finding.path, {})
+    source_lines = lines_of.lines(finding.path)
+    parts = []
+    for number in range(finding.line, finding.last_line + 1):
+        if number in known:
+            parts.append(known[number])
+        elif 1 <= number <= len(source_lines):
+            parts.append(source_lines[number - 1])
+    return "\n".join(parts)
+
+
+def _diagram_owners(diagrams: Iterable[DiagramResult]) -> dict[str, list[DiagramResult]]:
+    """path → the checked diagrams of that file, by fence line."""
+    owners: dict[str, list[DiagramResult]] = {}
+    for result in sorted(diagrams, key=lambda d: d.diagram.line):
+        owners.setdefault(result.diagram.path, []).append(result)
+    return owners
+
+
+def _owner(owners: Mapping[str, list[DiagramResult]], finding: Finding) -> DiagramResult | None:
+    """The diagram whose lines (opening fence to closing fence) hold the finding's first line."""
+    for result in owners.get(finding.path, ()):
+        diagram = result.diagram
+        if diagram.line <= finding.line <= diagram.end_line + 1:
+            return result
+    return None
 
 
 def _diagram_line_texts(diagrams: Iterable[DiagramResult]) -> dict[str, dict[int, str]]:

@@ -233,6 +233,54 @@ def test_colliding_fingerprints_get_ordinals() -> None:
     assert len(fps) == 2 and fps[1] == f"{fps[0]}-2"
 
 
+def _twins(fixed_first: bool) -> CheckResult:
+    """Two identical diagrams in one file, each lacking a metric (a finding on its fence line); optionally the
+    first one fixed (its code changed, its finding gone)."""
+    broken = "flowchart LR\n    LB --> App"
+    first = _diagram(PLAN, 3, "flowchart LR\n    LB --> App\n    App -.- M[p99 latency]" if fixed_first else broken)
+    second = _diagram(PLAN, 12, broken)
+
+    def result(diagram: Diagram, findings: tuple[Finding, ...]) -> DiagramResult:
+        return DiagramResult(diagram, DiagramStatus.ADDED, SyntaxVerdict(ok=True), findings,
+                             {"three_am": not findings})
+
+    def lacking(diagram: Diagram) -> tuple[Finding, ...]:
+        return (replace(OUTSIDE, line=diagram.line, message="No metric shows the problem."),)
+
+    return CheckResult(base="b", head=HEAD, diagrams=(
+        result(first, () if fixed_first else lacking(first)), result(second, lacking(second))))
+
+
+def test_fixing_one_of_two_identical_diagrams_keeps_the_others_fingerprint() -> None:
+    """Issue 8.1: the comment on the diagram that is still broken must not be marked fixed."""
+    before = _publish(_twins(fixed_first=False), pr_patches={PLAN: "@@ -0,0 +1,20 @@\n" + "+x\n" * 20})
+    second_comment = max(before.review.comments, key=lambda c: c.line)
+    after = _publish(_twins(fixed_first=True), pr_patches={PLAN: "@@ -0,0 +1,20 @@\n" + "+x\n" * 20},
+                     already_posted=before.fingerprints)
+    # bot.github.publish minimises the comments of posted fingerprints missing from the new publication.
+    assert second_comment.fingerprint in after.fingerprints
+    assert after.review is None
+
+
+def test_two_diagrams_lacking_the_same_thing_have_their_own_fingerprints() -> None:
+    twins = _twins(fixed_first=False)
+    other = replace(twins, diagrams=(twins.diagrams[0], replace(
+        twins.diagrams[1], diagram=replace(twins.diagrams[1].diagram, code="flowchart LR\n    LB --> Web"))))
+    fingerprints = _publish(other).fingerprints
+    assert len(fingerprints) == 2 and not any("-" in fp for fp in fingerprints)
+
+
+def test_identical_findings_within_one_diagram_get_ordinals() -> None:
+    code = "flowchart LR\n    A --> B\n    A --> B"
+    diagram = _diagram(PLAN, 3, code)
+    findings = tuple(Finding("technical", "placeholder", Severity.WARNING, PLAN, line, "Generic names A, B.")
+                     for line in (5, 6))
+    result = CheckResult(base="b", head=HEAD, diagrams=(
+        DiagramResult(diagram, DiagramStatus.ADDED, SyntaxVerdict(ok=True), findings, {"technical": True}),))
+    [plain, second] = sorted(_publish(result).fingerprints)
+    assert second == f"{plain}-2"
+
+
 # --- review ----------------------------------------------------------------------------------------------------
 
 
