@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from bot import content, model, stored
-from bot.changes import collect_all, collect_changes
+from bot.changes import collect_all, collect_changes, texts_at
 from bot.config import Config
 from bot.counting import DiagramCounter
 from bot.gates import checks, engine
@@ -65,8 +66,32 @@ def run_check(
     changes = collect_changes(repo, base_sha, head_sha, max_bytes=config.max_file_bytes)
     before = DiagramCounter(repo, store).counts_at(base_sha)
     after = projected_counts(before, changes)
-    return _evaluate(config, pool, changes, base=base_sha, head=head_sha, before=before, after=after,
-                     on_progress=on_progress)
+    result = _evaluate(config, pool, changes, base=base_sha, head=head_sha, before=before, after=after,
+                       on_progress=on_progress)
+    return with_base_findings(repo, config, pool, result, changes, repo.merge_base(base_sha, head_sha))
+
+
+def with_base_findings(repo: GitRepo, config: Config, pool: MermaidPool, result: CheckResult,
+                       changes: Iterable[FileChange], merge_base: str) -> CheckResult:
+    """The result with each modified diagram's merge-base version and the gates' findings on it, so the review
+    can tell what a pull request brings from what was already there (verdicts come from the pool's cache)."""
+    olds = {(c.path, item.new.index): item.old for c in changes for item in c.diagrams
+            if item.status is DiagramStatus.MODIFIED and item.new is not None and item.old is not None}
+    if not olds:
+        return result
+    texts = texts_at(repo, merge_base, {old.path for old in olds.values()})
+    verdicts = dict(zip(olds, pool.parse_many([old.code for old in olds.values()]), strict=True))
+
+    def with_base(item: DiagramResult) -> DiagramResult:
+        key = (item.diagram.path, item.diagram.index)
+        old = olds.get(key)
+        if old is None:
+            return item
+        at_base = evaluate_diagram(config, old, status=DiagramStatus.MODIFIED, category=config.category_of(old.path),
+                                   file_text=texts.get(old.path, ""), verdict=verdicts[key], syntax_fix=None)
+        return replace(item, base_diagram=old, base_findings=at_base.findings)
+
+    return replace(result, diagrams=tuple(map(with_base, result.diagrams)))
 
 
 def run_all(

@@ -264,6 +264,7 @@ def review(ctx: Context, target: PullTarget, *, recheck: bool = False) -> str:
         result, config, pr_patches=client.pr_patches(target.number), head_sha=target.head_sha,
         sources=texts_at(repo, target.head_sha, (f.path for f in result.findings)),
         already_posted=client.posted_fingerprints(target.number),
+        repository_url=(ctx.payload.get("repository") or {}).get("html_url"),
     )
     report = client.publish(target.number, publication)
     log.info("published review of %s: %d diagrams, %d findings, %s writes (git %.0f ms, check %.0f ms, "

@@ -138,6 +138,10 @@ class DiagramResult:
     gates_passed: dict[str, bool] = field(default_factory=dict)
     # Gates that pass by their condition but where an advice rule (one the condition does not name) fired.
     gates_advised: frozenset[str] = frozenset()
+    # A modified diagram's version at the merge base and what the gates found there: a finding the same diagram
+    # already had is not new to the pull request (None when there is no base version to compare with).
+    base_diagram: Diagram | None = None
+    base_findings: tuple[Finding, ...] = ()
 
     @property
     def passed(self) -> bool:

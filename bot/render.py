@@ -64,16 +64,16 @@ def verdict_headline(result: CheckResult) -> str:
     return head
 
 
-def findings_tally(findings: Iterable[Finding]) -> str:
-    """``7 findings (4 errors, 2 warnings, 1 notice)``; ``no findings`` when empty."""
+def findings_tally(findings: Iterable[Finding], noun: str = "finding", plural_noun: str | None = None) -> str:
+    """``7 findings (4 errors, 2 warnings, 1 notice)``; ``no findings`` when empty (``noun``: ``new finding``)."""
     counts = {severity: 0 for severity in Severity}
     for finding in findings:
         counts[finding.severity] += 1
     total = sum(counts.values())
     if not total:
-        return "no findings"
+        return f"no {plural_noun or noun + 's'}"
     parts = [plural(n, severity.value) for severity, n in counts.items() if n]
-    return f"{plural(total, 'finding')} ({', '.join(parts)})"
+    return f"{plural(total, noun, plural_noun)} ({', '.join(parts)})"
 
 
 def diagram_type(result: DiagramResult) -> str:

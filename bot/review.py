@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
-from bot.model import CheckResult, DiagramResult, Finding, Severity
+from bot.model import CheckResult, Diagram, DiagramResult, Finding, Severity
 from bot.progress import totals_row
 from bot.render import (
     SEVERITY_ORDER,
@@ -59,8 +61,13 @@ LABEL_DESCRIPTION_LIMIT = 100
 TRUNCATION_NOTE = "\n\n… truncated to fit GitHub's limit of {limit:,} characters{hint}."
 # How many findings the review body lists one per line; the check run carries every finding anyway.
 MAX_BODY_FINDINGS = 100
-# How many diagrams the summary's gate table shows before it says "and N more".
+# How many diagrams the summary's gate tables show in all before they say "and N more".
 MAX_SUMMARY_ROWS = 150
+# Rows of diagrams that need attention shown open; the rest of them, and every passing diagram, are folded, so
+# the summary of a pull request adding hundreds of diagrams stays a screen or two tall.
+MAX_OPEN_ROWS = 15
+# Advice (notices) listed in the summary's folded part.
+MAX_SUMMARY_NOTICES = 50
 
 DEFAULT_GATE_TITLES = {
     "technical": "Technical",
@@ -234,27 +241,65 @@ def build_publication(
     head_sha: str,
     sources: Mapping[str, str] | None = None,
     already_posted: frozenset[str] = frozenset(),
+    repository_url: str | None = None,
 ) -> Publication:
     """Review, sticky summary, labels and check run for one PR head.
 
     ``pr_patches`` maps head path → patch (GitHub's PR files API); a file without a patch (too large, binary,
     pure rename) has no commentable line. ``sources`` maps path → head file text and refines fingerprints of
     findings outside diagram code. ``already_posted`` are fingerprints found in earlier reviews
-    (:func:`fingerprints_in`); those findings are not posted again.
+    (:func:`fingerprints_in`); those findings are not posted again. Findings a modified diagram already had at
+    the merge base (:func:`preexisting_findings`) are never posted; the summary counts them. With
+    ``repository_url`` (``https://github.com/OWNER/REPO``) the summary's paths link to the files at ``head_sha``.
     """
     titles = gate_titles(config)
     fingerprinted = assign_fingerprints(result, sources)
-    summary_body = _summary_sections(result, titles, head_sha)
-    review = _build_review(result, config, titles, fingerprinted, pr_patches, already_posted)
+    preexisting = preexisting_findings(result)
+    summary_body = _summary_sections(result, titles, head_sha, preexisting, repository_url)
+    review = _build_review(result, config, titles, [pair for pair in fingerprinted if pair[0] not in preexisting],
+                           pr_patches, already_posted, len(preexisting))
     labels, specs = _labels(result, config)
     return Publication(
         review=review,
         summary=cap_text(f"{SUMMARY_MARKER}\n{summary_body}", COMMENT_BODY_LIMIT),
         labels=labels,
         label_specs=specs,
-        check_run=_check_run(result, titles, summary_body, head_sha),
+        check_run=_check_run(result, titles, summary_body, head_sha, preexisting),
         fingerprints=frozenset(fp for _, fp in fingerprinted),
     )
+
+
+def rank(finding: Finding, preexisting: frozenset[Finding] = frozenset()) -> tuple:
+    """Sort key wherever a list is cut: blocking errors, other errors, warnings, notices; new before already
+    there; then file order."""
+    return (not finding.blocking, SEVERITY_ORDER[finding.severity], finding in preexisting, finding.path,
+            finding.line, finding.gate, finding.rule)
+
+
+def preexisting_findings(result: CheckResult) -> frozenset[Finding]:
+    """Findings of modified diagrams that the same diagram already had at the merge base.
+
+    A finding is the same when gate, rule and offending text (the diagram lines it points at, whitespace
+    folded) match one of the base version's findings; each base finding answers for one head finding.
+    """
+    found: set[Finding] = set()
+    for item in result.diagrams:
+        if item.base_diagram is None or not item.base_findings:
+            continue
+        base_texts = {item.base_diagram.path: _line_texts(item.base_diagram)}
+        head_texts = {item.diagram.path: _line_texts(item.diagram)}
+        no_sources = SourceLines(None)
+        at_base = Counter(_content_key(f, base_texts, no_sources) for f in item.base_findings)
+        for finding in sorted(item.findings, key=lambda f: (f.line, f.gate, f.rule)):
+            key = _content_key(finding, head_texts, no_sources)
+            if at_base[key] > 0:
+                at_base[key] -= 1
+                found.add(finding)
+    return frozenset(found)
+
+
+def _content_key(finding: Finding, texts: Mapping[str, Mapping[int, str]], lines_of: SourceLines) -> tuple:
+    return (finding.gate, finding.rule, _WHITESPACE_RE.sub(" ", _offending_text(finding, texts, lines_of)).strip())
 
 
 def gate_titles(config: object) -> dict[str, str]:
@@ -329,15 +374,19 @@ def _diagram_line_texts(diagrams: Iterable[DiagramResult]) -> dict[str, dict[int
     """path → file line → text, for the fence lines and code lines of the checked diagrams."""
     texts: dict[str, dict[int, str]] = {}
     for result in diagrams:
-        diagram = result.diagram
-        lines = texts.setdefault(diagram.path, {})
-        lines[diagram.line] = f"fence {diagram.info}"
-        for number, text in zip(diagram.line_map, diagram.code.splitlines()):
-            lines[number] = text
-        if diagram.closed:
-            # Code lines run up to the closing fence, so it is the line after the last one.
-            lines[diagram.end_line + 1] = "fence end"
+        texts.setdefault(result.diagram.path, {}).update(_line_texts(result.diagram))
     return texts
+
+
+def _line_texts(diagram: Diagram) -> dict[int, str]:
+    """File line → text for one diagram's fence lines and code lines."""
+    lines = {diagram.line: f"fence {diagram.info}"}
+    for number, text in zip(diagram.line_map, diagram.code.splitlines()):
+        lines[number] = text
+    if diagram.closed:
+        # Code lines run up to the closing fence, so it is the line after the last one.
+        lines[diagram.end_line + 1] = "fence end"
+    return lines
 
 
 def cap_text(text: str, limit: int, hint: str = "") -> str:
@@ -365,9 +414,11 @@ def _build_review(
     fingerprinted: list[tuple[Finding, str]],
     pr_patches: Mapping[str, str],
     already_posted: frozenset[str],
+    preexisting: int,
 ) -> ReviewDraft | None:
+    """The review of the new findings not posted before; None when none of them is more than advice."""
     new = [(f, fp) for f, fp in fingerprinted if fp not in already_posted]
-    if not new:
+    if all(f.severity is Severity.NOTICE for f, _ in new):
         return None
     hunks = {path: _hunk_lines(patch) for path, patch in pr_patches.items() if patch}
 
@@ -376,22 +427,21 @@ def _build_review(
         # A multi-line comment must lie inside one hunk (GitHub rejects a range that spans two).
         return any(wanted <= hunk for hunk in hunks.get(finding.path, ()))
 
+    # Advice never becomes an inline comment: it is folded into the body.
+    notices: list[tuple[Finding, str]] = []
     commentable: list[tuple[Finding, str]] = []
     outside: list[tuple[Finding, str]] = []
     for pair in new:
-        (commentable if in_diff(pair[0]) else outside).append(pair)
-    commentable.sort(key=lambda item: (not item[0].blocking, SEVERITY_ORDER[item[0].severity], item[0].path, item[0].line))
+        if pair[0].severity is Severity.NOTICE:
+            notices.append(pair)
+        else:
+            (commentable if in_diff(pair[0]) else outside).append(pair)
+    commentable.sort(key=lambda pair: rank(pair[0]))
     cap = max(0, config.review.max_inline_comments)
-    inline, over_cap = commentable[:cap], commentable[cap:]
-    inline.sort(key=lambda item: (item[0].path, item[0].line))
+    inline = sorted(commentable[:cap], key=lambda pair: (pair[0].path, pair[0].line))
     comments = tuple(_inline_comment(f, fp, titles) for f, fp in inline)
-
-    listed: list[tuple[str, list[tuple[Finding, str]]]] = [
-        ("Findings on lines this pull request does not change", _sorted_pairs(outside)),
-        (f"More findings on changed lines (inline comments are capped at {cap})", _sorted_pairs(over_cap)),
-    ]
-    sections, listed_fps = _body_lists(listed, titles)
-    fingerprints = sorted({fp for _, fp in inline} | listed_fps)
+    sections = _body_lists(commentable[cap:] + outside, notices, titles, cap)
+    fingerprints = sorted({fp for _, fp in new})
 
     blocking = any(f.blocking for f in result.findings)
     event = EVENT_REQUEST_CHANGES if blocking and config.review.request_changes_on_failure else EVENT_COMMENT
@@ -400,6 +450,9 @@ def _build_review(
             f"{verdict_headline(result)}."]
     if comments:
         head.append(f"{plural(len(comments), 'comment')} on the changed lines below.")
+    if preexisting:
+        head.append(f"{plural(preexisting, 'finding')} these diagrams already had before this pull request "
+                    f"{'is' if preexisting == 1 else 'are'} not repeated (the summary counts them).")
     if event == EVENT_REQUEST_CHANGES:
         head.append("A blocking gate fails, so this review requests changes.")
     body = "\n".join(head + sections)
@@ -407,36 +460,43 @@ def _build_review(
                        comments=comments)
 
 
-def _sorted_pairs(pairs: list[tuple[Finding, str]]) -> list[tuple[Finding, str]]:
-    return sorted(pairs, key=lambda item: (item[0].path, item[0].line, SEVERITY_ORDER[item[0].severity], item[1]))
-
-
 def _body_lists(
-    lists: list[tuple[str, list[tuple[Finding, str]]]], titles: Mapping[str, str]
-) -> tuple[list[str], set[str]]:
-    """Markdown lists of findings under headings, at most MAX_BODY_FINDINGS lines in all.
+    listed: list[tuple[Finding, str]], notices: list[tuple[Finding, str]], titles: Mapping[str, str], cap: int
+) -> list[str]:
+    """The findings not commented inline, most serious first, then the advice folded; at most MAX_BODY_FINDINGS
+    lines in all.
 
-    Findings past the limit are counted ("… and N more", with the check run listing every one) and recorded as
-    posted with the listed ones: re-running the same head must find nothing new to say.
+    Findings past the limit are counted by severity (the check run lists every one); the review records them as
+    posted with the listed ones, since re-running the same head must find nothing new to say.
     """
     lines: list[str] = []
-    listed: set[str] = set()
     room = MAX_BODY_FINDINGS
-    for heading, items in lists:
-        if not items:
-            continue
-        lines += ["", f"**{heading}**", ""]
-        for finding, fingerprint in items[:room]:
-            message = finding.message.splitlines()[0] if finding.message else ""
-            title = titles.get(finding.gate, finding.gate)
-            lines.append(f"- {_code(f'{finding.path}:{finding.line}')} {finding.severity.value} "
-                         f"({title} · {_code(finding.rule)}): {message}")
-            listed.add(fingerprint)
-        if len(items) > room:
-            lines.append(f"- … and {plural(len(items) - room, 'more finding')} (see the check run)")
-            listed.update(fingerprint for _, fingerprint in items[room:])
+    if listed:
+        items = sorted(listed, key=lambda pair: rank(pair[0]))
+        lines += ["", f"**Not commented inline** (on lines this pull request does not change, or past the "
+                      f"{plural(cap, 'inline comment')} a review makes), most serious first:", ""]
+        lines += _finding_lines([f for f, _ in items], titles, room)
         room = max(0, room - len(items))
-    return lines, listed
+    if notices:
+        items = sorted(notices, key=lambda pair: rank(pair[0]))
+        lines += ["", f"<details><summary>{plural(len(items), 'notice')} (advice, never blocking)</summary>", ""]
+        lines += _finding_lines([f for f, _ in items], titles, room) + ["", "</details>"]
+    return lines
+
+
+def _finding_lines(findings: list[Finding], titles: Mapping[str, str], room: int) -> list[str]:
+    """One Markdown list line per finding, the first ``room`` of them, then a count of the rest."""
+    lines = []
+    for finding in findings[:room]:
+        message = finding.message.splitlines()[0] if finding.message else ""
+        title = titles.get(finding.gate, finding.gate)
+        blocks = ", blocks merging" if finding.blocking else ""
+        lines.append(f"- {_code(f'{finding.path}:{finding.line}')} {finding.severity.value}{blocks} "
+                     f"({title} · {_code(finding.rule)}): {message}")
+    if len(findings) > room:
+        lines.append(f"- … and {findings_tally(findings[room:], 'more finding')} not listed here "
+                     "(the check run has them)")
+    return lines
 
 
 def _inline_comment(finding: Finding, fingerprint: str, titles: Mapping[str, str]) -> InlineComment:
@@ -477,29 +537,47 @@ def _code(text: str) -> str:
 # Summary and check run
 
 
-def _summary_sections(result: CheckResult, titles: Mapping[str, str], head_sha: str) -> str:
+def _summary_sections(result: CheckResult, titles: Mapping[str, str], head_sha: str,
+                      preexisting: frozenset[Finding], repository_url: str | None) -> str:
     """The summary's Markdown (without the marker), shared by the sticky comment and the check run."""
     gate_ids = list(titles) + sorted({g for d in result.diagrams for g in d.gates_passed} - set(titles))
     lines = [f"## {CHECK_RUN_NAME}", "",
-             f"**{verdict_headline(result)}** at `{head_sha[:7]}`: {findings_tally(result.findings)}."]
+             f"**{verdict_headline(result)}** at `{head_sha[:7]}`: {_news(result, preexisting)}."]
 
-    diagrams = sorted(result.diagrams, key=lambda d: (d.diagram.path, d.diagram.line))
-    if diagrams:
+    if result.diagrams:
         header = ["Diagram", "Change", "Syntax", *(titles.get(g, g) for g in gate_ids)]
-        lines += ["", _row(header), _row(["---"] * len(header))]
-        for diagram in diagrams[:MAX_SUMMARY_ROWS]:
-            cells = [_code(f"{diagram.diagram.path}:{diagram.diagram.line}"), diagram.status.value,
-                     PASS_ICON if diagram.syntax.ok else FAIL_ICON]
-            for gate in gate_ids:
-                cells.append(gate_cell(diagram, gate))
-            lines.append(_row(cells))
-        if len(diagrams) > MAX_SUMMARY_ROWS:
-            lines.append(f"\n… and {plural(len(diagrams) - MAX_SUMMARY_ROWS, 'more diagram')} "
+
+        def table(rows: Sequence[DiagramResult]) -> list[str]:
+            out = ["", _row(header), _row(["---"] * len(header))]
+            for diagram in rows:
+                cells = [_diagram_link(diagram, head_sha, repository_url), diagram.status.value,
+                         PASS_ICON if diagram.syntax.ok else FAIL_ICON]
+                out.append(_row(cells + [gate_cell(diagram, gate) for gate in gate_ids]))
+            return out
+
+        ordered = sorted(result.diagrams, key=_attention)
+        attention = [d for d in ordered if _attention(d)[0] < 2]
+        passing = ordered[len(attention):]
+        shown = min(len(ordered), MAX_SUMMARY_ROWS)
+        open_rows, folded = attention[:MAX_OPEN_ROWS], attention[MAX_OPEN_ROWS:shown]
+        passing_rows = passing[:max(0, shown - len(attention))]
+        if open_rows:
+            lines += table(open_rows)
+        for rows, what in ((folded, "more that need attention"), (passing_rows, "passing")):
+            if rows:
+                lines += ["", f"<details><summary>{plural(len(rows), 'diagram')} {what}</summary>", *table(rows),
+                          "", "</details>"]
+        if len(ordered) > shown:
+            lines.append(f"\n… and {plural(len(ordered) - shown, 'more diagram')} "
                          "(the check run's annotations show the findings).")
         lines += ["", f"<sub>{PASS_ICON} passes · {ADVICE_ICON} passes, with advice · {FAIL_ICON} fails · "
                       f"{NOT_APPLICABLE} "
                       "does not apply to the diagram's category</sub>"]
 
+    notices = sorted((f for f in result.findings if f.severity is Severity.NOTICE), key=rank)
+    if notices:
+        lines += ["", f"<details><summary>{plural(len(notices), 'notice')} (advice, never blocking)</summary>", "",
+                  *_finding_lines(notices, titles, MAX_SUMMARY_NOTICES), "", "</details>"]
     if result.file_findings:
         lines += ["", "**Files that could not be checked**", ""]
         lines += [f"- {_code(f.path)}: {f.message.splitlines()[0] if f.message else f.rule}"
@@ -508,6 +586,34 @@ def _summary_sections(result: CheckResult, titles: Mapping[str, str], head_sha: 
         lines += ["", f"This pull request removes {plural(len(result.removed), 'diagram')}."]
     lines += ["", *_category_deltas(result)]
     return "\n".join(lines)
+
+
+def _news(result: CheckResult, preexisting: frozenset[Finding]) -> str:
+    """``3 new findings (…); 2 findings already there before this pull request (…)``; one plain tally without
+    a base."""
+    if result.base is None:
+        return findings_tally(result.findings)
+    new = [f for f in result.findings if f not in preexisting]
+    text = findings_tally(new, "new finding")
+    if preexisting:
+        there = "already there before this pull request"
+        text += "; " + findings_tally(preexisting, f"finding {there}", f"findings {there}")
+    return text
+
+
+def _attention(diagram: DiagramResult) -> tuple:
+    """Summary order: failing diagrams (a blocking finding), then those with a failing gate, then the rest."""
+    group = 0 if not diagram.passed else 1 if not all(diagram.gates_passed.values()) else 2
+    return (group, diagram.diagram.path, diagram.diagram.line)
+
+
+def _diagram_link(diagram: DiagramResult, head_sha: str, repository_url: str | None) -> str:
+    """``path:line`` as code, linked to the line in the file at the head commit when the repository is known."""
+    where = _code(f"{diagram.diagram.path}:{diagram.diagram.line}")
+    if not repository_url:
+        return where
+    url = f"{repository_url.rstrip('/')}/blob/{head_sha}/{quote(diagram.diagram.path)}#L{diagram.diagram.line}"
+    return f"[{where}]({url})"
 
 
 def gate_cell(diagram: DiagramResult, gate: str) -> str:
@@ -543,15 +649,16 @@ def _row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
-def _check_run(result: CheckResult, titles: Mapping[str, str], summary_body: str, head_sha: str) -> CheckRunDraft:
+def _check_run(result: CheckResult, titles: Mapping[str, str], summary_body: str, head_sha: str,
+               preexisting: frozenset[Finding]) -> CheckRunDraft:
     if not result.passed:
         conclusion = "failure"
     elif not result.diagrams and not result.findings:
         conclusion = "neutral"
     else:
         conclusion = "success"
-    # The most important findings get the annotations: blocking ones, then by severity.
-    ranked = sorted(result.findings, key=lambda f: (not f.blocking, SEVERITY_ORDER[f.severity]))
+    # The most important findings get the annotations: blocking ones, then by severity, new before old.
+    ranked = sorted(result.findings, key=lambda f: rank(f, preexisting))
     shown = sort_findings(ranked[:MAX_ANNOTATIONS])
     annotations = tuple(
         {
@@ -566,7 +673,7 @@ def _check_run(result: CheckResult, titles: Mapping[str, str], summary_body: str
     )
     if len(ranked) > MAX_ANNOTATIONS:
         summary_body += (f"\n\nAnnotations show the {MAX_ANNOTATIONS} most important of {len(ranked):,} findings; "
-                         "`atlas-bot check` lists every one.")
+                         f"left out: {findings_tally(ranked[MAX_ANNOTATIONS:])}. `atlas-bot check` lists every one.")
     return CheckRunDraft(
         name=CHECK_RUN_NAME,
         head_sha=head_sha,

@@ -240,3 +240,26 @@ def test_a_file_seen_before_costs_no_parse_and_gives_the_same_results(atlas: Pat
     stricter = load_config(repo_config_text="limits:\n  max_nodes: 1\n")
     with pytest.raises(AssertionError, match="parsed 3 diagrams"):
         run_all(repo, stricter, NoParsing(), rev="pr")
+
+
+def test_a_modified_diagram_carries_what_the_gates_found_at_the_merge_base(scratch: ScratchRepo,
+                                                                            monkeypatch: pytest.MonkeyPatch,
+                                                                            tmp_path: Path) -> None:
+    """The broken line was there before the pull request: its finding is already there, not new."""
+    from bot.review import preexisting_findings
+
+    monkeypatch.setenv("ATLAS_DATA_DIR", str(tmp_path / "data"))
+    scratch.write("docs/costs/cdn.md", BROKEN)
+    scratch.commit("base")
+    scratch.git("checkout", "-q", "-b", "pr")
+    scratch.write("docs/costs/cdn.md", "Intro.\n\n" + BROKEN.replace("[Total]", "[Total]\n    TOTAL --> BILL[Bill]"))
+    scratch.commit("pr")
+    with MermaidPool(workers=1, cache=None) as pool:
+        result = run_check(GitRepo(scratch.path), load_config(), pool, base="main", head="pr")
+    [diagram] = result.diagrams
+    assert diagram.status is DiagramStatus.MODIFIED
+    assert diagram.base_diagram is not None and diagram.base_diagram.line == 3
+    syntax = next(f for f in diagram.findings if f.rule == "syntax")
+    assert syntax.line == BROKEN_LINE + 2
+    assert any(f.rule == "syntax" and f.line == BROKEN_LINE for f in diagram.base_findings)
+    assert syntax in preexisting_findings(result)

@@ -289,18 +289,22 @@ def test_review_puts_findings_on_diff_lines_and_the_rest_in_the_body() -> None:
     assert review is not None
     assert review.event == "COMMENT"
     comments = _by_rule(review.comments)
-    assert set(comments) == {"syntax", "cost", "acronym"}
+    assert set(comments) == {"syntax", "cost"}  # the notice (advice) is folded into the body
     assert (comments["syntax"].path, comments["syntax"].line, comments["syntax"].start_line) == (NETFLIX, 7, None)
     assert (comments["cost"].line, comments["cost"].start_line) == (9, 5)
-    assert comments["acronym"].line == 33
     assert all(c.side == "RIGHT" for c in review.comments)
     starts = [c.start_line or c.line for c in review.comments]
     assert starts == sorted(starts)
     assert review.body.startswith(REVIEW_MARKER)
-    assert "**Findings on lines this pull request does not change**" in review.body
-    assert f"- `{PLAN}:40` error (3 AM test · `metric`): No metric shows the problem" in review.body
-    assert "- `docs/costs/blob.md:1` warning (Technical · `unreadable`): Not UTF-8: skipped" in review.body
-    assert "3 comments on the changed lines below." in review.body
+    assert "**Not commented inline** (on lines this pull request does not change" in review.body
+    lines = review.body.splitlines()
+    errors = lines.index(f"- `{PLAN}:40` error, blocks merging (3 AM test · `metric`): No metric shows the problem "
+                         "(p99, error rate).")
+    warning = lines.index("- `docs/costs/blob.md:1` warning (Technical · `unreadable`): Not UTF-8: skipped")
+    details = lines.index("<details><summary>1 notice (advice, never blocking)</summary>")
+    assert errors < warning < details
+    assert lines[details + 2] == f"- `{NETFLIX}:33` notice (New Hire test · `acronym`): API is not explained in this file."
+    assert "2 comments on the changed lines below." in review.body
 
 
 def test_review_body_and_comments_carry_their_fingerprints() -> None:
@@ -376,24 +380,30 @@ def test_added_and_renamed_files(path: str, patches: dict[str, str], inline: boo
 def test_request_changes_when_configured_and_blocking() -> None:
     config = replace(CONFIG, review=ReviewSettings(request_changes_on_failure=True))
     assert _publish(config=config).review.event == "REQUEST_CHANGES"
-    passing = replace(RESULT, diagrams=RESULT.diagrams[1:2], file_findings=())
+    passing = replace(RESULT, diagrams=RESULT.diagrams[1:2])  # a warning (the skipped file) and a notice
     assert _publish(passing, config=config).review.event == "COMMENT"
+
+
+def test_advice_alone_makes_no_review_and_never_an_inline_comment() -> None:
+    advice_only = replace(RESULT, diagrams=RESULT.diagrams[1:2], file_findings=())
+    publication = _publish(advice_only)
+    assert publication.review is None
+    assert "<details><summary>1 notice (advice, never blocking)</summary>" in publication.summary
+    assert publication.fingerprints  # still current: not taken for fixed
 
 
 @pytest.mark.parametrize(
     ("cap", "inline_rules"),
-    [(25, {"syntax", "cost", "acronym"}), (2, {"syntax", "cost"}), (1, {"syntax"}), (0, set())],
+    [(25, {"syntax", "cost"}), (2, {"syntax", "cost"}), (1, {"syntax"}), (0, set())],
 )
 def test_inline_cap_keeps_the_most_serious_and_lists_the_rest(cap: int, inline_rules: set[str]) -> None:
     config = replace(CONFIG, review=ReviewSettings(max_inline_comments=cap))
     publication = _publish(config=config)
     review = publication.review
     assert set(_by_rule(review.comments)) == inline_rules
-    over = {"syntax", "cost", "acronym"} - inline_rules
-    heading = f"**More findings on changed lines (inline comments are capped at {cap})**"
-    assert (heading in review.body) is bool(over)
-    for rule in over:
-        assert f"`{rule}`)" in review.body
+    assert f"past the {cap} inline comment" in review.body
+    for rule in {"syntax", "cost", "acronym"} - inline_rules:
+        assert f"`{rule}`): " in review.body
     assert fingerprints_in(review.body) == publication.fingerprints
 
 
@@ -582,3 +592,97 @@ def test_summary_shows_advice_only_gates_as_a_warning_never_a_failure() -> None:
     result = replace(RESULT, diagrams=(RESULT.diagrams[0], advised, *RESULT.diagrams[2:]))
     lines = _publish(result).summary.splitlines()
     assert f"| `{NETFLIX}:31` | added | ✅ | ✅ | ✅ | ⚠️ | — | — |" in lines
+
+
+# --- new versus already there, and order wherever a list is cut -----------------------------------------------
+
+
+def _modified_with_base(head_line: int = 38) -> CheckResult:
+    """The capacity diagram modified: at the merge base (20 lines higher up) it already lacked a metric and had
+    a placeholder node; the pull request adds a generic node name on a new line."""
+    base = _diagram(PLAN, 18, "flowchart TD\n    LB --> App\n    App --> TODO")
+    head = _diagram(PLAN, head_line, "flowchart TD\n    LB --> App\n    App --> TODO\n    App --> X")
+    metric = Finding("three_am", "metric", Severity.ERROR, PLAN, head_line, "No metric.", blocking=True)
+    todo = Finding("technical", "placeholder", Severity.WARNING, PLAN, head_line + 3, "TODO is a placeholder.")
+    generic = Finding("technical", "generic", Severity.WARNING, PLAN, head_line + 4, "X is a generic name.")
+    base_findings = (replace(metric, line=18), replace(todo, line=21))
+    return CheckResult(base="b", head=HEAD, diagrams=(
+        DiagramResult(head, DiagramStatus.MODIFIED, SyntaxVerdict(ok=True), (metric, todo, generic),
+                      {"technical": False, "three_am": False}, base_diagram=base, base_findings=base_findings),))
+
+
+def test_findings_the_diagram_already_had_are_counted_not_posted() -> None:
+    patch = "@@ -18,4 +38,5 @@\n " + "\n ".join(["```mermaid", "flowchart TD", "    LB --> App",
+                                                   "    App --> TODO"]) + "\n+    App --> X"
+    publication = _publish(_modified_with_base(), pr_patches={PLAN: patch})
+    review = publication.review
+    assert [c.body.split("`")[1] for c in review.comments] == ["generic"]
+    assert "No metric." not in review.body and "TODO is a placeholder." not in review.body
+    assert "2 findings these diagrams already had before this pull request are not repeated" in review.body
+    assert ("1 new finding (1 warning); 2 findings already there before this pull request (1 error, 1 warning)"
+            in publication.summary)
+    assert len(publication.fingerprints) == 3  # the old ones are current too: never taken for fixed
+    assert _publish(_modified_with_base(), pr_patches={PLAN: patch},
+                    already_posted=fingerprints_in(review.body)).review is None
+
+
+def test_a_diagram_without_a_base_version_has_only_new_findings() -> None:
+    result = _modified_with_base()
+    fresh = replace(result, diagrams=(replace(result.diagrams[0], base_diagram=None, base_findings=()),))
+    assert "3 new findings (1 error, 2 warnings)." in _publish(fresh, pr_patches={}).summary
+
+
+def _ranked_result(errors: int, warnings: int, notices: int) -> CheckResult:
+    """One diagram per finding, warnings on the earliest paths, so file order would show them first."""
+    kinds = ([(Severity.WARNING, False)] * warnings + [(Severity.NOTICE, False)] * notices
+             + [(Severity.ERROR, True)] * errors)
+    diagrams = []
+    for n, (severity, blocking) in enumerate(kinds):
+        path = f"docs/costs/f{n:03}.md"
+        finding = Finding("cfo", "cost", severity, path, 4, f"finding {n} ({severity.value})", blocking=blocking)
+        diagrams.append(DiagramResult(_diagram(path, 3, f"flowchart LR\n    N{n} --> M{n}"), DiagramStatus.ADDED,
+                                      SyntaxVerdict(ok=True), (finding,),
+                                      {"technical": True, "cfo": severity is Severity.NOTICE},
+                                      gates_advised=frozenset({"cfo"}) if severity is Severity.NOTICE else frozenset()))
+    return CheckResult(base="b", head=HEAD, diagrams=tuple(diagrams))
+
+
+def test_review_body_lists_blocking_errors_first_and_counts_what_it_leaves_out() -> None:
+    review = _publish(_ranked_result(errors=60, warnings=150, notices=5), pr_patches={}).review
+    listed = [line for line in review.body.splitlines() if line.startswith("- `")]
+    assert len(listed) == 100
+    assert all("error, blocks merging" in line for line in listed[:60])
+    assert all(" warning " in line for line in listed[60:])
+    assert "- … and 110 more findings (110 warnings) not listed here (the check run has them)" in review.body
+    assert "<details><summary>5 notices (advice, never blocking)</summary>" in review.body
+    assert "- … and 5 more findings (5 notices) not listed here" in review.body
+
+
+def test_summary_shows_failing_diagrams_first_and_folds_the_rest() -> None:
+    result = _ranked_result(errors=20, warnings=3, notices=4)
+    summary = _publish(result, pr_patches={}).summary
+    lines = summary.splitlines()
+    rows = [line for line in lines if line.startswith("| `docs/costs/")]
+    open_rows = rows[:15]
+    assert all(f"f{n:03}.md" in row for n, row in zip(range(7, 22), open_rows))  # the errors, in file order
+    fold_more = lines.index("<details><summary>8 diagrams more that need attention</summary>")
+    fold_passing = lines.index("<details><summary>4 diagrams passing</summary>")
+    assert lines.index(open_rows[-1]) < fold_more < fold_passing
+    assert lines[fold_more + 1] == ""  # a blank line, or GitHub renders the table as text
+    assert sum(1 for line in lines if line.startswith("| `docs/costs/")) == 27
+    assert "<details><summary>4 notices (advice, never blocking)</summary>" in summary
+
+
+def test_summary_paths_link_to_the_file_at_the_head_commit() -> None:
+    summary = _publish(repository_url="https://github.com/acme/atlas").summary
+    assert (f"| [`{NETFLIX}:5`](https://github.com/acme/atlas/blob/{HEAD}/{NETFLIX}#L5) | added | ❌ |"
+            in summary)
+    spaced = replace(RESULT, diagrams=(replace(RESULT.diagrams[1], diagram=replace(SEQ, path="docs/a b.md")),))
+    assert "/blob/" + HEAD + "/docs/a%20b.md#L31)" in _publish(spaced, repository_url="https://x/o/r/").summary
+
+
+def test_annotations_cut_keeps_blocking_first_and_says_what_was_left_out() -> None:
+    run = _publish(_ranked_result(errors=160, warnings=30, notices=2), pr_patches={}).check_run
+    assert len(run.annotations) == MAX_ANNOTATIONS
+    assert all(a["annotation_level"] == "failure" for a in run.annotations)
+    assert "left out: 42 findings (10 errors, 30 warnings, 2 notices)" in run.summary
