@@ -59,7 +59,15 @@ VELOCITY_MIN_SPAN = timedelta(days=1)
 STALL_AFTER = timedelta(weeks=4)
 PROJECTION_MAX = timedelta(weeks=52 * 50)
 
-CHART_TITLE = "Completion per category (%)"
+CHART_TITLE = "Completion per category (%, capped at 100)"
+BURN_UP_TITLE = "Diagrams over time"
+# GitHub draws mermaid in the page's theme; mermaid's default bar colour is near-white on a light page. These read
+# on both GitHub's light and dark backgrounds: GitHub's blue for the data, its orange for the target line.
+# The width fills GitHub's comment column, so the burn-up's dates do not collide.
+CHART_INIT = ('%%{init: {"xyChart": {"width": 800}, '
+              '"themeVariables": {"xyChart": {"plotColorPalette": "#2f81f7, #d4760a"}}}}%%')
+# Points of the burn-up line at most (x-axis dates stay legible in an 880 px column).
+BURN_UP_POINTS = 10
 CHART_LABEL_MAX = 24
 # Beyond this many bars the category names collide under a vertical chart; horizontal bars keep them legible.
 CHART_HORIZONTAL_FROM = 7
@@ -156,6 +164,15 @@ class CategoryRow:
     files: int
     target: int | None
     credited: int | None = None
+    # On sums of rows: the diagrams past each category's own target, added up.
+    surplus_sum: int | None = None
+
+    @property
+    def surplus(self) -> int | None:
+        """Diagrams beyond the target (0 when not over it), None without a target."""
+        if self.surplus_sum is not None:
+            return self.surplus_sum
+        return None if self.target is None else max(0, self.diagrams - self.target)
 
     @property
     def toward_target(self) -> int:
@@ -185,7 +202,8 @@ def _sum_rows(folder: str, title: str, rows: Sequence[CategoryRow]) -> CategoryR
     targeted = [r for r in rows if r.target is not None]
     return CategoryRow(folder, title, sum(r.diagrams for r in rows), sum(r.files for r in rows),
                        _sum_targets([r.target for r in rows]),
-                       sum(r.toward_target for r in targeted) if targeted else None)
+                       sum(r.toward_target for r in targeted) if targeted else None,
+                       sum(r.surplus or 0 for r in targeted) if targeted else None)
 
 
 def build_snapshot(config: _ConfigLike, rev: str, counts: Mapping[str, int]) -> ProgressSnapshot:
@@ -372,15 +390,33 @@ class Velocity:
     note: str
 
 
+def history_series(history: History) -> tuple[HistoryPoint, ...]:
+    """Totals over time: the recorded points, and the total right after each listed merge, derived back from the
+    next recorded point by the merges' deltas (a bot that recorded one point still knows the merges' dates)."""
+    events = sorted([(p.at, 1, p) for p in history.points] + [(m.merged_at, 0, m) for m in history.merges],
+                    key=lambda event: (event[0], event[1]), reverse=True)
+    series: dict[datetime, HistoryPoint] = {}
+    running: int | None = None
+    for at, _, event in events:
+        if isinstance(event, HistoryPoint):
+            running = event.total
+            series[at] = event
+        elif running is not None:
+            series.setdefault(at, HistoryPoint(at, running, event.sha[:12]))
+            running -= event.delta
+    return tuple(series[at] for at in sorted(series))
+
+
 def velocity(history: History, *, total: int, target: int | None, now: datetime) -> Velocity:
     """Pace over the last ``VELOCITY_WINDOW`` of recorded history, projected from the last recorded change.
 
     ``total`` is what counts toward ``target`` now; the pace is that of the recorded totals.
 
     The projection starts at the last recorded point (not at ``now``), so the rendered text changes when the
-    totals change, not every time the clock moves; ``now`` only decides whether the pace is stale.
+    totals change, not every time the clock moves; ``now`` only decides whether the pace is stale. The recorded
+    totals include those after each listed merge (:func:`history_series`).
     """
-    points = history.points
+    points = history_series(history)
     if target is not None and target > 0 and total >= target:
         note = f"Target of {target:,} reached."
     else:
@@ -456,22 +492,27 @@ def _percent(share: float | None) -> str:
 
 
 def _completion_cell(share: float | None) -> str:
-    return "—" if share is None else f"{_bar(share, ROW_BAR_WIDTH)} {_percent(share)}"
+    """Bar and percentage, capped at 100 %: what lies beyond a target is shown as a surplus, not as a share."""
+    if share is None:
+        return "—"
+    share = min(share, 1.0)
+    return f"{_bar(share, ROW_BAR_WIDTH)} {_percent(share)}"
 
 
 def _table_row(row: CategoryRow, *, bold: bool = False) -> str:
     title, created = _md(row.title), f"{row.diagrams:,}"
     target = "—" if row.target is None else f"{row.target:,}"
+    over = "—" if not row.surplus else f"+{row.surplus:,}"
     if bold:
         title, created = f"**{title}**", f"**{created}**"
         target = target if row.target is None else f"**{target}**"
-    return f"| {title} | {created} | {target} | {_completion_cell(row.completion)} | {row.files:,} |"
+    return f"| {title} | {created} | {target} | {_completion_cell(row.completion)} | {over} | {row.files:,} |"
 
 
 def _category_table(snapshot: ProgressSnapshot, max_rows: int) -> list[str]:
     inside = [r for r in snapshot.rows if r.folder != OUTSIDE_FOLDER]
     outside = [r for r in snapshot.rows if r.folder == OUTSIDE_FOLDER]
-    lines = ["| Category | Created | Target | Completion | Files |", "|---|--:|--:|---|--:|"]
+    lines = ["| Category | Created | Target | Completion | Over target | Files |", "|---|--:|--:|---|--:|--:|"]
     shown, rest = inside[:max_rows], inside[max_rows:]
     lines.extend(_table_row(r) for r in shown)
     if rest:
@@ -492,13 +533,35 @@ def _chart(snapshot: ProgressSnapshot, max_bars: int) -> list[str]:
         return []
     title = CHART_TITLE if len(rows) <= max_bars else f"{CHART_TITLE}, first {max_bars} of {len(rows)}"
     rows = rows[:max_bars]
-    values = [round((r.completion or 0.0) * 100, 1) for r in rows]
-    top = max(100, math.ceil(max(values) / 10) * 10)
+    values = [round(min(r.completion or 0.0, 1.0) * 100, 1) for r in rows]
     labels = ", ".join(f'"{_chart_label(r.title)}"' for r in rows)
     kind = "xychart-beta horizontal" if len(rows) >= CHART_HORIZONTAL_FROM else "xychart-beta"
-    return ["```mermaid", kind, f'    title "{title}"', f"    x-axis [{labels}]",
-            f'    y-axis "Completion (%)" 0 --> {top}', f"    bar [{', '.join(f'{v:g}' for v in values)}]",
-            "```"]
+    return ["```mermaid", CHART_INIT, kind, f'    title "{title}"', f"    x-axis [{labels}]",
+            '    y-axis "Completion (%)" 0 --> 100', f"    bar [{', '.join(f'{v:g}' for v in values)}]",
+            f"    line [{', '.join(['100'] * len(rows))}]", "```"]
+
+
+def _burn_up(snapshot: ProgressSnapshot, history: History, max_points: int) -> list[str]:
+    """A line of the total over the recorded history (merges included) and, with targets, the target line."""
+    series = list(history_series(history))
+    if len(series) < 2 or max_points < 2:
+        return []
+    if len(series) > max_points:
+        # Evenly spread, first and last kept: the span and the latest total are what a reader looks for.
+        step = (len(series) - 1) / (max_points - 1)
+        series = [series[round(i * step)] for i in range(max_points)]
+    target = snapshot.total.target
+    top = max([p.total for p in series] + [target or 0])
+    top = max(10, math.ceil(top * 1.1 / 10) * 10)
+    one_year = series[0].at.year == series[-1].at.year
+    labels = ", ".join(f'"{p.at:%b %d}"' if one_year else f'"{p.at:%Y-%m}"' for p in series)
+    lines = ["```mermaid", CHART_INIT, "xychart-beta",
+             f'    title "{BURN_UP_TITLE}{"" if target is None else f" (target line: {target:,})"}"',
+             f"    x-axis [{labels}]", f'    y-axis "Diagrams" 0 --> {top}',
+             f"    line [{', '.join(str(p.total) for p in series)}]"]
+    if target is not None:
+        lines.append(f"    line [{', '.join([str(target)] * len(series))}]")
+    return [*lines, "```"]
 
 
 def _gate_lines(gate_health: Mapping[str, tuple[int, int]], max_gates: int) -> list[str]:
@@ -549,7 +612,7 @@ def _render(snapshot: ProgressSnapshot, history: History, recent_merges: int,
                   "the category targets ask for (each category counts up to its target)", ""]
     lines += _category_table(snapshot, level.rows)
     for section in (_chart(snapshot, level.chart), _gate_lines(gate_health, level.gates),
-                    _velocity_lines(snapshot, history, now),
+                    _velocity_lines(snapshot, history, now), _burn_up(snapshot, history, min(level.chart, BURN_UP_POINTS)),
                     _merge_lines(history, min(recent_merges, level.merges))):
         if section:
             lines += ["", *section]

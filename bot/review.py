@@ -463,24 +463,31 @@ def _build_review(
 def _body_lists(
     listed: list[tuple[Finding, str]], notices: list[tuple[Finding, str]], titles: Mapping[str, str], cap: int
 ) -> list[str]:
-    """The findings not commented inline, most serious first, then the advice folded; at most MAX_BODY_FINDINGS
-    lines in all.
+    """The findings not commented inline, most serious first: errors open, warnings and advice folded; at most
+    MAX_BODY_FINDINGS lines in all.
 
     Findings past the limit are counted by severity (the check run lists every one); the review records them as
     posted with the listed ones, since re-running the same head must find nothing new to say.
     """
+    ranked = sorted(listed, key=lambda pair: rank(pair[0]))
+    errors = [f for f, _ in ranked if f.severity is Severity.ERROR]
+    warnings = [f for f, _ in ranked if f.severity is not Severity.ERROR]
+    advice = sorted((f for f, _ in notices), key=rank)
     lines: list[str] = []
-    room = MAX_BODY_FINDINGS
-    if listed:
-        items = sorted(listed, key=lambda pair: rank(pair[0]))
+    if ranked:
         lines += ["", f"**Not commented inline** (on lines this pull request does not change, or past the "
-                      f"{plural(cap, 'inline comment')} a review makes), most serious first:", ""]
-        lines += _finding_lines([f for f, _ in items], titles, room)
-        room = max(0, room - len(items))
-    if notices:
-        items = sorted(notices, key=lambda pair: rank(pair[0]))
-        lines += ["", f"<details><summary>{plural(len(items), 'notice')} (advice, never blocking)</summary>", ""]
-        lines += _finding_lines([f for f, _ in items], titles, room) + ["", "</details>"]
+                      f"{plural(cap, 'inline comment')} a review makes), most serious first:"]
+    room = MAX_BODY_FINDINGS
+    for findings, fold in ((errors, None), (warnings, "warning"), (advice, "notice")):
+        if not findings:
+            continue
+        shown = _finding_lines(findings, titles, room)
+        if fold is None:
+            lines += ["", *shown]
+        else:
+            what = plural(len(findings), fold) + (" (advice, never blocking)" if fold == "notice" else "")
+            lines += ["", f"<details><summary>{what}</summary>", "", *shown, "", "</details>"]
+        room = max(0, room - len(findings))
     return lines
 
 
@@ -545,13 +552,19 @@ def _summary_sections(result: CheckResult, titles: Mapping[str, str], head_sha: 
              f"**{verdict_headline(result)}** at `{head_sha[:7]}`: {_news(result, preexisting)}."]
 
     if result.diagrams:
-        header = ["Diagram", "Change", "Syntax", *(titles.get(g, g) for g in gate_ids)]
+        # One change for every diagram (a pull request adding a folder) is said once, in the header: the column
+        # it would take is the room the names need to stay on one line.
+        statuses = {d.status.value for d in result.diagrams}
+        uniform = statuses.pop() if len(statuses) == 1 else None
+        header = [f"Diagram ({uniform})" if uniform else "Diagram", *([] if uniform else ["Change"]), "Syntax",
+                  *(titles.get(g, g) for g in gate_ids)]
+        names = short_names({d.diagram.path for d in result.diagrams})
 
         def table(rows: Sequence[DiagramResult]) -> list[str]:
             out = ["", _row(header), _row(["---"] * len(header))]
             for diagram in rows:
-                cells = [_diagram_link(diagram, head_sha, repository_url), diagram.status.value,
-                         PASS_ICON if diagram.syntax.ok else FAIL_ICON]
+                cells = [_diagram_link(diagram, names, head_sha, repository_url),
+                         *([] if uniform else [diagram.status.value]), PASS_ICON if diagram.syntax.ok else FAIL_ICON]
                 out.append(_row(cells + [gate_cell(diagram, gate) for gate in gate_ids]))
             return out
 
@@ -568,8 +581,10 @@ def _summary_sections(result: CheckResult, titles: Mapping[str, str], head_sha: 
                 lines += ["", f"<details><summary>{plural(len(rows), 'diagram')} {what}</summary>", *table(rows),
                           "", "</details>"]
         if len(ordered) > shown:
-            lines.append(f"\n… and {plural(len(ordered) - shown, 'more diagram')} "
-                         "(the check run's annotations show the findings).")
+            rest = ordered[shown:]
+            failing = sum(1 for d in rest if _attention(d)[0] < 2)
+            lines.append(f"\n… and {plural(len(rest), 'more diagram')} ({failing:,} that need attention, "
+                         f"{len(rest) - failing:,} passing): the check run's annotations show their findings.")
         lines += ["", f"<sub>{PASS_ICON} passes · {ADVICE_ICON} passes, with advice · {FAIL_ICON} fails · "
                       f"{NOT_APPLICABLE} "
                       "does not apply to the diagram's category</sub>"]
@@ -607,13 +622,32 @@ def _attention(diagram: DiagramResult) -> tuple:
     return (group, diagram.diagram.path, diagram.diagram.line)
 
 
-def _diagram_link(diagram: DiagramResult, head_sha: str, repository_url: str | None) -> str:
-    """``path:line`` as code, linked to the line in the file at the head commit when the repository is known."""
-    where = _code(f"{diagram.diagram.path}:{diagram.diagram.line}")
+def short_names(paths: Iterable[str]) -> dict[str, str]:
+    """Path → its shortest tail of folders that no other of ``paths`` shares (``netflix.md``, ``a/index.md``),
+    so a table column stays narrow and every row still names its file."""
+    paths = set(paths)
+    names = {}
+    for path in paths:
+        parts = path.split("/")
+        for size in range(1, len(parts) + 1):
+            tail = "/".join(parts[-size:])
+            if not any(other != path and (other == tail or other.endswith("/" + tail)) for other in paths):
+                break
+        names[path] = tail
+    return names
+
+
+def _diagram_link(diagram: DiagramResult, names: Mapping[str, str], head_sha: str,
+                  repository_url: str | None) -> str:
+    """``name:line`` as code, linked to the line in the file at the head commit (the full path as the link's
+    title) when the repository is known."""
+    path, line = diagram.diagram.path, diagram.diagram.line
+    where = _code(f"{names.get(path, path)}:{line}")
     if not repository_url:
         return where
-    url = f"{repository_url.rstrip('/')}/blob/{head_sha}/{quote(diagram.diagram.path)}#L{diagram.diagram.line}"
-    return f"[{where}]({url})"
+    url = f"{repository_url.rstrip('/')}/blob/{head_sha}/{quote(path)}#L{line}"
+    title = path.replace("\\", "\\\\").replace('"', '\\"')
+    return f'[{where}]({url} "{title}")'
 
 
 def gate_cell(diagram: DiagramResult, gate: str) -> str:

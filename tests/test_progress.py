@@ -11,6 +11,8 @@ import pytest
 from bot.config import Category, Config
 from bot.model import CategoryTotal
 from bot.progress import (
+    BURN_UP_POINTS,
+    CHART_INIT,
     GITHUB_BODY_LIMIT,
     HISTORY_MAX_MERGES,
     HISTORY_MAX_POINTS,
@@ -24,6 +26,7 @@ from bot.progress import (
     build_snapshot,
     category_totals,
     history_from_json,
+    history_series,
     history_to_json,
     merge_record,
     merge_region,
@@ -240,13 +243,15 @@ def test_region_contents():
         MergeRecord(7, "Add @octocat's diagrams", NOW - timedelta(days=1), "9" * 40, 8, (("Guarantees", 8),)))
     region = _region(snap, history, {"Technical": (150, 213), "The 3 AM test": (90, 213)})
     assert region.startswith(REGION_START) and region.endswith(REGION_END)
-    assert "| Category | Created | Target | Completion | Files |" in region
-    assert re.search(r"\| Architecture Deep-Dives \| 48 \| 240 \| `█{2}░{8}` 20\.0% \| 1 \|", region)
-    assert "| Guarantees | 162 | 108 | `██████████` 150.0% | 1 |" in region
-    assert "| x\\|y | 2 | — | — | 1 |" in region  # unknown folder, pipe escaped
-    assert f"| {OUTSIDE_TITLE} | 1 | — | — | 1 |" in region
-    assert "| **TOTAL** | **213** | **508** |" in region
-    assert "```mermaid\nxychart-beta" in region and "bar [20, 0, 150, 0]" in region
+    assert "| Category | Created | Target | Completion | Over target | Files |" in region
+    assert re.search(r"\| Architecture Deep-Dives \| 48 \| 240 \| `█{2}░{8}` 20\.0% \| — \| 1 \|", region)
+    # Completion is capped at 100 %; what lies beyond the target is its own column.
+    assert "| Guarantees | 162 | 108 | `██████████` 100.0% | +54 | 1 |" in region
+    assert "| x\\|y | 2 | — | — | — | 1 |" in region  # unknown folder, pipe escaped
+    assert f"| {OUTSIDE_TITLE} | 1 | — | — | — | 1 |" in region
+    assert "| **TOTAL** | **213** | **508** |" in region and "| +54 | 4 |" in region
+    assert f"```mermaid\n{CHART_INIT}\nxychart-beta\n" in region and "bar [20, 0, 100, 0]" in region
+    assert '    y-axis "Completion (%)" 0 --> 100' in region and "    line [100, 100, 100, 100]" in region
     assert "| Technical | 150 of 213 |" in region
     assert "diagrams per week" in region and "Projected to reach 508" in region
     assert "#7 Add @\u200boctocat's diagrams: +8 diagrams (Guarantees +8)" in region
@@ -350,10 +355,54 @@ def test_the_chart_parses_with_mermaid():
         region = render_progress_region(snap, History(), 1, {}, now=NOW)
         (chart,) = extract_diagrams("issue.md", region)
         codes.append(chart.code)
-    assert codes[0].startswith("xychart-beta\n") and codes[1].startswith("xychart-beta horizontal\n")
+    assert codes[0].startswith(f"{CHART_INIT}\nxychart-beta\n")
+    assert codes[1].startswith(f"{CHART_INIT}\nxychart-beta horizontal\n")
+    snap = build_snapshot(CONFIG, "a" * 40, {"docs/systems/a.md": 100})
+    history = _history((30, 10), (20, 40), (1, 100))
+    charts = extract_diagrams("issue.md", render_progress_region(snap, history, 1, {}, now=NOW))
+    codes.append(charts[-1].code)
+    assert '"Diagrams over time (target line: 508)"' in codes[-1]
     try:
         with MermaidPool(workers=1) as pool:
             verdicts = pool.parse_many(codes)
     except MermaidUnavailable as exc:
         pytest.skip(str(exc))
-    assert [v.ok for v in verdicts] == [True, True], verdicts
+    assert [v.ok for v in verdicts] == [True, True, True], verdicts
+
+
+def test_velocity_counts_the_merges_the_issue_lists():
+    """One recorded point (the bot's first run) and seven weekly merges: a pace, not "not enough history"."""
+    history = History((HistoryPoint(NOW, 400, "head"),))
+    for week in range(7):
+        history = history.with_merge(MergeRecord(week + 1, f"batch {week}", NOW - timedelta(weeks=7 - week),
+                                                 f"{week:040x}", 20))
+    pace = velocity(history, total=400, target=1000, now=NOW)
+    # Right after the first merge the total was 400 - 6 * 20; 120 more over the 7 weeks to the recorded point.
+    assert pace.per_week == pytest.approx(120 / 7)
+    assert "Projected to reach 1,000" in pace.note
+
+
+def test_history_series_derives_totals_after_each_merge_from_the_next_recorded_point():
+    history = History((HistoryPoint(NOW - timedelta(days=10), 50, "a"), HistoryPoint(NOW, 100, "b")))
+    for days, delta in ((12, 5), (8, 20), (3, 30), (-1, 7)):
+        history = history.with_merge(MergeRecord(days, "m", NOW - timedelta(days=days), "c" * 40, delta))
+    series = history_series(history)
+    # Right after each merge the total is the next point's less the merges in between; a merge after the last
+    # point has no point to count back from.
+    assert [(round((NOW - p.at) / timedelta(days=1)), p.total) for p in series] == [
+        (12, 50), (10, 50), (8, 70), (3, 100), (0, 100)]
+
+
+def test_region_draws_a_burn_up_with_the_target_line():
+    snap = build_snapshot(CONFIG, "a" * 40, {"docs/systems/a.md": 100})
+    history = History()
+    for day in range(30, -1, -1):
+        history = history.with_point(NOW - timedelta(days=day), 100 - day, f"{day:012d}")
+    region = _region(snap, history)
+    burn_up = region[region.index('title "Diagrams over time'):]
+    labels = re.search(r"x-axis \[(.*)\]", burn_up).group(1)
+    assert labels.startswith('"Aug 31", ') and labels.endswith(', "Sep 30"')  # evenly spread, ends kept
+    assert labels.count('"') == 2 * BURN_UP_POINTS
+    assert "    line [70, " in burn_up and burn_up.split("\n")[3].endswith(", 100]")
+    assert f"    line [{', '.join(['508'] * BURN_UP_POINTS)}]" in burn_up
+    assert '    y-axis "Diagrams" 0 --> 560' in burn_up

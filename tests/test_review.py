@@ -34,6 +34,7 @@ from bot.review import (
     finding_fingerprint,
     fingerprints_in,
     gate_titles,
+    short_names,
     suggestion_block,
 )
 
@@ -437,9 +438,11 @@ def test_summary_table_and_category_deltas() -> None:
     assert "`0123456`" in summary and HEAD not in summary
     lines = summary.splitlines()
     assert "| Diagram | Change | Syntax | Technical | 3 AM test | New Hire test | CFO test | Incident test |" in lines
-    assert f"| `{NETFLIX}:5` | added | ❌ | ❌ | ✅ | ✅ | ❌ | ✅ |" in lines
-    assert f"| `{NETFLIX}:31` | added | ✅ | ✅ | ✅ | ✅ | — | — |" in lines
-    assert f"| `{PLAN}:38` | modified | ✅ | ✅ | ❌ | — | — | — |" in lines
+    assert "| `netflix.md:5` | added | ❌ | ❌ | ✅ | ✅ | ❌ | ✅ |" in lines
+    assert "| `plan.md:38` | modified | ✅ | ✅ | ❌ | — | — | — |" in lines
+    assert "| `netflix.md:31` | added | ✅ | ✅ | ✅ | ✅ | — | — |" in lines  # folded with the passing ones
+    assert lines.index("<details><summary>1 diagram passing</summary>") < lines.index(
+        "| `netflix.md:31` | added | ✅ | ✅ | ✅ | ✅ | — | — |")
     assert "| Architecture Deep-Dives | 48 → 50 of 240 | +2 |" in lines
     assert "| **TOTAL** | 64 → 66 of 360 | +2 |" in lines
     assert "Capacity Planning" not in summary
@@ -591,7 +594,7 @@ def test_summary_shows_advice_only_gates_as_a_warning_never_a_failure() -> None:
     advised = replace(RESULT.diagrams[1], gates_advised=frozenset({"new_hire"}))
     result = replace(RESULT, diagrams=(RESULT.diagrams[0], advised, *RESULT.diagrams[2:]))
     lines = _publish(result).summary.splitlines()
-    assert f"| `{NETFLIX}:31` | added | ✅ | ✅ | ✅ | ⚠️ | — | — |" in lines
+    assert "| `netflix.md:31` | added | ✅ | ✅ | ✅ | ⚠️ | — | — |" in lines
 
 
 # --- new versus already there, and order wherever a list is cut -----------------------------------------------
@@ -654,6 +657,7 @@ def test_review_body_lists_blocking_errors_first_and_counts_what_it_leaves_out()
     assert all("error, blocks merging" in line for line in listed[:60])
     assert all(" warning " in line for line in listed[60:])
     assert "- … and 110 more findings (110 warnings) not listed here (the check run has them)" in review.body
+    assert "<details><summary>150 warnings</summary>" in review.body
     assert "<details><summary>5 notices (advice, never blocking)</summary>" in review.body
     assert "- … and 5 more findings (5 notices) not listed here" in review.body
 
@@ -662,23 +666,38 @@ def test_summary_shows_failing_diagrams_first_and_folds_the_rest() -> None:
     result = _ranked_result(errors=20, warnings=3, notices=4)
     summary = _publish(result, pr_patches={}).summary
     lines = summary.splitlines()
-    rows = [line for line in lines if line.startswith("| `docs/costs/")]
+    rows = [line for line in lines if line.startswith("| `f0")]
     open_rows = rows[:15]
     assert all(f"f{n:03}.md" in row for n, row in zip(range(7, 22), open_rows))  # the errors, in file order
     fold_more = lines.index("<details><summary>8 diagrams more that need attention</summary>")
     fold_passing = lines.index("<details><summary>4 diagrams passing</summary>")
     assert lines.index(open_rows[-1]) < fold_more < fold_passing
     assert lines[fold_more + 1] == ""  # a blank line, or GitHub renders the table as text
-    assert sum(1 for line in lines if line.startswith("| `docs/costs/")) == 27
+    assert len(rows) == 27
+    assert lines[lines.index(rows[0]) - 2].startswith("| Diagram (added) | Syntax | Technical |")
     assert "<details><summary>4 notices (advice, never blocking)</summary>" in summary
 
 
 def test_summary_paths_link_to_the_file_at_the_head_commit() -> None:
     summary = _publish(repository_url="https://github.com/acme/atlas").summary
-    assert (f"| [`{NETFLIX}:5`](https://github.com/acme/atlas/blob/{HEAD}/{NETFLIX}#L5) | added | ❌ |"
+    assert (f'| [`netflix.md:5`](https://github.com/acme/atlas/blob/{HEAD}/{NETFLIX}#L5 "{NETFLIX}") | added | ❌ |'
             in summary)
-    spaced = replace(RESULT, diagrams=(replace(RESULT.diagrams[1], diagram=replace(SEQ, path="docs/a b.md")),))
-    assert "/blob/" + HEAD + "/docs/a%20b.md#L31)" in _publish(spaced, repository_url="https://x/o/r/").summary
+    spaced = replace(RESULT, diagrams=(replace(RESULT.diagrams[1], diagram=replace(SEQ, path='docs/a "b".md')),))
+    assert (f'/blob/{HEAD}/docs/a%20%22b%22.md#L31 "docs/a \\"b\\".md")'
+            in _publish(spaced, repository_url="https://x/o/r/").summary)
+
+
+@pytest.mark.parametrize(
+    ("paths", "expected"),
+    [
+        ({"docs/a/x.md", "docs/b/y.md"}, {"docs/a/x.md": "x.md", "docs/b/y.md": "y.md"}),
+        ({"docs/a/index.md", "docs/b/index.md"}, {"docs/a/index.md": "a/index.md", "docs/b/index.md": "b/index.md"}),
+        ({"index.md", "docs/index.md"}, {"index.md": "index.md", "docs/index.md": "docs/index.md"}),
+        ({"docs/a/x.md"}, {"docs/a/x.md": "x.md"}),
+    ],
+)
+def test_short_names_are_the_shortest_unambiguous_tails(paths: set[str], expected: dict[str, str]) -> None:
+    assert short_names(paths) == expected
 
 
 def test_annotations_cut_keeps_blocking_first_and_says_what_was_left_out() -> None:
