@@ -612,7 +612,8 @@ def _render(snapshot: ProgressSnapshot, history: History, recent_merges: int,
                   "the category targets ask for (each category counts up to its target)", ""]
     lines += _category_table(snapshot, level.rows)
     for section in (_chart(snapshot, level.chart), _gate_lines(gate_health, level.gates),
-                    _velocity_lines(snapshot, history, now), _burn_up(snapshot, history, min(level.chart, BURN_UP_POINTS)),
+                    _velocity_lines(snapshot, history, now),
+                    _burn_up(snapshot, history, min(level.chart, BURN_UP_POINTS)),
                     _merge_lines(history, min(recent_merges, level.merges))):
         if section:
             lines += ["", *section]

@@ -61,6 +61,8 @@ LABEL_DESCRIPTION_LIMIT = 100
 TRUNCATION_NOTE = "\n\n… truncated to fit GitHub's limit of {limit:,} characters{hint}."
 # How many findings the review body lists one per line; the check run carries every finding anyway.
 MAX_BODY_FINDINGS = 100
+# A listed finding's message is cut here (one line each, so a long list stays scannable).
+BRIEF_MESSAGE_CHARS = 160
 # How many diagrams the summary's gate tables show in all before they say "and N more".
 MAX_SUMMARY_ROWS = 150
 # Rows of diagrams that need attention shown open; the rest of them, and every passing diagram, are folded, so
@@ -495,7 +497,7 @@ def _finding_lines(findings: list[Finding], titles: Mapping[str, str], room: int
     """One Markdown list line per finding, the first ``room`` of them, then a count of the rest."""
     lines = []
     for finding in findings[:room]:
-        message = finding.message.splitlines()[0] if finding.message else ""
+        message = _brief(finding.message.splitlines()[0] if finding.message else "")
         title = titles.get(finding.gate, finding.gate)
         blocks = ", blocks merging" if finding.blocking else ""
         lines.append(f"- {_code(f'{finding.path}:{finding.line}')} {finding.severity.value}{blocks} "
@@ -504,6 +506,17 @@ def _finding_lines(findings: list[Finding], titles: Mapping[str, str], room: int
         lines.append(f"- … and {findings_tally(findings[room:], 'more finding')} not listed here "
                      "(the check run has them)")
     return lines
+
+
+def _brief(text: str, limit: int = BRIEF_MESSAGE_CHARS) -> str:
+    """The start of a message for a one-line list entry, cut at a word and never inside a code span (the inline
+    comment and the check run carry it whole)."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    if cut.count("`") % 2:
+        cut = cut[:cut.rfind("`")].rstrip()
+    return cut.rstrip(" ,;:(") + " …"
 
 
 def _inline_comment(finding: Finding, fingerprint: str, titles: Mapping[str, str]) -> InlineComment:

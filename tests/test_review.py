@@ -304,7 +304,8 @@ def test_review_puts_findings_on_diff_lines_and_the_rest_in_the_body() -> None:
     warning = lines.index("- `docs/costs/blob.md:1` warning (Technical · `unreadable`): Not UTF-8: skipped")
     details = lines.index("<details><summary>1 notice (advice, never blocking)</summary>")
     assert errors < warning < details
-    assert lines[details + 2] == f"- `{NETFLIX}:33` notice (New Hire test · `acronym`): API is not explained in this file."
+    notice = f"- `{NETFLIX}:33` notice (New Hire test · `acronym`): API is not explained in this file."
+    assert lines[details + 2] == notice
     assert "2 comments on the changed lines below." in review.body
 
 
@@ -705,3 +706,18 @@ def test_annotations_cut_keeps_blocking_first_and_says_what_was_left_out() -> No
     assert len(run.annotations) == MAX_ANNOTATIONS
     assert all(a["annotation_level"] == "failure" for a in run.annotations)
     assert "left out: 42 findings (10 errors, 30 warnings, 2 notices)" in run.summary
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("Short.", "Short."),
+        ("word " * 40, ("word " * 32).strip() + " …"),
+        ("Mermaid cannot parse this (parser: near `" + "x " * 80 + "`)", "Mermaid cannot parse this (parser: near …"),
+    ],
+)
+def test_listed_messages_are_cut_at_a_word_outside_code_spans(message: str, expected: str) -> None:
+    finding = replace(OUTSIDE, message=message)
+    result = replace(RESULT, diagrams=(replace(RESULT.diagrams[2], findings=(finding,)),), file_findings=())
+    line = next(l for l in _publish(result).review.body.splitlines() if l.startswith(f"- `{PLAN}:40`"))
+    assert line.endswith(f"`metric`): {expected}")
