@@ -610,6 +610,43 @@ def test_what_bot_review_builds_is_accepted_and_idempotent(gh: EmulatorHandle, r
     assert repo.publish(number, again).writes == 0
 
 
+def twins(head: str, *, first_fixed: bool) -> CheckResult:
+    """docs/arch/a.md with two identical diagrams (fences on lines 5 and 12), each with a syntax error on its
+    second code line; optionally the first one fixed."""
+    broken, fixed = "flowchart LR\n    A[Edge (CDN)] --> B", 'flowchart LR\n    A["Edge (CDN)"] --> B'
+    results = []
+    for fence, code in ((5, fixed if first_fixed else broken), (12, broken)):
+        diagram = Diagram("docs/arch/a.md", fence, code, (fence + 1, fence + 2))
+        findings = () if code == fixed else (Finding("technical", "syntax", Severity.ERROR, "docs/arch/a.md",
+                                                     fence + 2, "broken label", blocking=True),)
+        results.append(DiagramResult(diagram, DiagramStatus.ADDED, SyntaxVerdict(ok=not findings), findings,
+                                     {"technical": not findings}))
+    return CheckResult("main", head, tuple(results))
+
+
+def twin_lines(first: str) -> list[str]:
+    diagram = ["```mermaid", "flowchart LR", "    A[Edge (CDN)] --> B", "```"]
+    return ([f"line {i}" for i in range(1, 5)] + ["```mermaid", "flowchart LR", first, "```", "", "text", ""]
+            + diagram + [f"line {i}" for i in range(16, 31)])
+
+
+def test_fixing_one_of_two_identical_diagrams_keeps_the_others_comment(gh: EmulatorHandle, repo: RepoClient,
+                                                                        tmp_path: Path) -> None:
+    """Issue 8.1 through the publisher: the comment on the diagram that is still broken is never minimised."""
+    number = gh.add_pull(REPO, "feature")
+    head = gh.push(REPO, number, commit(tmp_path / "repo", "feature", twin_lines("    A[Edge (CDN)] --> B"), "twins"))
+    repo.publish(number, build_publication(twins(head, first_fixed=False), Config(),
+                                           pr_patches=repo.pr_patches(number), head_sha=head))
+    comments = gh.state.repo(REPO).review_comments[number]
+    second = next(c["node_id"] for c in comments if c["line"] == 14)
+
+    head = gh.push(REPO, number, commit(tmp_path / "repo", "feature", twin_lines('    A["Edge (CDN)"] --> B'),
+                                        "quote the first label"))
+    repo.publish(number, build_publication(twins(head, first_fixed=True), Config(), pr_patches=repo.pr_patches(number),
+                                           head_sha=head, already_posted=repo.posted_fingerprints(number)))
+    assert second not in gh.state.minimized
+
+
 # ----------------------------------------------------------------------------------------- progress issue
 
 
