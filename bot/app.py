@@ -7,8 +7,10 @@ and never queued again; events the bot does not act on are answered 202 and drop
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,9 +20,11 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from bot import handlers
 from bot.handlers import ProgressJob, Services
+from bot import edge
 from bot.logs import configure_logging, log_context, register_secret
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.queue import JobQueue, JobState, open_queue
@@ -28,9 +32,12 @@ from bot.settings import AppCredentials, Settings
 from bot.webhooks import (
     DELIVERY_HEADER,
     EVENT_HEADER,
+    SIGNATURE_HEADER,
     Delivery,
     PayloadTooLarge,
+    SignedBody,
     WebhookError,
+    check_signature_header,
     check_size,
     parse_delivery,
 )
@@ -39,6 +46,9 @@ from bot.worker import Router, WorkerPool
 log = logging.getLogger(__name__)
 
 STATUS_QUEUED, STATUS_DUPLICATE, STATUS_IGNORED = "queued", "duplicate", "ignored"
+OUTCOME_SHED, OUTCOME_TIMEOUT, OUTCOME_DISCONNECTED, OUTCOME_FAILED = "shed", "timeout", "disconnected", "failed"
+# A body is hashed as it streams in; past this size the unverified part waits on disk, not in memory.
+SPOOL_BYTES = 1024 * 1024
 # Bodies up to this size are verified and queued on the event loop (well under a millisecond); a thread hop
 # per request costs more than that once the workers compete for the GIL (measured: p99 71 ms vs 24 ms at
 # 200 deliveries/s). Larger bodies go to a thread so one huge delivery cannot stall the others.
@@ -63,14 +73,19 @@ def create_app(
     app.state.queue = queue
 
     def accept(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-        """Verify, route and enqueue one delivery."""
+        """Route and enqueue one delivery whose signature was checked as it streamed in."""
         event = headers.get(EVENT_HEADER, "")
         with log_context(delivery_id=headers.get(DELIVERY_HEADER), event=event or None):
             try:
-                delivery = parse_delivery(headers, body, secret, max_bytes=max_bytes)
+                delivery = parse_delivery(headers, body, secret, max_bytes=max_bytes, verified=True)
             except WebhookError as exc:
                 return refused(event, exc)
-            return enqueue(delivery)
+            try:
+                return enqueue(delivery)
+            except Exception:  # the queue's store failed: GitHub shows the delivery as failed; redeliver it
+                metrics.delivery(event, OUTCOME_FAILED)
+                log.exception("could not queue the delivery")
+                return 503, {"error": "could not queue the delivery; redeliver it later"}
 
     def enqueue(delivery: Delivery) -> tuple[int, dict[str, Any]]:
         with log_context(repo=delivery.repository, pr=delivery.pr_number):
@@ -98,21 +113,43 @@ def create_app(
         log.warning("refused delivery (%d): %s", exc.status, exc)
         return exc.status, {"error": str(exc)}
 
+    # Bodies being read before their signature is known: each may hold up to SPOOL_BYTES of memory.
+    unverified = asyncio.Semaphore(settings.max_unverified_bodies)
+
     @app.post("/webhook")
-    async def webhook(request: Request) -> JSONResponse:
+    async def webhook(request: Request) -> Response:
         headers = dict(request.headers)
+        event = headers.get(EVENT_HEADER, "")
         try:
-            # A declared length over the cap is refused before a byte of the body is read.
+            # Refused before a byte of the body is read: a declared length over the cap, or no signature that
+            # any body could match.
             check_size(headers.get("content-length"), max_bytes)
-            body = await _read_capped(request, max_bytes)
+            check_signature_header(headers.get(SIGNATURE_HEADER))
         except WebhookError as exc:
-            status, answer = refused(headers.get(EVENT_HEADER, ""), exc)
-            return JSONResponse(answer, status_code=status)
+            return _answer(*refused(event, exc))
+        if unverified.locked():
+            metrics.delivery(event, OUTCOME_SHED)
+            log.warning("shed a delivery: %d bodies are already being read", settings.max_unverified_bodies)
+            return JSONResponse({"error": "busy; redeliver later"}, status_code=503, headers={"Retry-After": "1"})
+        async with unverified:
+            try:
+                body = await asyncio.wait_for(_read_signed(request, secret, max_bytes, headers.get(SIGNATURE_HEADER)),
+                                              timeout=settings.body_timeout_seconds)
+            except WebhookError as exc:
+                return _answer(*refused(event, exc))
+            except TimeoutError:
+                metrics.delivery(event, OUTCOME_TIMEOUT)
+                log.warning("refused delivery (408): body not received within %.0f s", settings.body_timeout_seconds)
+                return JSONResponse({"error": "body too slow"}, status_code=408)
+            except ClientDisconnect:
+                metrics.delivery(event, OUTCOME_DISCONNECTED)
+                log.info("client disconnected before sending the whole body")
+                return Response(status_code=400)
         if len(body) <= INLINE_BODY_BYTES:
             status, answer = accept(headers, body)
         else:
             status, answer = await run_in_threadpool(accept, headers, body)
-        return JSONResponse(answer, status_code=status)
+        return _answer(status, answer)
 
     def sample() -> tuple[int, float | None, int]:
         """Queue depth, oldest waiting job's age and dead letters, read now (health and metrics alike)."""
@@ -139,15 +176,28 @@ def create_app(
     return app
 
 
-async def _read_capped(request: Request, max_bytes: int) -> bytes:
-    """The body, refused as soon as it grows past the cap (a chunked body has no Content-Length)."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLarge(f"body over the {max_bytes}-byte cap")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _answer(status: int, answer: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(answer, status_code=status)
+
+
+async def _read_signed(request: Request, secret: str, max_bytes: int, signature: str | None) -> bytes:
+    """The body, hashed as it arrives and returned only when its signature matches.
+
+    Refused as soon as it grows past the cap (a chunked body has no Content-Length); the unverified bytes past
+    ``SPOOL_BYTES`` wait in a temporary file, so a flood of forged 25 MB bodies costs disk, not memory.
+    """
+    signed = SignedBody(secret)
+    size = 0
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise PayloadTooLarge(f"body over the {max_bytes}-byte cap")
+            signed.update(chunk)
+            spool.write(chunk)
+        signed.verify(signature)
+        spool.seek(0)
+        return spool.read()
 
 
 # -- atlas-bot serve -----------------------------------------------------------------------------------------
@@ -261,7 +311,8 @@ def serve_command(
     runtime.start()
     started = time.monotonic()
     try:
-        uvicorn.run(runtime.app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+        uvicorn.run(runtime.app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                    **edge.uvicorn_options(settings))
     finally:
         runtime.close()
         log.info("stopped after %.0f s", time.monotonic() - started)

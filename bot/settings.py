@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     max_attempts: int = Field(5, ge=1)
     retry_base_seconds: float = Field(5.0, ge=0)
     max_body_bytes: int = Field(MAX_BODY_BYTES, gt=0)
+    # The webhook edge sheds load before it authenticates anyone: how long a body may take to arrive (GitHub
+    # itself gives up after 10 s), how many bodies are read at once before their signature is checked (more
+    # get 503 at once), how long a connection may take to send its request headers, and how many connections
+    # are served at once.
+    body_timeout_seconds: float = Field(10.0, gt=0)
+    max_unverified_bodies: int = Field(16, ge=1)
+    header_timeout_seconds: float = Field(5.0, gt=0)
+    max_connections: int = Field(256, ge=1)
     poll_seconds: float = Field(0.2, gt=0)
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -18,7 +19,12 @@ SECRET = "test-webhook-secret"
 OCTOKIT = Path(__file__).parent / "fixtures" / "webhooks" / "octokit"
 
 
-def pr_body(head: str = "abc", number: int = 7) -> bytes:
+def sha(seed: object) -> str:
+    """A commit SHA as GitHub sends it (40 hex digits), distinct per seed."""
+    return hashlib.sha1(str(seed).encode()).hexdigest()
+
+
+def pr_body(head: str = sha("abc"), number: int = 7) -> bytes:
     return json.dumps({
         "action": "synchronize", "number": number, "installation": {"id": 1},
         "repository": {"full_name": "octo/atlas", "default_branch": "main"},
@@ -126,10 +132,10 @@ def test_streamed_oversize_body_without_length_is_413(tmp_path: Path) -> None:
 
 def test_rapid_synchronize_deliveries_supersede_queued_ones(harness: Harness) -> None:
     for i in range(10):
-        body = pr_body(head=f"sha{i}")
+        body = pr_body(head=sha(i))
         assert harness.post(body, signed(body, delivery=f"d{i}")).status_code == 202
     assert harness.queue.depth() == 1
-    assert harness.queue.lease("w", 60).delivery.payload["pull_request"]["head"]["sha"] == "sha9"
+    assert harness.queue.lease("w", 60).delivery.payload["pull_request"]["head"]["sha"] == sha(9)
     superseded = harness.metrics.registry.get_sample_value(
         "atlas_jobs_total", {"event": "pull_request.synchronize", "outcome": "superseded"})
     assert superseded == 9
