@@ -241,6 +241,12 @@ def build_runtime(
     queue = open_queue(settings)
     workers = WorkerPool(queue, services, metrics=metrics, workers=settings.workers,
                          lease_seconds=settings.lease_seconds, poll_seconds=settings.poll_seconds, router=router)
+    if services.enqueue is None:
+        def enqueue_follow_up(delivery: Delivery, key: str | None) -> None:
+            queue.enqueue(delivery, key=key)
+            workers.wake()
+
+        services.enqueue = enqueue_follow_up
     app = create_app(settings, queue, metrics=metrics, router=router, on_enqueued=workers.wake)
     return Runtime(app=app, queue=queue, workers=workers, metrics=metrics, pool=pool)
 

@@ -55,20 +55,24 @@ class PullInfo:
 
 
 class GitHubClient:
-    """One job's connection to GitHub with a token from ``token_provider`` (called per request; it caches)."""
+    """One job's connection to GitHub with a token from ``token_provider`` (called per request; it caches).
+
+    ``drop_token(token)`` is called when GitHub answers 401 to ``token``, before the one retry with a new one.
+    """
 
     def __init__(
         self,
         token_provider: Callable[[], str],
         api_url: str = DEFAULT_API_URL,
         *,
+        drop_token: Callable[[str], None] | None = None,
         on_call: OnCall | None = None,
         write_lock: AbstractContextManager[Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         max_rate_wait: float = MAX_RATE_WAIT_SECONDS,
     ) -> None:
-        self.transport = Transport(TokenAuth(token_provider), api_url, on_call=on_call, write_lock=write_lock,
+        self.transport = Transport(TokenAuth(token_provider, drop_token), api_url, on_call=on_call, write_lock=write_lock,
                                    sleep=sleep, clock=clock, max_rate_wait=max_rate_wait)
 
     @property

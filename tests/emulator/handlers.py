@@ -290,6 +290,19 @@ def create_review(call: Call) -> Result:
     return Result(200, review)
 
 
+@operation("PUT", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/dismissals")
+def dismiss_review(call: Call) -> Result:
+    repo, pull = _pull(call)
+    ident = call.number("review_id")
+    review = next((r for r in repo.reviews[pull.number] if r["id"] == ident), None)
+    if review is None:
+        raise ApiError(404, "Not Found")
+    if review["state"] not in ("CHANGES_REQUESTED", "APPROVED"):
+        raise ApiError(422, "Can not dismiss a commented pull request review")
+    review["state"] = "DISMISSED"
+    return Result(200, review)
+
+
 def _check_comment_position(comment: dict[str, Any], diff: dict[str, gitdata.DiffFile]) -> None:
     def reject(message: str) -> ApiError:
         # This operation's 422 is GitHub's "validation-error-simple": errors are plain strings.
