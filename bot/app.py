@@ -214,7 +214,7 @@ def build_services(
 
     store = ProgressStore.in_data_dir(settings.data_dir)
     if update_progress is None:
-        update_progress = ProgressPublisher(store, pool)
+        update_progress = ProgressPublisher(store, pool, lock=auth.coordinator.lock)
     return Services(repo_client=repo_client, git_token=token, mirror=mirror, pool=pool, load_config=load_config,
                     run_check=functools.partial(run_check, store=store), build_publication=build_publication,
                     update_progress=update_progress)

@@ -43,7 +43,7 @@ from bot.review import (
     build_publication,
 )
 from emulator.fixtures import EmulatorHandle
-from emulator.state import BAD_GATEWAY, BAD_GATEWAY_AFTER_WRITE, CONNECTION_CLOSE, SECONDARY_RATE_LIMIT
+from emulator.state import BOT_LOGIN, BAD_GATEWAY, BAD_GATEWAY_AFTER_WRITE, CONNECTION_CLOSE, SECONDARY_RATE_LIMIT
 
 API = "https://api.github.com"
 # PyGithub's connection names the port explicitly, and responses matches URLs literally.
@@ -527,7 +527,7 @@ def gh(github_emulator: EmulatorHandle, tmp_path: Path) -> EmulatorHandle:
 
 @pytest.fixture
 def repo(gh: EmulatorHandle, sleeps: Sleeps) -> RepoClient:
-    return GitHubClient(lambda: gh.token, gh.base_url, sleep=sleeps).repo(REPO)
+    return GitHubClient(lambda: gh.token, gh.base_url, sleep=sleeps, bot_logins=frozenset({BOT_LOGIN})).repo(REPO)
 
 
 def head_of(gh: EmulatorHandle, number: int) -> str:
@@ -907,6 +907,38 @@ def test_progress_issue_ignores_issues_without_the_marker(gh: EmulatorHandle, re
     ref = repo.upsert_progress_issue(region("10"), ProgressSettings())
     assert ref.number != other and ref.action == "created"
     assert [w.endpoint for w in gh.writes()] == ["POST /repos/{owner}/{repo}/issues"]  # the label existed
+
+
+def test_a_planted_progress_issue_is_not_the_bots(gh: EmulatorHandle, repo: RepoClient) -> None:
+    planted = gh.state.add_issue(REPO, "Atlas diagram progress", region("999 diagrams"), labels=("atlas-progress",),
+                                 author="mallory")
+    ref = repo.upsert_progress_issue(region("10"), ProgressSettings())
+    assert ref.number != planted and ref.action == "created"
+    assert gh.state.repo(REPO).issues[planted]["body"] == region("999 diagrams")
+
+
+def test_the_app_and_the_actions_workflow_converge_on_one_issue(gh: EmulatorHandle, repo: RepoClient) -> None:
+    gh.state.user("github-actions[bot]", "Bot")
+    by_actions = gh.state.add_issue(REPO, "Atlas diagram progress", region("10"), labels=("atlas-progress",),
+                                    author="github-actions[bot]")
+    ref = repo.upsert_progress_issue(region("11"), ProgressSettings())
+    assert (ref.number, ref.action) == (by_actions, "updated")
+    assert len(gh.state.repo(REPO).issues) == 1
+
+
+def test_an_edit_made_while_the_region_renders_is_kept(gh: EmulatorHandle, repo: RepoClient) -> None:
+    number = repo.upsert_progress_issue(region("10"), ProgressSettings()).number
+    seen: list[str | None] = []
+
+    def render(body: str | None) -> str:
+        seen.append(body)
+        if len(seen) == 1:  # a person saves an edit while the bot renders around the body it read
+            gh.state.edit_issue(REPO, number, "Read me first.\n\n" + region("10"))
+        return region("12")
+
+    repo.upsert_progress_issue(render, ProgressSettings())
+    assert len(seen) == 2 and seen[1].startswith("Read me first.")  # type: ignore[union-attr]
+    assert gh.state.repo(REPO).issues[number]["body"] == "Read me first.\n\n" + region("12")
 
 
 def test_progress_settings_are_checked(repo: RepoClient) -> None:

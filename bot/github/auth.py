@@ -27,6 +27,7 @@ from bot.github.transport import DEFAULT_API_URL, OnCall, Transport
 # Installation tokens live one hour; renew five minutes early so a token never expires mid-job.
 TOKEN_REFRESH_MARGIN_SECONDS = 300
 ACCESS_TOKEN_ENDPOINT = "/app/installations/{installation_id}/access_tokens"
+APP_ENDPOINT = "/app"
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,24 @@ class AppAuth:
         # failing exchange for one installation never holds up the jobs of another.
         self._guard = threading.Lock()
         self._locks: dict[int, threading.Lock] = {}
+        self._login: str | None = None
         self.coordinator: Coordinator = coordinator or InProcessCoordinator()
 
     def app_jwt(self) -> str:
         """A fresh JWT for the App's own endpoints (``/app``, ``/app/installations``)."""
         return self._jwt.create_jwt()
+
+    def _app_transport(self) -> Transport:
+        # A transport per exchange: PyGithub's connection is not shared between threads, and exchanges for
+        # different installations run at once. They are rare (hourly per installation), so the set-up is noise.
+        return Transport(self._jwt, self.api_url, on_call=self._on_call, sleep=self._sleep, clock=self._clock)
+
+    def bot_login(self) -> str:
+        """The login the App acts as (``<slug>[bot]``), asked of GitHub once."""
+        if self._login is None:
+            slug = str(self._app_transport().request("GET", APP_ENDPOINT).data["slug"])
+            self._login = f"{slug}[bot]"
+        return self._login
 
     def installation_token(self, installation_id: int) -> str:
         """The installation's access token, reused until five minutes before it expires."""
@@ -67,11 +81,7 @@ class AppAuth:
             cached = self.coordinator.cached_token(installation_id)
             if cached is not None and cached[1] - TOKEN_REFRESH_MARGIN_SECONDS > self._clock():
                 return cached[0]
-            # A transport per exchange: PyGithub's connection is not shared between threads, and exchanges for
-            # different installations run at once. They are hourly per installation, so the set-up is noise.
-            transport = Transport(self._jwt, self.api_url, on_call=self._on_call, sleep=self._sleep,
-                                  clock=self._clock)
-            answer = transport.request("POST", ACCESS_TOKEN_ENDPOINT, {"installation_id": installation_id},
+            answer = self._app_transport().request("POST", ACCESS_TOKEN_ENDPOINT, {"installation_id": installation_id},
                                        idempotent=True)
             token = str(answer.data["token"])
             expires_at = datetime.fromisoformat(str(answer.data["expires_at"]).replace("Z", "+00:00")).timestamp()
@@ -98,6 +108,7 @@ class AppAuth:
             lambda: self.installation_token(installation_id),
             self.api_url,
             drop_token=lambda token: self.drop_token(installation_id, token),
+            bot_logins=frozenset({self.bot_login()}),
             on_call=on_call,
             write_lock=self.write_lock(installation_id),
             sleep=self._sleep,

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .handlers import ACCESS_TOKENS, HANDLERS, ApiError, Call, Handler, Result, check_app_jwt, graphql
+from .handlers import ACCESS_TOKENS, APP, HANDLERS, ApiError, Call, Handler, Result, check_app_jwt, graphql
 from .state import (
     BAD_GATEWAY,
     BAD_GATEWAY_AFTER_WRITE,
@@ -146,6 +146,8 @@ class Exchange:
         if self.template == ACCESS_TOKENS:
             check_app_jwt(self.state, authorization)
             return self.state.bot["login"]
+        if self.template == APP:
+            return str(check_app_jwt(self.state, authorization))  # the acting App's id
         _, _, token = authorization.partition(" ")
         known = self.state.tokens.get(token)
         if known is None or known.expires_at <= time.time():

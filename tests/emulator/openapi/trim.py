@@ -34,6 +34,7 @@ VERSION_FILE = HERE / "VERSION"
 
 # (method, path) of every REST operation the bot calls and the emulator serves.
 OPERATIONS: tuple[tuple[str, str], ...] = (
+    ("get", "/app"),
     ("post", "/app/installations/{installation_id}/access_tokens"),
     ("get", "/repos/{owner}/{repo}"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}"),
