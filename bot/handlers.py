@@ -124,7 +124,8 @@ class Services:
     ``repo_client(installation_id, full_name, on_call)`` returns a client whose every call reports
     ``(endpoint, status)`` to ``on_call``; ``git_token(installation_id)`` the token git fetches with;
     ``mirror(full_name, clone_url, token)`` a ``GitRepo`` mirror.
-    ``enqueue(delivery, key)`` puts a follow-up job in the job queue.
+    ``enqueue(delivery, key)`` puts a follow-up job in the job queue; ``mirrors()`` lists the git mirrors and
+    ``remove_mirror(full_name)`` deletes one.
     """
 
     repo_client: Callable[[int | None, str, Callable[[str, int], None]], RepoClientLike]
@@ -137,6 +138,9 @@ class Services:
     update_progress: Callable[[ProgressJob], Any] | None = None
     # (delivery, key): queue a follow-up job (the review of an authorised /atlas recheck).
     enqueue: Callable[[Delivery, str | None], Any] | None = None
+    # The git mirrors kept ("owner/name"), and removing one when the App is uninstalled from its repository.
+    mirrors: Callable[[], list[str]] | None = None
+    remove_mirror: Callable[[str], Any] | None = None
 
 
 @dataclass
@@ -397,14 +401,31 @@ def update_progress(ctx: Context, *, reason: str) -> str:
 
 
 def on_installation(ctx: Context) -> str:
-    """installation / installation_repositories: nothing to do but note it (tokens are fetched on demand)."""
-    payload = ctx.payload
+    """installation / installation_repositories: note it (tokens are fetched on demand) and delete the git
+    mirrors of the repositories the App no longer has access to."""
+    payload, services = ctx.payload, ctx.services
     account = ((payload.get("installation") or {}).get("account") or {}).get("login")
-    repos = [r.get("full_name") for key in ("repositories", "repositories_added") for r in payload.get(key) or ()]
-    removed = [r.get("full_name") for r in payload.get("repositories_removed") or ()]
+    repos = _full_names(payload, "repositories", "repositories_added")
+    removed = _full_names(payload, "repositories_removed")
     log.info("installation %s by %s: %s; repositories %s; removed %s", ctx.delivery.action, account,
              ctx.delivery.installation_id, repos, removed)
-    return "acknowledged"
+    if ctx.delivery.event == "installation" and ctx.delivery.action == "deleted":
+        # An installation on all repositories lists none: every mirror of the account goes.
+        owned = [m for m in (services.mirrors() if services.mirrors else ()) if m.split("/")[0] == account]
+        removed = sorted({*repos, *owned})
+    if not removed or services.remove_mirror is None:
+        return "acknowledged"
+    for full_name in removed:
+        try:
+            services.remove_mirror(full_name)
+        except GitError as exc:
+            log.warning("mirror of %s not removed: %s", full_name, exc)
+    return f"removed:{len(removed)}"
+
+
+def _full_names(payload: Mapping[str, Any], *keys: str) -> list[str]:
+    return [r["full_name"] for key in keys for r in payload.get(key) or ()
+            if isinstance(r, Mapping) and isinstance(r.get("full_name"), str)]
 
 
 COMMANDS: dict[str, Handler] = {"recheck": on_recheck, "help": on_help, "progress": on_progress_command}

@@ -352,6 +352,26 @@ def test_installation_is_acknowledged() -> None:
     assert run(World(), delivery("installation_repositories", payload)) == "acknowledged"
 
 
+@pytest.mark.parametrize(("event", "payload", "removed"), [
+    ("installation_repositories", {"action": "removed", "installation": {"id": 5, "account": {"login": "octo"}},
+                                   "repositories_added": [], "repositories_removed": [{"full_name": "octo/atlas"}]},
+     ["octo/atlas"]),
+    # Installed on all repositories: the deletion lists none, so every mirror of the account goes.
+    ("installation", {"action": "deleted", "installation": {"id": 5, "account": {"login": "octo"}}},
+     ["octo/atlas", "octo/docs"]),
+    ("installation", {"action": "deleted", "installation": {"id": 5, "account": {"login": "octo"}},
+                      "repositories": [{"full_name": "octo/new"}]}, ["octo/atlas", "octo/docs", "octo/new"]),
+])
+def test_uninstalled_repositories_lose_their_mirrors(event: str, payload: dict, removed: list[str]) -> None:
+    gone: list[str] = []
+    services = World().services()
+    services.mirrors = lambda: ["acme/atlas", "octo/atlas", "octo/docs"]
+    services.remove_mirror = gone.append
+    d = delivery(event, payload)
+    assert route(d).handler(Context(delivery=d, services=services)) == f"removed:{len(removed)}"
+    assert sorted(gone) == removed
+
+
 def test_call_tally_counts_writes_and_forwards() -> None:
     seen: list[tuple[str, int]] = []
     tally = CallTally(forward=lambda e, s: seen.append((e, s)))

@@ -257,3 +257,26 @@ def test_a_merge_brings_the_progress_issue_up_to_date(github_emulator, sample, b
     assert bot.deliver("push", push_payload(github_emulator, REPO, head)).status_code == 202
     assert bot.wait_idle()
     assert endpoints(github_emulator.writes(since=mark)) == []  # nothing changed: nothing written
+
+
+def test_store_sizes_are_gauged_and_an_uninstalled_repository_loses_its_mirror(github_emulator, sample,
+                                                                               bot_factory) -> None:
+    sample.pr_branch("gauged", 1)
+    number = github_emulator.add_pull(REPO, "gauged")
+    bot = bot_factory()
+    bot.deliver("pull_request", pull_request_payload(github_emulator, REPO, number, "opened"))
+    assert bot.wait_idle()
+    metrics = bot.http.get("/metrics").text
+    assert 'atlas_store_size{store="mirrors"} 1.0' in metrics
+    assert 'atlas_store_size{store="mirror_pull_refs"} 1.0' in metrics
+    assert 'atlas_store_size{store="redaction_secrets"}' in metrics
+    assert 'atlas_store_size{store="progress_blob_counts"}' in metrics
+
+    with github_emulator.state.lock:
+        repository = dict(github_emulator.state.repos[REPO].data)
+    removed = {"action": "removed", "installation": {"id": INSTALLATION_ID, "account": {"login": "atlas"}},
+               "repository_selection": "selected", "repositories_added": [],
+               "repositories_removed": [{"full_name": repository["full_name"]}]}
+    assert bot.deliver("installation_repositories", removed).status_code == 202
+    assert bot.wait_idle()
+    assert 'atlas_store_size{store="mirrors"} 0.0' in bot.http.get("/metrics").text
