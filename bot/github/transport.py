@@ -250,8 +250,9 @@ class Transport:
         """Send ``method template`` (placeholders filled from ``params``) and return the decoded answer.
 
         ``idempotent`` defaults to True for every method but POST; a non-idempotent request is retried after a
-        5xx or a broken connection only when ``confirm()`` (called first) returns None, i.e. the earlier attempt
-        did not create anything; when it returns a value, that value is the answer. ``url`` (a pagination
+        5xx or a broken connection only when ``confirm()`` (called first, and after no answer at all again over
+        :data:`CONFIRM_DELAYS`) returns None, i.e. the earlier attempt did not create anything; when it returns
+        a value, that value is the answer. ``url`` (a pagination
         link) replaces the expanded template; ``endpoint`` names the call for counting.
         """
         method = method.upper()
