@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect
 from bot import handlers
 from bot.handlers import ProgressJob, Services
 from bot import edge
-from bot.logs import configure_logging, log_context, register_secret
+from bot.logs import FOREVER, configure_logging, log_context, register_secret, secret_count
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.queue import JobQueue, JobState, open_queue
 from bot.settings import AppCredentials, Settings
@@ -238,7 +238,7 @@ def build_services(
     from bot.check import run_check
     from bot.config import load_config
     from bot.github import AppAuth
-    from bot.gitrepo import GitRepo
+    from bot.gitrepo import PULL_REFS, GitRepo, mirror_path
     from bot.progress_job import ProgressJob as ProgressPublisher
     from bot.progress_store import ProgressStore
     from bot.review import build_publication
@@ -250,7 +250,8 @@ def build_services(
         if installation_id is None:
             return None
         value = auth.installation_token(installation_id)
-        register_secret(value)
+        cached = auth.coordinator.cached_token(installation_id)
+        register_secret(value, expires_at=cached[1] if cached and cached[0] == value else FOREVER)
         return value
 
     def repo_client(installation_id: int | None, full_name: str, on_call: Callable[[str, int], None]) -> Any:
@@ -260,14 +261,27 @@ def build_services(
         return auth.client(installation_id, on_call=on_call).repo(full_name)
 
     def mirror(full_name: str, clone_url: str, git_token: str | None) -> Any:
-        return GitRepo.mirror(settings.mirrors_dir, full_name, clone_url, git_token)
+        repo = GitRepo.mirror(settings.mirrors_dir, full_name, clone_url, git_token)
+        repo.prune_refs(PULL_REFS, keep=settings.mirror_pull_refs_keep)
+        return repo
 
-    store = ProgressStore.in_data_dir(settings.data_dir)
+    def store_sizes() -> dict[str, int]:
+        mirrors = GitRepo.mirrors(settings.mirrors_dir)
+        pull_refs = 0
+        for full_name in mirrors:
+            with GitRepo(mirror_path(settings.mirrors_dir, full_name)) as repo:
+                pull_refs += repo.count_refs(PULL_REFS)
+        return {**{f"progress_{table}": rows for table, rows in store.sizes().items()}, "mirrors": len(mirrors),
+                "mirror_pull_refs": pull_refs, "redaction_secrets": secret_count()}
+
+    store = ProgressStore.in_data_dir(settings.data_dir, max_blob_counts=settings.progress_blob_counts_keep)
+    metrics.watch_store_sizes(store_sizes)
     if update_progress is None:
-        update_progress = ProgressPublisher(store, pool)
+        update_progress = ProgressPublisher(store, pool, lock=auth.coordinator.lock)
     return Services(repo_client=repo_client, git_token=token, mirror=mirror, pool=pool, load_config=load_config,
                     run_check=functools.partial(run_check, store=store), build_publication=build_publication,
-                    update_progress=update_progress)
+                    update_progress=update_progress, mirrors=lambda: GitRepo.mirrors(settings.mirrors_dir),
+                    remove_mirror=lambda full_name: GitRepo.remove_mirror(settings.mirrors_dir, full_name))
 
 
 def build_runtime(
@@ -291,6 +305,12 @@ def build_runtime(
     queue = open_queue(settings)
     workers = WorkerPool(queue, services, metrics=metrics, workers=settings.workers,
                          lease_seconds=settings.lease_seconds, poll_seconds=settings.poll_seconds, router=router)
+    if services.enqueue is None:
+        def enqueue_follow_up(delivery: Delivery, key: str | None) -> None:
+            queue.enqueue(delivery, key=key)
+            workers.wake()
+
+        services.enqueue = enqueue_follow_up
     app = create_app(settings, queue, metrics=metrics, router=router, on_enqueued=workers.wake)
     return Runtime(app=app, queue=queue, workers=workers, metrics=metrics, pool=pool)
 

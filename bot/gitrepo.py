@@ -13,6 +13,7 @@ import fcntl
 import logging
 import os
 import re
+import shutil
 import subprocess
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,6 +29,8 @@ from bot.content import MARKDOWN_SUFFIXES
 log = logging.getLogger(__name__)
 
 BRANCHES_REFSPEC = "+refs/heads/*:refs/heads/*"
+PULL_REFS = "refs/pull/"
+MIRROR_SUFFIX = ".git"
 GITLINK_MODE = "160000"
 _FULL_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -319,13 +322,10 @@ class GitRepo:
         """Open the bare mirror of ``full_name`` under ``cache_dir``, creating it (and fetching its branches
         with ``token``) when it does not exist yet. Later updates are explicit :meth:`fetch` calls, so a job
         fetches only the refs it needs."""
-        if not _FULL_NAME.match(full_name) or ".." in full_name:
-            raise GitError(MSG_BAD_FULL_NAME.format(name=full_name))
         parts = urlsplit(clone_url)
         if parts.scheme in ("http", "https") and (parts.username or parts.password):
             raise GitError(MSG_URL_CREDENTIALS.format(name=full_name))
-        owner, name = full_name.split("/")
-        path = Path(cache_dir) / owner / f"{name}.git"
+        path = mirror_path(cache_dir, full_name)
         with _file_lock(path.with_suffix(".lock")):
             created = not (path / "HEAD").exists()
             if created:
@@ -354,9 +354,68 @@ class GitRepo:
                 raise GitError(MSG_GIT_FAILED.format(what="fetch", path=self.path, reason=_reason(error))) from error
 
 
+    # Retention of the App's mirrors -------------------------------------------------------------------
+
+    def prune_refs(self, prefix: str = PULL_REFS, *, keep: int) -> int:
+        """Delete all but the ``keep`` refs under ``prefix`` whose commits are newest; returns how many went.
+
+        Every review fetches ``refs/pull/N/head`` into the mirror, so without this a busy repository's mirror
+        keeps one ref (and its objects, until git's own gc) per pull request ever reviewed.
+        """
+        with _file_lock(self.path.with_suffix(".lock")):
+            listed = self._run("for-each-ref", "--sort=-committerdate", "--format=%(refname)", prefix).split()
+            stale = listed[keep:]
+            if stale:
+                self._delete_refs(stale)
+        if stale:
+            log.info("pruned %d of %d %s refs in %s", len(stale), len(listed), prefix, self.path)
+        return len(stale)
+
+    def count_refs(self, prefix: str = PULL_REFS) -> int:
+        return len(self._run("for-each-ref", "--format=%(refname)", prefix).split())
+
+    def _delete_refs(self, refs: Sequence[str]) -> None:
+        # One transaction for all of them (a ref per command line would cost a process each).
+        commands = "".join(f"delete {ref}\n" for ref in refs).encode()
+        done = subprocess.run(["git", "update-ref", "--stdin"], cwd=self.path, input=commands, capture_output=True,
+                              check=False)
+        if done.returncode != 0:
+            raise GitError(MSG_GIT_FAILED.format(what="update-ref", path=self.path,
+                                                 reason=done.stderr.decode(errors="replace").strip()))
+
+    @staticmethod
+    def mirrors(cache_dir: Path) -> list[str]:
+        """``owner/name`` of every mirror under ``cache_dir``."""
+        root = Path(cache_dir)
+        if not root.is_dir():
+            return []
+        return sorted(f"{path.parent.name}/{path.name.removesuffix(MIRROR_SUFFIX)}"
+                      for path in root.glob(f"*/*{MIRROR_SUFFIX}") if (path / "HEAD").exists())
+
+    @staticmethod
+    def remove_mirror(cache_dir: Path, full_name: str) -> bool:
+        """Delete the mirror of ``full_name`` (the App was uninstalled from it); False when there was none."""
+        path = mirror_path(cache_dir, full_name)
+        with _file_lock(path.with_suffix(".lock")):
+            if not path.exists():
+                return False
+            shutil.rmtree(path)
+        path.with_suffix(".lock").unlink(missing_ok=True)
+        log.info("removed the mirror of %s", full_name)
+        return True
+
+
+def mirror_path(cache_dir: Path, full_name: str) -> Path:
+    """Where the mirror of ``full_name`` lives under ``cache_dir``."""
+    if not _FULL_NAME.match(full_name) or ".." in full_name:
+        raise GitError(MSG_BAD_FULL_NAME.format(name=full_name))
+    owner, name = full_name.split("/")
+    return Path(cache_dir) / owner / f"{name}{MIRROR_SUFFIX}"
+
+
 def _decode_path(raw: bytes) -> str:
     # Paths are bytes to git; a non-UTF-8 name stays round-trippable instead of failing the whole listing.
     return raw.decode("utf-8", "surrogateescape")
 
 
-__all__ = ["BRANCHES_REFSPEC", "ChangedPath", "GitError", "GitRepo"]
+__all__ = ["BRANCHES_REFSPEC", "PULL_REFS", "ChangedPath", "GitError", "GitRepo", "mirror_path"]

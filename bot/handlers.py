@@ -5,6 +5,14 @@ pool, the progress updater) arrives in ``Services``, so tests hand in fakes and 
 clients. ``route()`` also decides, before anything is queued, whether a delivery is worth a job at all
 (pushes to other branches, ordinary comments and bots' own comments are acknowledged and dropped) and which
 key serialises and coalesces it: one pull request's reviews, one repository's progress issue.
+
+Two rules keep a pull request showing its newest head whatever order events arrive in. A review job reviews
+the head the pull request has *now* (read from the API), not the one its event named, so a late event for an
+older head re-checks the newest one (which writes nothing when it is already published); and the publisher
+writes nothing when the head moved on while the gates ran (the newer head's job is queued behind this one).
+A ``/atlas recheck`` is queued under no key at first: only once its author is known to have write access is
+the review itself queued under the pull request's key, so an unauthorised command never supersedes a queued
+``synchronize``.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from typing import Any, Protocol
 
 from bot.changes import texts_at
 from bot.config import ConfigError
+from bot.github.transport import PermanentError
 from bot.gitrepo import GitError
 from bot.webhooks import Delivery
 
@@ -29,6 +38,10 @@ INSTALLATION_EVENTS = ("installation", "installation_repositories")
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 COMMAND_RE = re.compile(r"^\s*/atlas(?:\s+(?P<command>[A-Za-z-]+))?\s*$", re.MULTILINE | re.IGNORECASE)
 PR_KEY = "pr:{repo}#{number}"
+# Not a GitHub event: the review an authorised /atlas recheck queues under the pull request's key.
+RECHECK_EVENT = "atlas_recheck"
+RECHECK_REFUSED = ("@{login} `/atlas recheck` needs write access to this repository; a maintainer can run it, "
+                   "and every push is checked anyway.")
 PROGRESS_KEY = "progress:{repo}"
 NEUTRAL_TITLE = "Invalid atlas-bot configuration"
 NEUTRAL_TEXT = (
@@ -45,6 +58,20 @@ HELP_TEXT = (
     "- `/atlas help`: this message\n\n"
     "Configuration is read from `" + REPO_CONFIG_PATH + "` on the base branch."
 )
+
+
+class MalformedPayload(PermanentError, ValueError):
+    """A field the handler needs is missing or of the wrong type: retrying the delivery cannot help."""
+
+
+def payload_field(payload: Mapping[str, Any], *path: str, kind: type = str) -> Any:
+    """``payload[path[0]][path[1]]...`` checked to be a ``kind`` (a bool is no int)."""
+    value: Any = payload
+    for name in path:
+        value = value.get(name) if isinstance(value, Mapping) else None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise MalformedPayload(f"payload field {'.'.join(path)} is not a {kind.__name__}")
+    return value
 
 
 class RepoClientLike(Protocol):
@@ -97,6 +124,8 @@ class Services:
     ``repo_client(installation_id, full_name, on_call)`` returns a client whose every call reports
     ``(endpoint, status)`` to ``on_call``; ``git_token(installation_id)`` the token git fetches with;
     ``mirror(full_name, clone_url, token)`` a ``GitRepo`` mirror.
+    ``enqueue(delivery, key)`` puts a follow-up job in the job queue; ``mirrors()`` lists the git mirrors and
+    ``remove_mirror(full_name)`` deletes one.
     """
 
     repo_client: Callable[[int | None, str, Callable[[str, int], None]], RepoClientLike]
@@ -107,6 +136,11 @@ class Services:
     run_check: Callable[..., Any]
     build_publication: Callable[..., Any]
     update_progress: Callable[[ProgressJob], Any] | None = None
+    # (delivery, key): queue a follow-up job (the review of an authorised /atlas recheck).
+    enqueue: Callable[[Delivery, str | None], Any] | None = None
+    # The git mirrors kept ("owner/name"), and removing one when the App is uninstalled from its repository.
+    mirrors: Callable[[], list[str]] | None = None
+    remove_mirror: Callable[[str], Any] | None = None
 
 
 @dataclass
@@ -148,8 +182,8 @@ class Context:
     def fetch(self, *refs: str) -> Any:
         """The repository's git mirror with ``refs`` fetched into it under their own names."""
         token = self.services.git_token(self.delivery.installation_id)
-        repo = self.services.mirror(str(self.delivery.repository), str(self.payload["repository"]["clone_url"]),
-                                    token)
+        repo = self.services.mirror(str(self.delivery.repository),
+                                    payload_field(self.payload, "repository", "clone_url"), token)
         repo.fetch([f"+{ref}:{ref}" for ref in refs], token)
         return repo
 
@@ -183,10 +217,11 @@ def route(delivery: Delivery) -> Route | None:
     if handler is None or (delivery.repository is None and delivery.event not in INSTALLATION_EVENTS):
         return None
     payload = delivery.payload
-    if delivery.event == "pull_request":
-        if delivery.pr_number is None:
+    if delivery.event in ("pull_request", RECHECK_EVENT):
+        number = pr_number(delivery)
+        if number is None:
             return None
-        return Route(handler, PR_KEY.format(repo=delivery.repository, number=delivery.pr_number))
+        return Route(handler, PR_KEY.format(repo=delivery.repository, number=number))
     if delivery.event == "push":
         default = payload.get("repository", {}).get("default_branch")
         if payload.get("deleted") or payload.get("ref") != f"refs/heads/{default}":
@@ -199,40 +234,70 @@ def route(delivery: Delivery) -> Route | None:
         command = command_of(comment.get("body"))
         if command is None:
             return None
-        if command == "recheck":
-            if delivery.pr_number is None:
-                return None  # a recheck in an ordinary issue has no pull request to review
-            return Route(handler, PR_KEY.format(repo=delivery.repository, number=delivery.pr_number))
+        if command == "recheck" and delivery.pr_number is None:
+            return None  # a recheck in an ordinary issue has no pull request to review
         if command == "progress":
             return Route(handler, PROGRESS_KEY.format(repo=delivery.repository))
         return Route(handler, None)
     return Route(handler, None)
 
 
+def pr_number(delivery: Delivery) -> int | None:
+    """The pull request a review job is for (a queued recheck carries it as the payload's ``number``)."""
+    if delivery.event == RECHECK_EVENT:
+        number = delivery.payload.get("number")
+        return number if isinstance(number, int) and not isinstance(number, bool) else None
+    return delivery.pr_number
+
+
 # -- pull requests -------------------------------------------------------------------------------------------
 
 
 def on_pull_request(ctx: Context) -> str:
-    """opened / synchronize / reopened / ready_for_review: review the head the event names."""
-    pull = ctx.payload["pull_request"]
-    if pull.get("state") == "closed":
+    """opened / synchronize / reopened / ready_for_review: review the pull request's current head."""
+    pull = ctx.payload.get("pull_request")
+    head = pull.get("head") if isinstance(pull, dict) else None
+    return review_current_head(ctx, named=head.get("sha") if isinstance(head, dict) else None)
+
+
+def on_authorised_recheck(ctx: Context) -> str:
+    """The review an authorised ``/atlas recheck`` queued: the current head again, drafts included."""
+    return review_current_head(ctx, recheck=True)
+
+
+def review_current_head(ctx: Context, *, named: str | None = None, recheck: bool = False) -> str:
+    """Review the head the pull request has now: an event delivered late may name an older one."""
+    info = ctx.client().pull_request(int(pr_number(ctx.delivery) or 0))
+    if info.state == "closed":
         return "skipped:closed"
-    target = PullTarget(number=int(pull["number"]), base_ref=str(pull["base"]["ref"]),
-                        head_sha=str(pull["head"]["sha"]), draft=bool(pull.get("draft")))
-    return review(ctx, target)
+    if named is not None and named != info.head_sha:
+        log.info("event names head %s, the pull request is at %s now: reviewing that", str(named)[:12],
+                 info.head_sha[:12])
+    target = PullTarget(number=info.number, base_ref=info.base_ref, head_sha=info.head_sha, draft=info.draft)
+    return review(ctx, target, recheck=recheck)
 
 
 def on_recheck(ctx: Context) -> str:
-    """``/atlas recheck`` from someone with write access: review the pull request's current head again."""
+    """``/atlas recheck``: from someone with write access, queue a review of the current head under the pull
+    request's key; from anyone else, a short reply and nothing queued."""
     client = ctx.client()
-    login = str(ctx.payload["comment"]["user"]["login"])
+    login = payload_field(ctx.payload, "comment", "user", "login")
+    number = int(ctx.delivery.pr_number or 0)
     permission = client.permission(login)
     if permission not in WRITE_PERMISSIONS:
-        log.info("recheck by %s ignored: permission %r is not write", login, permission)
-        return "skipped:permission"
-    info = client.pull_request(int(ctx.delivery.pr_number or 0))
-    target = PullTarget(number=info.number, base_ref=info.base_ref, head_sha=info.head_sha, draft=info.draft)
-    return review(ctx, target, recheck=True)
+        log.info("recheck by %s refused: permission %r is not write", login, permission)
+        client.post_comment(number, RECHECK_REFUSED.format(login=login))
+        return "refused:permission"
+    if ctx.services.enqueue is None:
+        raise RuntimeError("no job queue to put the recheck in")
+    delivery = ctx.delivery
+    follow_up = Delivery(
+        id=f"{delivery.id}:recheck", event=RECHECK_EVENT, action=None,
+        payload={"number": number, "repository": delivery.payload["repository"],
+                 "installation": {"id": delivery.installation_id}, "sender": {"login": login}},
+        installation_id=delivery.installation_id, repository=delivery.repository)
+    ctx.services.enqueue(follow_up, PR_KEY.format(repo=delivery.repository, number=number))
+    return "queued:recheck"
 
 
 def review(ctx: Context, target: PullTarget, *, recheck: bool = False) -> str:
@@ -267,6 +332,8 @@ def review(ctx: Context, target: PullTarget, *, recheck: bool = False) -> str:
         repository_url=(ctx.payload.get("repository") or {}).get("html_url"),
     )
     report = client.publish(target.number, publication)
+    if getattr(report, "stale", False):
+        return "skipped:stale-head"
     log.info("published review of %s: %d diagrams, %d findings, %s writes (git %.0f ms, check %.0f ms, "
              "publish %.0f ms)", target.head_sha[:12], len(result.diagrams), len(result.findings),
              getattr(report, "writes", "?"), (fetched - started) * 1000, (checked - fetched) * 1000,
@@ -298,7 +365,7 @@ def on_comment(ctx: Context) -> str:
 
 def on_help(ctx: Context) -> str:
     """``/atlas help`` (or an unknown command): a short answer in the same thread."""
-    ctx.client().post_comment(int(ctx.payload["issue"]["number"]), HELP_TEXT)
+    ctx.client().post_comment(payload_field(ctx.payload, "issue", "number", kind=int), HELP_TEXT)
     return "replied:help"
 
 
@@ -315,7 +382,7 @@ def on_progress_command(ctx: Context) -> str:
 def update_progress(ctx: Context, *, reason: str) -> str:
     """Fetch the default branch and hand the newest state to the progress updater (serialised per repo)."""
     services = ctx.services
-    branch = str(ctx.payload["repository"]["default_branch"])
+    branch = payload_field(ctx.payload, "repository", "default_branch")
     if services.update_progress is None:
         log.info("no progress updater configured; %s on %s ignored", reason, branch)
         return "skipped:no-progress-updater"
@@ -335,14 +402,31 @@ def update_progress(ctx: Context, *, reason: str) -> str:
 
 
 def on_installation(ctx: Context) -> str:
-    """installation / installation_repositories: nothing to do but note it (tokens are fetched on demand)."""
-    payload = ctx.payload
+    """installation / installation_repositories: note it (tokens are fetched on demand) and delete the git
+    mirrors of the repositories the App no longer has access to."""
+    payload, services = ctx.payload, ctx.services
     account = ((payload.get("installation") or {}).get("account") or {}).get("login")
-    repos = [r.get("full_name") for key in ("repositories", "repositories_added") for r in payload.get(key) or ()]
-    removed = [r.get("full_name") for r in payload.get("repositories_removed") or ()]
+    repos = _full_names(payload, "repositories", "repositories_added")
+    removed = _full_names(payload, "repositories_removed")
     log.info("installation %s by %s: %s; repositories %s; removed %s", ctx.delivery.action, account,
              ctx.delivery.installation_id, repos, removed)
-    return "acknowledged"
+    if ctx.delivery.event == "installation" and ctx.delivery.action == "deleted":
+        # An installation on all repositories lists none: every mirror of the account goes.
+        owned = [m for m in (services.mirrors() if services.mirrors else ()) if m.split("/")[0] == account]
+        removed = sorted({*repos, *owned})
+    if not removed or services.remove_mirror is None:
+        return "acknowledged"
+    for full_name in removed:
+        try:
+            services.remove_mirror(full_name)
+        except GitError as exc:
+            log.warning("mirror of %s not removed: %s", full_name, exc)
+    return f"removed:{len(removed)}"
+
+
+def _full_names(payload: Mapping[str, Any], *keys: str) -> list[str]:
+    return [r["full_name"] for key in keys for r in payload.get(key) or ()
+            if isinstance(r, Mapping) and isinstance(r.get("full_name"), str)]
 
 
 COMMANDS: dict[str, Handler] = {"recheck": on_recheck, "help": on_help, "progress": on_progress_command}
@@ -350,6 +434,7 @@ COMMANDS: dict[str, Handler] = {"recheck": on_recheck, "help": on_help, "progres
 # (event, action) → handler; action None matches every action of the event.
 ROUTES: dict[tuple[str, str | None], Handler] = {
     **{("pull_request", action): on_pull_request for action in REVIEW_ACTIONS},
+    (RECHECK_EVENT, None): on_authorised_recheck,
     ("issue_comment", "created"): on_comment,
     ("push", None): on_push,
     ("installation", None): on_installation,

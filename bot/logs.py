@@ -37,8 +37,10 @@ SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 MIN_SECRET_CHARS = 6
 
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("atlas_log_context", default=None)
-_secrets: set[str] = set()
+# secret → epoch seconds after which it is worthless (installation tokens live an hour); inf: forever.
+_secrets: dict[str, float] = {}
 _secrets_lock = threading.Lock()
+FOREVER = float("inf")
 
 
 @contextlib.contextmanager
@@ -55,13 +57,26 @@ def current_context() -> dict[str, Any]:
     return dict(_context.get() or {})
 
 
-def register_secret(value: str | None) -> None:
-    """Redact this literal value (webhook secret, installation token, key) wherever it would be logged."""
+def register_secret(value: str | None, *, expires_at: float = FOREVER) -> None:
+    """Redact this literal value (webhook secret, installation token, key) wherever it would be logged.
+
+    A token registered with its ``expires_at`` is forgotten once it has expired (a new token is registered
+    every hour per installation; an expired one grants nothing), so the set stays as small as the live ones.
+    """
     if value and len(value) >= MIN_SECRET_CHARS:
+        now = time.time()
         with _secrets_lock:
-            _secrets.add(value)
+            for expired in [s for s, until in _secrets.items() if until <= now]:
+                del _secrets[expired]
             # PEM keys are also logged line by line in tracebacks; redact each long line on its own.
-            _secrets.update(line for line in value.splitlines() if len(line) >= 16)
+            for literal in (value, *(line for line in value.splitlines() if len(line) >= 16)):
+                _secrets[literal] = max(_secrets.get(literal, 0.0), expires_at)
+
+
+def secret_count() -> int:
+    """How many literal secrets redaction holds now (the ``/metrics`` gauge)."""
+    with _secrets_lock:
+        return len(_secrets)
 
 
 def redact(text: str) -> str:

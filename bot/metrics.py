@@ -6,7 +6,7 @@ GitHub calls by endpoint and status, the rate limit left, and queue depth / olde
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -38,6 +38,10 @@ class Metrics:
                                     registry=r)
         self.dead_letters = Gauge("atlas_queue_dead_letters", "Jobs dead-lettered and kept for inspection",
                                   registry=r)
+        # Sizes of the App's own stores (progress counts, mirrors, pull refs, redaction set), measured at scrape.
+        self.store_size = Gauge("atlas_store_size", "Entries kept by one of the App's stores", ["store"],
+                                registry=r)
+        self._store_sizes: list[Callable[[], Mapping[str, int]]] = []
 
     def delivery(self, event: str, outcome: str) -> None:
         self.deliveries.labels(event=event or "unknown", outcome=outcome).inc()
@@ -56,8 +60,15 @@ class Metrics:
     def rate_limit(self, remaining: int) -> None:
         self.rate_limit_remaining.set(remaining)
 
+    def watch_store_sizes(self, measure: Callable[[], Mapping[str, int]]) -> None:
+        """``measure()`` → {store name: entries}, read at every scrape into ``atlas_store_size``."""
+        self._store_sizes.append(measure)
+
     def render(self, sample: Callable[[], tuple[int, float | None, int]] | None = None) -> bytes:
         """The exposition text; ``sample`` returns (queue depth, oldest age or None, dead letters) right now."""
+        for measure in self._store_sizes:
+            for store, size in measure().items():
+                self.store_size.labels(store=store).set(size)
         if sample is not None:
             depth, oldest, dead = sample()
             self.queue_depth.set(depth)

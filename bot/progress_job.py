@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timezone
 
 from bot.check import run_all
 from bot.config import Config
 from bot.counting import DiagramCounter, ProgressUpdater, render_at
+from bot.github.progress_issue import LEFT_CLOSED
 from bot.gitrepo import GitError, GitRepo
 from bot.model import CheckResult
 from bot.progress import (
@@ -36,6 +38,11 @@ MERGE_SCAN_FACTOR = 3
 
 class PublishSetupError(Exception):
     """`--publish` without what it needs (token, repository name)."""
+
+
+class LeftClosed(Exception):
+    """The issue is closed and ``when_closed: leave`` keeps it so: nothing was published (nor remembered as
+    published, so the update after a person reopens it writes the current numbers)."""
 
 
 def gate_health(result: CheckResult, config: Config) -> dict[str, tuple[int, int]]:
@@ -72,11 +79,15 @@ class ProgressJob:
     """Renders and publishes one repository's progress region; the mermaid pool and store are handed in."""
 
     def __init__(self, store: ProgressStore, pool, *, updater: ProgressUpdater | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 lock: Callable[[str], AbstractContextManager[object]] | None = None) -> None:
         self.store = store
         self.pool = pool
         self.updater = updater or ProgressUpdater(store)
         self.clock = clock
+        # lock("progress:<repo>"): the deployment's cross-process lock (``Coordinator.lock``), so that two
+        # processes never race on one repository's issue.
+        self.lock = lock or (lambda _name: nullcontext())
         self._health: tuple[str, dict[str, tuple[int, int]]] = ("", {})
 
     def region(self, repo: GitRepo, config: Config, repo_key: str, rev: str,
@@ -111,16 +122,20 @@ class ProgressJob:
             rendered.append(head)
             return self.region(repo, config, repo_key, head)
 
-        # The issue gets the commit whose region was compared with the last published one, not ``rev`` resolved
-        # once more (the branch may have moved in between).
-        outcome = self.updater.update(
-            repo_key,
-            resolve_head=lambda: repo.resolve(rev),
-            render=render,
-            publish=lambda _: client.upsert_progress_issue(
-                lambda body: self.region(repo, config, repo_key, rendered[-1], issue_body=body), config.progress),
-            force=force,
-        )
+        def publish(_region: str) -> None:
+            # The issue gets the commit whose region was compared with the last published one, not ``rev``
+            # resolved once more (the branch may have moved in between).
+            issue = client.upsert_progress_issue(
+                lambda body: self.region(repo, config, repo_key, rendered[-1], issue_body=body), config.progress)
+            if issue.action == LEFT_CLOSED:
+                raise LeftClosed(issue.number)
+
+        try:
+            with self.lock(f"progress:{repo_key}"):
+                outcome = self.updater.update(repo_key, resolve_head=lambda: repo.resolve(rev), render=render,
+                                              publish=publish, force=force)
+        except LeftClosed:
+            return False
         return outcome.published
 
     def __call__(self, job) -> bool:

@@ -23,13 +23,18 @@ from bot.sqlite import write_transaction
 STORE_FILENAME = "progress.sqlite3"
 # Commit results kept per scheme; older ones are dropped (blob counts make recounting them cheap anyway).
 COMMITS_KEEP = 512
+# Blob counts kept: the least recently used beyond this go (a large Atlas has ~10,000 Markdown blobs per
+# revision, so this keeps a few dozen revisions' worth of changed pages).
+BLOB_COUNTS_KEEP = 200_000
+# A blob's last use is recorded at most this often: a lookup must not turn into a write every time.
+TOUCH_INTERVAL_SECONDS = 24 * 3600.0
 # SQLite's default limit on host parameters in one statement is 999 in older builds.
 QUERY_BATCH = 500
 BUSY_TIMEOUT_MS = 10_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS blob_counts (
-    scheme TEXT NOT NULL, blob TEXT NOT NULL, count INTEGER NOT NULL,
+    scheme TEXT NOT NULL, blob TEXT NOT NULL, count INTEGER NOT NULL, used_at REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (scheme, blob)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commit_counts (
     scheme TEXT NOT NULL, sha TEXT NOT NULL, counted_at REAL NOT NULL, data BLOB NOT NULL,
@@ -42,9 +47,13 @@ CREATE TABLE IF NOT EXISTS published (
 
 
 class ProgressStore:
-    """The counter's caches and the progress history of each repository (``owner/name`` keys)."""
+    """The counter's caches and the progress history of each repository (``owner/name`` keys).
 
-    def __init__(self, path: Path | str | None = None) -> None:
+    Bounded: at most ``max_blob_counts`` blob counts (least recently used dropped), ``COMMITS_KEEP`` commit
+    counts, and only the counting scheme in use (rows of older counting rules are dropped when new ones come).
+    """
+
+    def __init__(self, path: Path | str | None = None, *, max_blob_counts: int = BLOB_COUNTS_KEEP) -> None:
         target = ":memory:" if path is None else str(path)
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -55,15 +64,22 @@ class ProgressStore:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(blob_counts)")}
+        if "used_at" not in columns:  # a store written before retention existed
+            self._db.execute("ALTER TABLE blob_counts ADD COLUMN used_at REAL NOT NULL DEFAULT 0")
+        self._db.execute("CREATE INDEX IF NOT EXISTS blob_counts_used ON blob_counts (used_at)")
+        self.max_blob_counts = max_blob_counts
+        # Schemes whose predecessors' rows this store has already dropped (once per process is enough).
+        self._current_schemes: set[str] = set()
 
     @classmethod
-    def in_data_dir(cls, directory: Path | None = None) -> ProgressStore:
-        """The store in ``directory`` (default: ``bot.paths.data_dir()``)."""
+    def in_data_dir(cls, directory: Path | None = None, **limits: int) -> ProgressStore:
+        """The store in ``directory`` (default: ``bot.paths.data_dir()``); ``limits`` as for the constructor."""
         if directory is None:
             from bot.paths import data_dir
 
             directory = data_dir()
-        return cls(Path(directory) / STORE_FILENAME)
+        return cls(Path(directory) / STORE_FILENAME, **limits)
 
     def close(self) -> None:
         with self._lock:
@@ -87,21 +103,50 @@ class ProgressStore:
         """Known diagram counts of these blobs (unknown blobs are absent from the result)."""
         wanted = list(dict.fromkeys(blobs))
         found: dict[str, int] = {}
+        stale: list[str] = []
+        now = time.time()
         with self._lock:
             for i in range(0, len(wanted), QUERY_BATCH):
                 chunk = wanted[i:i + QUERY_BATCH]
                 marks = ",".join("?" * len(chunk))
-                found.update(self._db.execute(
-                    f"SELECT blob, count FROM blob_counts WHERE scheme = ? AND blob IN ({marks})",
-                    (scheme, *chunk)).fetchall())
+                for blob, count, used_at in self._db.execute(
+                        f"SELECT blob, count, used_at FROM blob_counts WHERE scheme = ? AND blob IN ({marks})",
+                        (scheme, *chunk)):
+                    found[blob] = count
+                    if used_at < now - TOUCH_INTERVAL_SECONDS:
+                        stale.append(blob)
+        if stale:
+            with self._write() as db:
+                db.executemany("UPDATE blob_counts SET used_at = ? WHERE scheme = ? AND blob = ?",
+                               [(now, scheme, blob) for blob in stale])
         return found
 
     def put_blob_counts(self, scheme: str, counts: Mapping[str, int]) -> None:
+        """Store fresh counts; drops rows of other counting schemes and the least recently used beyond the cap."""
         if not counts:
             return
+        now = time.time()
         with self._write() as db:
-            db.executemany("INSERT OR REPLACE INTO blob_counts VALUES (?, ?, ?)",
-                           [(scheme, blob, count) for blob, count in counts.items()])
+            db.executemany("INSERT OR REPLACE INTO blob_counts VALUES (?, ?, ?, ?)",
+                           [(scheme, blob, count, now) for blob, count in counts.items()])
+            self._drop_other_schemes(db, scheme)
+            excess = db.execute("SELECT count(*) FROM blob_counts").fetchone()[0] - self.max_blob_counts
+            if excess > 0:
+                db.execute("DELETE FROM blob_counts WHERE blob IN "
+                           "(SELECT blob FROM blob_counts ORDER BY used_at LIMIT ?)", (excess,))
+
+    def _drop_other_schemes(self, db: sqlite3.Connection, scheme: str) -> None:
+        """Counts made by other counting rules are never read again once ``scheme`` is in use."""
+        if scheme not in self._current_schemes:
+            for table in ("blob_counts", "commit_counts"):
+                db.execute(f"DELETE FROM {table} WHERE scheme != ?", (scheme,))
+            self._current_schemes.add(scheme)
+
+    def sizes(self) -> dict[str, int]:
+        """Rows per table (the ``/metrics`` gauges)."""
+        with self._lock:
+            return {table: int(self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+                    for table in ("blob_counts", "commit_counts", "history", "published")}
 
     def commit_counts(self, scheme: str, sha: str) -> dict[str, int] | None:
         """The per-file counts recorded for a commit, or None when it was never counted."""
@@ -114,6 +159,7 @@ class ProgressStore:
         data = zlib.compress(json.dumps(dict(counts), separators=(",", ":")).encode(), 6)
         with self._write() as db:
             db.execute("INSERT OR REPLACE INTO commit_counts VALUES (?, ?, ?, ?)", (scheme, sha, time.time(), data))
+            self._drop_other_schemes(db, scheme)
             db.execute(
                 "DELETE FROM commit_counts WHERE scheme = ? AND sha NOT IN "
                 "(SELECT sha FROM commit_counts WHERE scheme = ? ORDER BY counted_at DESC LIMIT ?)",

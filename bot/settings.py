@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(0.2, gt=0)
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
+    # Retention of the App's own stores: refs/pull/* refs kept per mirror (newest heads first) and progress
+    # blob counts kept (least recently used dropped). Mirrors go when the App is uninstalled from a repository.
+    mirror_pull_refs_keep: int = Field(200, ge=1)
+    progress_blob_counts_keep: int = Field(200_000, ge=1000)
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import handlers
+from bot.github.transport import PermanentError
 from bot.handlers import CallTally, Context, Route, Services
 from bot.logs import log_context, redact
 from bot.metrics import Metrics
@@ -164,7 +165,8 @@ class WorkerPool:
 
     def _failed(self, job: Job, exc: Exception, started: float, tally: CallTally) -> str:
         error = redact(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
-        state = self.queue.fail(job, error, retry_after=_retry_after(exc, self.clock()))
+        state = self.queue.fail(job, error, retry_after=_retry_after(exc, self.clock()),
+                                permanent=isinstance(exc, PermanentError))
         outcome = {JobState.DEAD: "dead", JobState.SUPERSEDED: "superseded"}.get(state, "retry")
         if state is JobState.DEAD:
             log.error("job dead-lettered after %d attempts (%d GitHub calls): %s", job.attempts, tally.calls,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import jwt
@@ -20,6 +21,7 @@ from emulator.spec import Spec
 from emulator.state import (
     BAD_GATEWAY,
     CONNECTION_CLOSE,
+    LATE_WRITE,
     NOT_FOUND,
     PRIMARY_RATE_LIMIT,
     SECONDARY_RATE_LIMIT,
@@ -226,6 +228,24 @@ def test_connection_close_breaks_the_answer(gh: EmulatorHandle) -> None:
     with pytest.raises(requests.exceptions.RequestException):
         api(gh, "GET", f"/repos/{REPO}")
     assert api(gh, "GET", f"/repos/{REPO}").status_code == 200
+
+
+def test_a_late_write_gets_no_answer_and_is_committed_after_its_delay(gh: EmulatorHandle) -> None:
+    number = gh.add_pull(REPO, "feature")
+    gh.inject_fault("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", LATE_WRITE, delay=0.3)
+    with pytest.raises(requests.exceptions.RequestException):
+        api(gh, "POST", f"/repos/{REPO}/issues/{number}/comments", json={"body": "late"})
+    assert gh.state.repo(REPO).issue_comments[number] == []
+    deadline = time.monotonic() + 5
+    while not gh.state.repo(REPO).issue_comments[number] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [c["body"] for c in gh.state.repo(REPO).issue_comments[number]] == ["late"]
+
+
+def test_revoked_tokens_answer_401(gh: EmulatorHandle) -> None:
+    assert api(gh, "GET", f"/repos/{REPO}").status_code == 200
+    gh.state.revoke_tokens(1)
+    assert api(gh, "GET", f"/repos/{REPO}").status_code == 401
 
 
 def test_unknown_fault_kind_is_refused(gh: EmulatorHandle) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import threading
 from pathlib import Path
@@ -42,7 +43,7 @@ from bot.review import (
     build_publication,
 )
 from emulator.fixtures import EmulatorHandle
-from emulator.state import BAD_GATEWAY, BAD_GATEWAY_AFTER_WRITE, CONNECTION_CLOSE, SECONDARY_RATE_LIMIT
+from emulator.state import BOT_LOGIN, BAD_GATEWAY, BAD_GATEWAY_AFTER_WRITE, CONNECTION_CLOSE, SECONDARY_RATE_LIMIT
 
 API = "https://api.github.com"
 # PyGithub's connection names the port explicitly, and responses matches URLs literally.
@@ -247,6 +248,93 @@ def test_listings_follow_link_headers(sleeps: Sleeps) -> None:
 
 
 @responses.activate
+def test_a_write_committed_20_s_after_its_post_got_no_answer_is_found_not_posted_again(sleeps: Sleeps) -> None:
+    url = f"{REPO_URL}/issues/3/comments"
+    responses.post(url, body=requests.exceptions.ReadTimeout("read timed out"))
+    responses.post(url, json={"id": 10}, status=201)
+
+    def confirm() -> object:
+        return {"id": 9} if sum(sleeps.calls) >= 20 else None  # GitHub commits the write 20 s late
+
+    answer = client(sleeps).call("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments",
+                                 {"issue_number": 3}, body={"body": "hi"}, confirm=confirm)
+    assert answer.data == {"id": 9}
+    assert len(responses.calls) == 1  # never sent twice
+    assert sum(sleeps.calls) >= 20
+
+
+@responses.activate
+def test_a_post_that_got_no_answer_and_never_landed_is_sent_again_after_half_a_minute(sleeps: Sleeps) -> None:
+    url = f"{REPO_URL}/issues/3/comments"
+    responses.post(url, body=requests.exceptions.ConnectionError("reset"))
+    responses.post(url, json={"id": 10}, status=201)
+    looked: list[float] = []
+    answer = client(sleeps).call("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments",
+                                 {"issue_number": 3}, body={"body": "hi"},
+                                 confirm=lambda: looked.append(sum(sleeps.calls)))
+    assert answer.data == {"id": 10} and len(responses.calls) == 2
+    assert looked[0] == 0 and looked[-1] >= 30
+
+
+@responses.activate
+def test_a_401_drops_the_token_and_retries_once_with_a_fresh_one(sleeps: Sleeps) -> None:
+    responses.get(REPO_URL, json={"message": "Bad credentials"}, status=401)
+    responses.get(REPO_URL, json=REPO_JSON)
+    tokens = ["ghs_revoked", "ghs_fresh"]
+    dropped: list[str] = []
+    repo = GitHubClient(lambda: tokens[0], API, drop_token=lambda t: (dropped.append(t), tokens.pop(0)),
+                        sleep=sleeps).repo(REPO)
+    assert repo.default_branch == "main"
+    assert dropped == ["ghs_revoked"]
+    assert [c.request.headers["Authorization"] for c in responses.calls] == ["token ghs_revoked", "token ghs_fresh"]
+
+
+@responses.activate
+def test_a_second_401_is_a_permanent_error(sleeps: Sleeps) -> None:
+    from bot.github.transport import PermanentError, Unauthorized
+
+    responses.get(REPO_URL, json={"message": "Bad credentials"}, status=401)
+    dropped: list[str] = []
+    repo = GitHubClient(lambda: "ghs_x", API, drop_token=dropped.append, sleep=sleeps).repo(REPO)
+    with pytest.raises(Unauthorized) as caught:
+        repo.default_branch
+    assert isinstance(caught.value, PermanentError) and caught.value.status == 401
+    assert len(responses.calls) == 2 and dropped == ["ghs_x"] and sleeps.calls == []
+
+
+@pytest.mark.parametrize(("status", "permanent"), [(404, True), (401, True), (422, False), (502, False)])
+def test_which_github_errors_are_permanent(status: int, permanent: bool) -> None:
+    from bot.github.transport import PermanentError, _error
+
+    assert isinstance(_error("GET /x", status, {"message": "m"}, None), PermanentError) is permanent
+
+
+@responses.activate
+def test_the_write_slot_is_not_held_through_a_rate_limit_wait() -> None:
+    lock = threading.Lock()
+    held_while_sleeping: list[bool] = []
+    responses.post(f"{REPO_URL}/issues/1/comments", json={"message": "slow down"}, status=403,
+                   headers={"Retry-After": "30"})
+    responses.post(f"{REPO_URL}/issues/1/comments", json={"id": 1}, status=201)
+    repo = GitHubClient(lambda: "ghs_test", API, write_lock=lock, clock=lambda: NOW,
+                        sleep=lambda seconds: held_while_sleeping.append(lock.locked())).repo(REPO)
+    assert repo.post_comment(1, "x") == 1
+    assert held_while_sleeping == [False]
+
+
+@responses.activate
+def test_listings_follow_every_page(sleeps: Sleeps) -> None:
+    url = f"{REPO_URL}/pulls/1/files"
+    pages = 45  # more than the 30 pages listings used to stop at
+    for n in range(1, pages + 1):
+        query = {"per_page": "100", **({"page": str(n)} if n > 1 else {})}
+        link = {"Link": f'<{url}?per_page=100&page={n + 1}>; rel="next"'} if n < pages else {}
+        responses.get(url, match=[responses.matchers.query_param_matcher(query)],
+                      json=[{"filename": f"{n}.md", "patch": "@@"}], headers=link)
+    assert len(client(sleeps).pr_patches(1)) == pages
+
+
+@responses.activate
 def test_enterprise_server_urls(sleeps: Sleeps) -> None:
     base = "https://ghe.example.com/api/v3"
     responses.get(f"https://ghe.example.com:443/api/v3/repos/{REPO}", json=REPO_JSON)
@@ -316,6 +404,51 @@ def test_clients_of_one_installation_share_a_write_lock(app_key: tuple[str, str]
     auth = AppAuth(1, app_key[0])
     assert auth.write_lock(7) is auth.write_lock(7)
     assert auth.write_lock(7) is not auth.write_lock(8)
+
+
+@responses.activate
+def test_a_slow_token_request_holds_up_no_other_installation(app_key: tuple[str, str]) -> None:
+    release = threading.Event()
+
+    def slow(_: object) -> tuple[int, dict, str]:
+        release.wait(5)
+        return 201, {}, '{"token": "ghs_seven", "expires_at": "2030-01-01T00:00:00Z"}'
+
+    responses.add_callback(responses.POST, f"{WIRE}/app/installations/7/access_tokens", callback=slow)
+    responses.post(f"{WIRE}/app/installations/8/access_tokens",
+                   json={"token": "ghs_eight", "expires_at": "2030-01-01T00:00:00Z"}, status=201)
+    auth = AppAuth(4242, app_key[0])
+    seven = threading.Thread(target=auth.installation_token, args=(7,))
+    seven.start()
+    try:
+        done: list[str] = []
+        eight = threading.Thread(target=lambda: done.append(auth.installation_token(8)))
+        eight.start()
+        eight.join(2)
+        assert done == ["ghs_eight"]  # answered while installation 7's request is still waiting
+    finally:
+        release.set()
+        seven.join(5)
+
+
+def test_a_revoked_installation_token_is_replaced_at_once(github_emulator: EmulatorHandle,
+                                                          app_key: tuple[str, str], tmp_path: Path) -> None:
+    private, public = app_key
+    github_emulator.register_app(4242, public, installation_id=9)
+    github_emulator.add_repo(REPO, make_repo(tmp_path))
+    auth = AppAuth(4242, private, github_emulator.base_url)
+    assert auth.client(9).repo(REPO).default_branch == "main"
+    revoked = auth.installation_token(9)
+    github_emulator.state.revoke_tokens(9)
+    repo = auth.client(9).repo(REPO)
+    assert repo.pull_request(gh_pull(github_emulator)).number == 1  # one 401, then a fresh token
+    assert auth.installation_token(9) != revoked
+    statuses = [r.status for r in github_emulator.requests if r.endpoint.startswith("GET /repos/{owner}/{repo}/")]
+    assert statuses == [401, 200]
+
+
+def gh_pull(gh: EmulatorHandle) -> int:
+    return gh.add_pull(REPO, "feature")
 
 
 def test_app_auth_against_the_emulator(github_emulator: EmulatorHandle, app_key: tuple[str, str],
@@ -394,7 +527,7 @@ def gh(github_emulator: EmulatorHandle, tmp_path: Path) -> EmulatorHandle:
 
 @pytest.fixture
 def repo(gh: EmulatorHandle, sleeps: Sleeps) -> RepoClient:
-    return GitHubClient(lambda: gh.token, gh.base_url, sleep=sleeps).repo(REPO)
+    return GitHubClient(lambda: gh.token, gh.base_url, sleep=sleeps, bot_logins=frozenset({BOT_LOGIN})).repo(REPO)
 
 
 def head_of(gh: EmulatorHandle, number: int) -> str:
@@ -482,18 +615,19 @@ def test_a_finding_that_comes_back_is_commented_again(gh: EmulatorHandle, repo: 
 
 
 @pytest.mark.parametrize(
-    ("before", "wanted", "endpoint"),
+    ("before", "wanted", "endpoints"),
     [
         ({"needs-docs", "atlas:arch", GATES_FAILED_LABEL}, ("atlas:arch", GATES_PASSED_LABEL),
-         "PUT /repos/{owner}/{repo}/issues/{issue_number}/labels"),
+         ["POST /repos/{owner}/{repo}/issues/{issue_number}/labels",
+          "DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels/{name}"]),
         ({"needs-docs", "atlas:arch"}, ("atlas:arch", GATES_PASSED_LABEL),
-         "POST /repos/{owner}/{repo}/issues/{issue_number}/labels"),
-        ({"needs-docs", "atlas:arch", "atlas:old"}, ("atlas:arch",),
-         "DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels/{name}"),
+         ["POST /repos/{owner}/{repo}/issues/{issue_number}/labels"]),
+        ({"needs-docs", "atlas:arch", "atlas:old", "atlas:older"}, ("atlas:arch",),
+         ["DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels/{name}"] * 2),
     ],
 )
-def test_labels_are_a_set_difference_in_one_request(gh: EmulatorHandle, repo: RepoClient, before: set[str],
-                                                     wanted: tuple[str, ...], endpoint: str) -> None:
+def test_labels_are_added_and_removed_individually(gh: EmulatorHandle, repo: RepoClient, before: set[str],
+                                                   wanted: tuple[str, ...], endpoints: list[str]) -> None:
     number = gh.add_pull(REPO, "feature")
     state = gh.state.repo(REPO)
     state.issues[number]["labels"] = [gh.state.ensure_label(state, name) for name in sorted(before)]
@@ -502,8 +636,23 @@ def test_labels_are_a_set_difference_in_one_request(gh: EmulatorHandle, repo: Re
     mark = gh.mark()
     repo.publish(number, publication(head_of(gh, number), {}, labels=wanted, summary="ok"))
     label_writes = [w.endpoint for w in gh.writes(since=mark) if "labels" in w.endpoint]
-    assert label_writes == [endpoint]
-    assert gh.state.labels_on(REPO, number) == {"needs-docs", *wanted}
+    assert label_writes == endpoints
+    assert "PUT /repos/{owner}/{repo}/issues/{issue_number}/labels" not in label_writes
+    assert gh.state.labels_on(REPO, number) == {n for n in before if not n.startswith("atlas:")} | set(wanted)
+
+
+def test_a_label_a_person_adds_while_the_bot_publishes_survives(gh: EmulatorHandle, repo: RepoClient) -> None:
+    from bot.github.publish import _sync_labels
+
+    number = gh.add_pull(REPO, "feature")
+    state = gh.state.repo(REPO)
+    state.issues[number]["labels"] = [gh.state.ensure_label(state, GATES_FAILED_LABEL)]
+    gh.state.ensure_label(state, GATES_PASSED_LABEL)
+    read_by_the_bot = frozenset({GATES_FAILED_LABEL})
+    state.issues[number]["labels"].append(gh.state.ensure_label(state, "needs-docs"))  # a person, just now
+    _sync_labels(repo, number, read_by_the_bot, publication(head_of(gh, number), {}, labels=(GATES_PASSED_LABEL,)),
+                 [])
+    assert gh.state.labels_on(REPO, number) == {"needs-docs", GATES_PASSED_LABEL}
 
 
 def test_annotations_go_50_per_request(gh: EmulatorHandle, repo: RepoClient) -> None:
@@ -545,6 +694,93 @@ def test_a_review_that_landed_despite_a_502_is_not_posted_twice(gh: EmulatorHand
     repo.publish(number, publication(head_of(gh, number), {1: 6}))
     state = gh.state.repo(REPO)
     assert len(state.reviews[number]) == 1 and len(state.issue_comments[number]) == 1
+
+
+def test_nothing_is_published_for_a_head_the_pull_request_no_longer_has(gh: EmulatorHandle, repo: RepoClient,
+                                                                        tmp_path: Path) -> None:
+    number = gh.add_pull(REPO, "feature")
+    old = head_of(gh, number)
+    repo.publish(number, publication(old, {1: 6, 2: 10}))
+    newer = gh.push(REPO, number, commit(tmp_path / "repo", "feature",
+                                         [f"line {i}" if i < 5 or i > 25 else f"newer {i}" for i in range(1, 31)],
+                                         "newer"))
+    repo.publish(number, publication(newer, {1: 6, 2: 10, 3: 20}))
+    mark = gh.mark()
+    # The job of the older head finishes last and finds finding 3 "fixed": it must not minimise its comment.
+    report = repo.publish(number, publication(old, {1: 6, 2: 10}, summary="stale"))
+    assert report.stale and report.writes == 0 and gh.writes(since=mark) == []
+    assert gh.state.minimized == {}
+
+
+def test_a_lost_review_post_is_confirmed_by_its_head_not_by_an_older_identical_review(
+        gh: EmulatorHandle, repo: RepoClient, tmp_path: Path) -> None:
+    number = gh.add_pull(REPO, "feature")
+    repo.publish(number, publication(head_of(gh, number), {1: 6}))
+
+    def push(word: str) -> str:
+        return gh.push(REPO, number, commit(tmp_path / "repo", "feature",
+                                            [f"line {i}" if i < 5 or i > 25 else f"{word} {i}" for i in range(1, 31)],
+                                            word))
+
+    repo.publish(number, publication(push("fixed"), {}, summary="fixed"))
+    head = push("back")
+    # Finding 1 comes back: the same review body as the first head's, whose POST now gets no answer.
+    gh.inject_fault("POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews", CONNECTION_CLOSE)
+    repo.publish(number, publication(head, {1: 6}))
+    reviews = gh.state.repo(REPO).reviews[number]
+    assert len(reviews) == 2 and reviews[-1]["commit_id"] == head
+
+
+def test_a_lost_check_run_post_is_not_confused_with_a_half_annotated_older_run(gh: EmulatorHandle,
+                                                                              repo: RepoClient) -> None:
+    number = gh.add_pull(REPO, "feature")
+    pub = publication(head_of(gh, number), {}, annotations=60, summary="many")
+    # An earlier attempt crashed after its first 50 annotations: same head, same first summary.
+    repo.call("POST", "/repos/{owner}/{repo}/check-runs",
+              body={"name": CHECK_RUN_NAME, "head_sha": pub.check_run.head_sha, "status": "completed",
+                    "conclusion": pub.check_run.conclusion,
+                    "output": {"title": pub.check_run.title, "summary": pub.check_run.summary,
+                               "annotations": list(pub.check_run.annotations[:50])}})
+    gh.inject_fault("POST /repos/{owner}/{repo}/check-runs", CONNECTION_CLOSE)
+    repo.publish(number, pub)
+    runs = list(gh.state.repo(REPO).check_runs.values())
+    assert len(runs) == 2
+    assert [r["output"]["annotations_count"] for r in runs] == [50, 60]
+
+
+def test_a_review_requesting_changes_is_dismissed_once_its_findings_are_fixed(gh: EmulatorHandle,
+                                                                              repo: RepoClient) -> None:
+    number = gh.add_pull(REPO, "feature")
+    head = head_of(gh, number)
+    failing = publication(head, {1: 6})
+    failing = dataclasses.replace(failing, review=dataclasses.replace(failing.review, event="REQUEST_CHANGES"))
+    repo.publish(number, failing)
+    [review] = gh.state.repo(REPO).reviews[number]
+    assert review["state"] == "CHANGES_REQUESTED"
+    repo.publish(number, publication(head, {}, labels=(GATES_PASSED_LABEL,), summary="all fixed"))
+    assert review["state"] == "DISMISSED"
+    mark = gh.mark()
+    repo.publish(number, publication(head, {}, labels=(GATES_PASSED_LABEL,), summary="all fixed"))
+    assert gh.writes(since=mark) == []
+
+
+def test_a_comment_that_could_not_be_minimised_is_not_recorded_as_fixed(gh: EmulatorHandle, repo: RepoClient,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    number = gh.add_pull(REPO, "feature")
+    head = head_of(gh, number)
+    repo.publish(number, publication(head, {1: 6, 2: 10}))
+    real_graphql = repo.transport.graphql
+    monkeypatch.setattr(repo.transport, "graphql", lambda query, variables: {
+        "data": {"m0": None}, "errors": [{"type": "FORBIDDEN", "path": ["m0"], "message": "not now"}]})
+    repo.publish(number, publication(head, {1: 6}, summary="one left"))
+    summary = gh.state.repo(REPO).issue_comments[number][0]["body"]
+    assert "atlas-bot:resolved" not in summary and gh.state.minimized == {}
+    assert repo.posted_fingerprints(number) == {fp(1), fp(2)}  # still live: the next run tries again
+
+    monkeypatch.setattr(repo.transport, "graphql", real_graphql)
+    repo.publish(number, publication(head, {1: 6}, summary="one left"))
+    assert f"<!-- atlas-bot:resolved {fp(2)} -->" in gh.state.repo(REPO).issue_comments[number][0]["body"]
+    assert len(gh.state.minimized) == 1
 
 
 def test_faults_during_publish_are_ridden_out(gh: EmulatorHandle, repo: RepoClient, sleeps: Sleeps) -> None:
@@ -708,6 +944,38 @@ def test_progress_issue_ignores_issues_without_the_marker(gh: EmulatorHandle, re
     ref = repo.upsert_progress_issue(region("10"), ProgressSettings())
     assert ref.number != other and ref.action == "created"
     assert [w.endpoint for w in gh.writes()] == ["POST /repos/{owner}/{repo}/issues"]  # the label existed
+
+
+def test_a_planted_progress_issue_is_not_the_bots(gh: EmulatorHandle, repo: RepoClient) -> None:
+    planted = gh.state.add_issue(REPO, "Atlas diagram progress", region("999 diagrams"), labels=("atlas-progress",),
+                                 author="mallory")
+    ref = repo.upsert_progress_issue(region("10"), ProgressSettings())
+    assert ref.number != planted and ref.action == "created"
+    assert gh.state.repo(REPO).issues[planted]["body"] == region("999 diagrams")
+
+
+def test_the_app_and_the_actions_workflow_converge_on_one_issue(gh: EmulatorHandle, repo: RepoClient) -> None:
+    gh.state.user("github-actions[bot]", "Bot")
+    by_actions = gh.state.add_issue(REPO, "Atlas diagram progress", region("10"), labels=("atlas-progress",),
+                                    author="github-actions[bot]")
+    ref = repo.upsert_progress_issue(region("11"), ProgressSettings())
+    assert (ref.number, ref.action) == (by_actions, "updated")
+    assert len(gh.state.repo(REPO).issues) == 1
+
+
+def test_an_edit_made_while_the_region_renders_is_kept(gh: EmulatorHandle, repo: RepoClient) -> None:
+    number = repo.upsert_progress_issue(region("10"), ProgressSettings()).number
+    seen: list[str | None] = []
+
+    def render(body: str | None) -> str:
+        seen.append(body)
+        if len(seen) == 1:  # a person saves an edit while the bot renders around the body it read
+            gh.state.edit_issue(REPO, number, "Read me first.\n\n" + region("10"))
+        return region("12")
+
+    repo.upsert_progress_issue(render, ProgressSettings())
+    assert len(seen) == 2 and seen[1].startswith("Read me first.")  # type: ignore[union-attr]
+    assert gh.state.repo(REPO).issues[number]["body"] == "Read me first.\n\n" + region("12")
 
 
 def test_progress_settings_are_checked(repo: RepoClient) -> None:

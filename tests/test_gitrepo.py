@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.gitrepo import ChangedPath, GitError, GitRepo, _auth_env
+import scratch as scratch_module
 from scratch import ScratchRepo
 
 
@@ -236,3 +237,36 @@ def test_auth_env_keeps_callers_config_entries(monkeypatch: pytest.MonkeyPatch) 
     assert env["GIT_TERMINAL_PROMPT"] == "0"
     monkeypatch.delenv("GIT_CONFIG_COUNT")
     assert "http.extraheader" not in _auth_env(None).values()
+
+
+# -- retention of the App's mirrors ------------------------------------------------------------------------
+
+
+def test_prune_refs_keeps_the_newest_pull_heads(scratch: ScratchRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch.write("a.md", "0\n")
+    scratch.commit("base")
+    repo = GitRepo(scratch.path)
+    for number in (3, 1, 5, 2, 4):  # refs made in another order than their heads' commit dates
+        scratch.write("a.md", f"{number}\n")
+        monkeypatch.setitem(scratch_module.GIT_ENV, "GIT_COMMITTER_DATE", f"2026-01-0{number}T00:00:00Z")
+        scratch.git("update-ref", f"refs/pull/{number}/head", scratch.commit(f"head of #{number}"))
+    assert repo.count_refs() == 5
+    assert repo.prune_refs(keep=2) == 3
+    refs = scratch.git("for-each-ref", "--format=%(refname)", "refs/pull/").split()
+    assert sorted(refs) == ["refs/pull/4/head", "refs/pull/5/head"]
+    assert repo.prune_refs(keep=2) == 0
+    assert scratch.git("rev-parse", "main")  # branches are never touched
+
+
+def test_mirrors_are_listed_and_removed(scratch: ScratchRepo, tmp_path: Path) -> None:
+    scratch.write("a.md", "x\n")
+    scratch.commit("base")
+    cache = tmp_path / "mirrors"
+    for name in ("octo/atlas", "octo/other", "acme/atlas"):
+        GitRepo.mirror(cache, name, str(scratch.path), None).close()
+    assert GitRepo.mirrors(cache) == ["acme/atlas", "octo/atlas", "octo/other"]
+    assert GitRepo.remove_mirror(cache, "octo/atlas") is True
+    assert GitRepo.remove_mirror(cache, "octo/atlas") is False
+    assert GitRepo.mirrors(cache) == ["acme/atlas", "octo/other"]
+    with pytest.raises(GitError):
+        GitRepo.remove_mirror(cache, "../etc")

@@ -32,7 +32,8 @@ class FakeRepoClient:
 
     def pull_request(self, number: int) -> Any:
         self.calls.append(("pull_request", number))
-        return self.pull or SimpleNamespace(number=number, base_ref="main", head_sha=HEAD, draft=False)
+        return self.pull or SimpleNamespace(number=number, base_ref="main", head_sha=HEAD, draft=False,
+                                            state="open")
 
     def pr_patches(self, number: int) -> dict[str, str]:
         self.calls.append(("pr_patches", number))
@@ -96,6 +97,7 @@ class World:
     publications: list[dict] = field(default_factory=list)
     progress: list[ProgressJob] = field(default_factory=list)
     mirrors: list[tuple] = field(default_factory=list)
+    queued: list[tuple[Delivery, str | None]] = field(default_factory=list)
 
     def services(self, *, with_progress: bool = True) -> Services:
         def run_check(repo: Any, config: Any, pool: Any, *, base: str, head: str) -> Any:
@@ -114,7 +116,8 @@ class World:
         return Services(repo_client=lambda inst, name, on_call: self.client, git_token=lambda inst: "tok",
                         mirror=mirror, pool="pool", load_config=fake_config, run_check=run_check,
                         build_publication=build_publication,
-                        update_progress=self.progress.append if with_progress else None)
+                        update_progress=self.progress.append if with_progress else None,
+                        enqueue=lambda d, key: self.queued.append((d, key)))
 
 
 def delivery(event: str, payload: dict, delivery_id: str = "d1") -> Delivery:
@@ -162,7 +165,8 @@ def test_command_of(body: str | None, command: str | None) -> None:
     ("pull_request", pr_payload("ready_for_review"), "pr:octo/atlas#7"),
     ("pull_request", pr_payload("closed"), None),
     ("pull_request", pr_payload("labeled"), None),
-    ("issue_comment", comment_payload("/atlas recheck"), "pr:octo/atlas#7"),
+    # Permission is checked by a job under no key; only an authorised recheck is queued under the PR's.
+    ("issue_comment", comment_payload("/atlas recheck"), ""),
     ("issue_comment", comment_payload("/atlas recheck", on_pr=False), None),
     ("issue_comment", comment_payload("/atlas progress", on_pr=False), "progress:octo/atlas"),
     ("issue_comment", comment_payload("/atlas help", on_pr=False), ""),
@@ -220,8 +224,12 @@ def test_synchronize_fetches_pull_ref_checks_and_publishes_once() -> None:
     assert world.client.named("publish") == [("publish", 7, {"publication": HEAD})]
 
 
+def draft_pull(number: int = 7, head: str = HEAD, state: str = "open") -> SimpleNamespace:
+    return SimpleNamespace(number=number, base_ref="main", head_sha=head, draft=True, state=state)
+
+
 def test_draft_is_skipped_unless_configured() -> None:
-    world = World()
+    world = World(client=FakeRepoClient(pull=draft_pull()))
     assert run(world, delivery("pull_request", pr_payload(draft=True))) == "skipped:draft"
     assert world.client.named("publish") == []
     world.client.config_text = "review_drafts"
@@ -229,8 +237,9 @@ def test_draft_is_skipped_unless_configured() -> None:
 
 
 def test_closed_pull_request_is_skipped() -> None:
-    world = World()
-    assert run(world, delivery("pull_request", pr_payload("reopened", state="closed"))) == "skipped:closed"
+    world = World(client=FakeRepoClient(pull=SimpleNamespace(number=7, base_ref="main", head_sha=HEAD,
+                                                             draft=False, state="closed")))
+    assert run(world, delivery("pull_request", pr_payload("reopened"))) == "skipped:closed"
 
 
 def test_invalid_base_config_gives_a_neutral_check_naming_file_and_line() -> None:
@@ -244,24 +253,63 @@ def test_invalid_base_config_gives_a_neutral_check_naming_file_and_line() -> Non
 
 
 def test_head_gone_after_force_push_is_skipped() -> None:
-    world = World()
+    world = World(client=FakeRepoClient(pull=SimpleNamespace(number=7, base_ref="main", head_sha="c" * 40,
+                                                             draft=False, state="open")))
     assert run(world, delivery("pull_request", pr_payload(head="c" * 40))) == "skipped:stale-head"
     assert world.client.named("publish") == []
 
 
-def test_recheck_by_a_writer_reviews_the_current_head() -> None:
+def test_an_event_for_an_older_head_reviews_the_current_head() -> None:
+    """Out of order: the event names head ``c``, but the pull request is at HEAD already."""
     world = World()
-    assert run(world, delivery("issue_comment", comment_payload("/atlas recheck"))) == "published"
+    assert run(world, delivery("pull_request", pr_payload(head="c" * 40))) == "published"
+    assert world.checks == [{"base": "refs/heads/main", "head": HEAD}]
+    assert world.client.named("publish") == [("publish", 7, {"publication": HEAD})]
+
+
+def test_a_head_that_moves_while_the_gates_run_publishes_nothing() -> None:
+    client = FakeRepoClient()
+    client.publish = lambda number, publication: SimpleNamespace(writes=0, stale=True)  # type: ignore[method-assign]
+    assert run(World(client=client), delivery("pull_request", pr_payload())) == "skipped:stale-head"
+
+
+def test_recheck_by_a_writer_queues_a_review_under_the_pull_request_key() -> None:
+    world = World()
+    assert run(world, delivery("issue_comment", comment_payload("/atlas recheck"))) == "queued:recheck"
     assert world.client.named("permission") == [("permission", "alice")]
-    assert world.client.named("pull_request") == [("pull_request", 7)]
+    assert world.checks == []
+    [(follow_up, key)] = world.queued
+    assert key == "pr:octo/atlas#7"
+    assert (follow_up.id, follow_up.event, follow_up.installation_id) == ("d1:recheck", handlers.RECHECK_EVENT, 9)
+    # What the queue stores is the payload; the restored delivery routes to the review of the current head.
+    restored = Delivery.from_payload(follow_up.id, follow_up.event, json.loads(json.dumps(follow_up.payload)))
+    assert route(restored).key == "pr:octo/atlas#7"
+    world.client.pull = draft_pull()
+    assert run(world, restored) == "published"  # a recheck reviews drafts too
     assert world.checks == [{"base": "refs/heads/main", "head": HEAD}]
 
 
 @pytest.mark.parametrize("permission", ["read", "none", "triage"])
-def test_recheck_without_write_access_does_nothing(permission: str) -> None:
+def test_recheck_without_write_access_is_answered_and_queues_nothing(permission: str) -> None:
     world = World(client=FakeRepoClient(permission_of=permission))
-    assert run(world, delivery("issue_comment", comment_payload("/atlas recheck"))) == "skipped:permission"
-    assert world.checks == [] and world.client.named("publish") == []
+    assert run(world, delivery("issue_comment", comment_payload("/atlas recheck"))) == "refused:permission"
+    assert world.queued == [] and world.checks == [] and world.client.named("publish") == []
+    [(_, number, body)] = world.client.named("post_comment")
+    assert number == 7 and "@alice" in body and "write access" in body
+
+
+@pytest.mark.parametrize(("event", "payload"), [
+    ("issue_comment", {**comment_payload("/atlas recheck"), "comment": {"body": "/atlas recheck",
+                                                                     "user": {"login": 5, "type": "User"}}}),
+    ("issue_comment", {**comment_payload("/atlas help", on_pr=False), "issue": {"number": "7"}}),
+    ("push", {"ref": "refs/heads/main", "installation": {"id": 9},
+              "repository": {"full_name": "octo/atlas", "clone_url": 5, "default_branch": "main"}}),
+])
+def test_a_malformed_payload_is_a_permanent_error(event: str, payload: dict) -> None:
+    from bot.github.transport import PermanentError
+
+    with pytest.raises(PermanentError, match="payload field"):
+        run(World(), delivery(event, payload))
 
 
 def test_help_replies_in_the_thread() -> None:
@@ -304,6 +352,26 @@ def test_installation_is_acknowledged() -> None:
     assert run(World(), delivery("installation_repositories", payload)) == "acknowledged"
 
 
+@pytest.mark.parametrize(("event", "payload", "removed"), [
+    ("installation_repositories", {"action": "removed", "installation": {"id": 5, "account": {"login": "octo"}},
+                                   "repositories_added": [], "repositories_removed": [{"full_name": "octo/atlas"}]},
+     ["octo/atlas"]),
+    # Installed on all repositories: the deletion lists none, so every mirror of the account goes.
+    ("installation", {"action": "deleted", "installation": {"id": 5, "account": {"login": "octo"}}},
+     ["octo/atlas", "octo/docs"]),
+    ("installation", {"action": "deleted", "installation": {"id": 5, "account": {"login": "octo"}},
+                      "repositories": [{"full_name": "octo/new"}]}, ["octo/atlas", "octo/docs", "octo/new"]),
+])
+def test_uninstalled_repositories_lose_their_mirrors(event: str, payload: dict, removed: list[str]) -> None:
+    gone: list[str] = []
+    services = World().services()
+    services.mirrors = lambda: ["acme/atlas", "octo/atlas", "octo/docs"]
+    services.remove_mirror = gone.append
+    d = delivery(event, payload)
+    assert route(d).handler(Context(delivery=d, services=services)) == f"removed:{len(removed)}"
+    assert sorted(gone) == removed
+
+
 def test_call_tally_counts_writes_and_forwards() -> None:
     seen: list[tuple[str, int]] = []
     tally = CallTally(forward=lambda e, s: seen.append((e, s)))
@@ -324,5 +392,5 @@ def test_context_makes_one_client_per_job() -> None:
 
 
 def test_routes_cover_the_subscribed_events() -> None:
-    events = {event for event, _ in handlers.ROUTES}
+    events = {event for event, _ in handlers.ROUTES} - {handlers.RECHECK_EVENT}  # queued by the bot itself
     assert events == {"pull_request", "issue_comment", "push", "installation", "installation_repositories"}

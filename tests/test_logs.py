@@ -8,7 +8,8 @@ import logging
 
 import pytest
 
-from bot.logs import REDACTED, configure_logging, log_context, redact, register_secret
+from bot import logs
+from bot.logs import REDACTED, configure_logging, log_context, redact, register_secret, secret_count
 
 TOKEN = "ghs_" + "a1B2" * 9
 PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAtestkeymaterial\n-----END RSA PRIVATE KEY-----"
@@ -80,3 +81,15 @@ def test_text_format_has_context_and_redaction() -> None:
         logging.getLogger().removeHandler(handler)
     text = stream.getvalue()
     assert "delivery_id=d-9" in text and TOKEN not in text
+
+
+def test_expired_tokens_leave_the_redaction_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logs, "_secrets", {})
+    now = [1_700_000_000.0]
+    monkeypatch.setattr(logs.time, "time", lambda: now[0])
+    register_secret("webhook-secret-value")
+    for hour in range(24):  # a day of hourly installation tokens
+        now[0] += 3600
+        register_secret(f"ghs_token_of_hour_{hour:02d}_xxxxxxxx", expires_at=now[0] + 3600)
+    assert secret_count() == 2  # the permanent secret and the live token
+    assert redact("webhook-secret-value ghs_token_of_hour_23_xxxxxxxx") == f"{REDACTED} {REDACTED}"

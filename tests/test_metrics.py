@@ -27,3 +27,13 @@ def test_render_samples_the_queue_and_lists_every_family() -> None:
                  'atlas_job_latency_seconds_bucket{event="push",le="0.5"} 1.0'):
         assert line in text
     assert "atlas_queue_oldest_job_age_seconds 0.0" in metrics.render(lambda: (0, None, 0)).decode()
+
+
+def test_store_sizes_are_measured_at_every_scrape() -> None:
+    metrics = Metrics()
+    sizes = {"mirrors": 2, "redaction_secrets": 5}
+    metrics.watch_store_sizes(lambda: dict(sizes))
+    assert 'atlas_store_size{store="mirrors"} 2.0' in metrics.render().decode()
+    sizes["mirrors"] = 1
+    text = metrics.render().decode()
+    assert 'atlas_store_size{store="mirrors"} 1.0' in text and 'atlas_store_size{store="redaction_secrets"} 5.0' in text

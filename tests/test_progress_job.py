@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timezone
 
 from bot.config import load_config
+from bot.github.progress_issue import LEFT_CLOSED, IssueRef
 from bot.gitrepo import GitRepo
 from bot.model import SyntaxVerdict
 from bot.progress import REGION_END, REGION_START, merge_region
@@ -32,11 +34,15 @@ class RecordingClient:
     def __init__(self) -> None:
         self.body: str | None = None
         self.writes = 0
+        self.closed = False  # by a person, with when_closed: leave
 
-    def upsert_progress_issue(self, region, settings) -> None:
+    def upsert_progress_issue(self, region, settings) -> IssueRef:
+        if self.closed:
+            return IssueRef(1, "", "closed", LEFT_CLOSED)
         text = region(self.body) if callable(region) else region
         self.body = merge_region(self.body, text)
         self.writes += 1
+        return IssueRef(1, "", "open", "updated")
 
 
 def merged_history(scratch: ScratchRepo) -> ScratchRepo:
@@ -91,3 +97,29 @@ def test_publish_writes_once_per_change_and_keeps_text_around_the_region(scratch
     scratch.commit("Add the S3 incident (#16)")
     assert job.publish(repo, config, "atlas/docs", client, rev="main") is True
     assert client.writes == 2 and "#16" in client.body and "| Incident Anatomies | 1 | 100 |" in client.body
+
+
+def test_an_issue_left_closed_is_updated_once_a_person_reopens_it(scratch: ScratchRepo, tmp_path) -> None:
+    repo = GitRepo(merged_history(scratch).path)
+    client = RecordingClient()
+    client.closed = True
+    job = ProgressJob(ProgressStore(tmp_path / "store.sqlite3"), AlwaysParses(), clock=lambda: NOW)
+    config = load_config()
+    assert job.publish(repo, config, "atlas/docs", client, rev="main") is False
+    client.closed = False  # reopened; nothing was merged since
+    assert job.publish(repo, config, "atlas/docs", client, rev="main") is True
+    assert client.writes == 1 and "#15" in client.body
+
+
+def test_publish_holds_the_repositorys_shared_lock(scratch: ScratchRepo, tmp_path) -> None:
+    repo = GitRepo(merged_history(scratch).path)
+    held: list[str] = []
+
+    @contextlib.contextmanager
+    def lock(name: str):
+        held.append(name)
+        yield
+
+    job = ProgressJob(ProgressStore(tmp_path / "store.sqlite3"), AlwaysParses(), clock=lambda: NOW, lock=lock)
+    job.publish(repo, load_config(), "atlas/docs", RecordingClient(), rev="main")
+    assert held == ["progress:atlas/docs"]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.handlers import Context, Route, Services
+from bot.github.transport import NotFound, Unauthorized
+from bot.handlers import Context, MalformedPayload, Route, Services
 from bot.logs import configure_logging
 from bot.metrics import Metrics
 from bot.queue import JobState, SQLiteJobQueue
@@ -87,6 +88,21 @@ def test_failure_retries_then_dead_letters_with_the_error(queue, clock) -> None:
     assert dead.last_error == "RuntimeError: GitHub answered 502 on POST /reviews"
     assert sample(metrics, "atlas_jobs_total", event="pull_request.synchronize", outcome="retry") == 1
     assert sample(metrics, "atlas_jobs_total", event="pull_request.synchronize", outcome="dead") == 1
+
+
+@pytest.mark.parametrize("error", [
+    NotFound("Not Found", status=404, endpoint="GET /repos/{owner}/{repo}/pulls/{pull_number}/files"),
+    Unauthorized("Bad credentials", status=401, endpoint="GET /repos/{owner}/{repo}"),
+    MalformedPayload("payload field repository.clone_url is not a str"),
+])
+def test_a_permanent_error_is_dead_lettered_at_once_with_its_reason(queue, clock, error: Exception) -> None:
+    def handler(ctx: Context) -> str:
+        raise error
+
+    queue.enqueue(sync("d1"))
+    pool_with(queue, handler, clock).run_once("w0")
+    [dead] = queue.list_jobs(state=JobState.DEAD)
+    assert dead.attempts == 1 and str(error) in dead.last_error
 
 
 def test_rate_limit_reset_delays_the_retry(queue, clock) -> None:

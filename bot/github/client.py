@@ -37,6 +37,8 @@ CONTENTS = REPO + "/contents/{path}"
 LABELS = REPO + "/labels"
 PERMISSION = REPO + "/collaborators/{username}/permission"
 NO_PERMISSION = "none"
+# The login GitHub Actions' built-in token acts as: the progress workflow's issue is the App's too.
+ACTIONS_BOT_LOGIN = "github-actions[bot]"
 
 @dataclass(frozen=True)
 class PullInfo:
@@ -55,21 +57,28 @@ class PullInfo:
 
 
 class GitHubClient:
-    """One job's connection to GitHub with a token from ``token_provider`` (called per request; it caches)."""
+    """One job's connection to GitHub with a token from ``token_provider`` (called per request; it caches).
+
+    ``drop_token(token)`` is called when GitHub answers 401 to ``token``, before the one retry with a new one.
+    ``bot_logins`` are the logins the bot writes as besides the Actions token's (the App's ``<slug>[bot]``).
+    """
 
     def __init__(
         self,
         token_provider: Callable[[], str],
         api_url: str = DEFAULT_API_URL,
         *,
+        drop_token: Callable[[str], None] | None = None,
+        bot_logins: frozenset[str] = frozenset(),
         on_call: OnCall | None = None,
         write_lock: AbstractContextManager[Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         max_rate_wait: float = MAX_RATE_WAIT_SECONDS,
     ) -> None:
-        self.transport = Transport(TokenAuth(token_provider), api_url, on_call=on_call, write_lock=write_lock,
+        self.transport = Transport(TokenAuth(token_provider, drop_token), api_url, on_call=on_call, write_lock=write_lock,
                                    sleep=sleep, clock=clock, max_rate_wait=max_rate_wait)
+        self.bot_logins = bot_logins | {ACTIONS_BOT_LOGIN}
 
     @property
     def rate_limit_remaining(self) -> int | None:
@@ -77,18 +86,20 @@ class GitHubClient:
         return self.transport.rate_limit_remaining
 
     def repo(self, full_name: str) -> RepoClient:
-        return RepoClient(self.transport, full_name)
+        return RepoClient(self.transport, full_name, bot_logins=self.bot_logins)
 
 
 class RepoClient:
-    """One repository ("owner/name") through one transport."""
+    """One repository ("owner/name") through one transport; ``bot_logins``: whom the bot writes as."""
 
-    def __init__(self, transport: Transport, full_name: str) -> None:
+    def __init__(self, transport: Transport, full_name: str, *,
+                 bot_logins: frozenset[str] = frozenset({ACTIONS_BOT_LOGIN})) -> None:
         owner, _, name = full_name.partition("/")
         if not owner or not name:
             raise ValueError(f"not an owner/name repository: {full_name!r}")
         self.transport = transport
         self.full_name = full_name
+        self.bot_logins = bot_logins
         self._params = {"owner": owner, "repo": name}
         self._default_branch: str | None = None
         # Listings read by posted_fingerprints() and reused by the publish() that follows in the same job.

@@ -1,11 +1,18 @@
 """The repository's progress issue: found by label and hidden marker, created when absent, edited in place.
 
+Only an issue the bot itself opened counts (author of type Bot and one of ``repo.bot_logins``: the App's
+``<slug>[bot]`` and the Actions token's ``github-actions[bot]``), so nobody can plant an issue with the label and
+the marker for the bot to write into, and the App and the Actions workflow on one repository find the same
+issue. The body is read again just before the write: when a person edited it since it was rendered around,
+the region is rendered around their new text and the check repeated (a few times at most).
+
 The bot owns only the text between its markers (:data:`bot.progress.REGION_START` / ``REGION_END``);
 :func:`bot.progress.merge_region` splices the new region into the body so that what people wrote around it
 survives. When the issue was closed (by a person: the bot never closes it), ``settings.when_closed`` decides:
 
 - ``reopen``: reopen it with the current numbers (one request);
-- ``leave``: leave it closed and untouched; the bot resumes when someone reopens it;
+- ``leave``: leave it closed and untouched (:data:`LEFT_CLOSED` is not a publication: the next update tries
+  again), so the bot resumes when someone reopens it;
 - ``new``: open a fresh issue; the closed one stays as it is.
 
 Nothing is written when the body would not change. The region may be given as a function of the current body,
@@ -33,6 +40,9 @@ ISSUE_TITLE = "Atlas diagram progress"
 LABEL_COLOR = "0E8A16"
 LABEL_DESCRIPTION = "The Atlas bot keeps this issue's diagram totals current"
 WHEN_CLOSED = ("reopen", "leave", "new")
+BOT_USER_TYPE = "Bot"
+# Renders around a body people keep editing before the write goes ahead with the latest one read.
+MAX_RENDERS = 3
 
 CREATED, UPDATED, UNCHANGED, REOPENED, LEFT_CLOSED = "created", "updated", "unchanged", "reopened", "left-closed"
 
@@ -86,18 +96,30 @@ def upsert(repo: RepoClient, region: RegionSource, settings: ProgressSettingsLik
 
 
 def _find(repo: RepoClient, label: str) -> list[dict[str, Any]]:
-    """Issues with the label and the bot's region, oldest first (the issues API lists pull requests too)."""
+    """The bot's issues with the label and its region, oldest first (the issues API lists pull requests too)."""
     listed = repo.list(ISSUES, query={"labels": label, "state": "all", "sort": "created", "direction": "asc"})
-    return sorted((i for i in listed if "pull_request" not in i and REGION_START in (i.get("body") or "")),
-                  key=lambda i: i["number"])
+    return sorted((i for i in listed if "pull_request" not in i and REGION_START in (i.get("body") or "")
+                   and _by_bot(repo, i)), key=lambda i: i["number"])
+
+
+def _by_bot(repo: RepoClient, issue: dict[str, Any]) -> bool:
+    user = issue.get("user") or {}
+    return user.get("type") == BOT_USER_TYPE and user.get("login") in repo.bot_logins
 
 
 def _update(repo: RepoClient, issue: dict[str, Any], render: Callable[[str | None], str], *,
             reopen: bool) -> IssueRef:
-    current = issue.get("body") or ""
-    body = merge_region(current, render(current))
-    if body == current and not reopen:
-        return _ref(issue, UNCHANGED)
+    for attempt in range(MAX_RENDERS):
+        current = issue.get("body") or ""
+        body = merge_region(current, render(current))
+        if body == current and not reopen:
+            return _ref(issue, UNCHANGED)
+        latest = repo.call("GET", ISSUE, {"issue_number": issue["number"]}).data
+        if (latest.get("body") or "") == current or attempt == MAX_RENDERS - 1:
+            break
+        log.info("progress issue %s#%d was edited meanwhile; rendering around the new text", repo.full_name,
+                 issue["number"])
+        issue = latest
     change: dict[str, Any] = {"body": body} if body != current else {}
     if reopen:
         change.update(state="open", state_reason="reopened")

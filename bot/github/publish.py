@@ -1,26 +1,35 @@
 """Publishing a :class:`~bot.review.Publication` on a pull request as a difference against what it shows.
 
 Reads come first (the pull request, the bot's reviews, the conversation, the head's check runs), then only what
-differs is written, in this order:
+differs is written. Nothing at all is written when the pull request's head is no longer the head the
+publication was computed for: the job for the newer head is queued behind this one, and writing now would
+show a stale verdict and minimise the newer head's still-valid comments. Otherwise, in this order:
 
 1. **check run** "Atlas quality gates" on the head: skipped when a run there already carries the digest of the
    same output; otherwise a new run (annotations go 50 per request: the create carries the first 50, each
    further 50 cost one update). A changed result on the same head gets a new run rather than an update,
    because an update *appends* annotations to the old ones.
-2. **review**: only findings whose fingerprint no earlier bot review carries; nothing new → no review.
+2. **review**: only findings whose fingerprint no earlier bot review carries; nothing new → no review. Once no
+   blocking finding is left, the bot's reviews that requested changes are dismissed (one request each), so
+   they no longer block the merge.
 3. **fixed findings**: the bot's inline comments whose fingerprint is gone are minimised as OUTDATED with
    GraphQL ``minimizeComment``. Minimising rather than replying "Fixed in <sha>": any number of comments are
    minimised by one request (aliased mutations), where replies cost one write each and notify everyone in the
    thread; a minimised comment stays one click away. REST does not say whether a comment is minimised, so the
    sticky summary keeps a hidden list of the fingerprints already marked, which is what makes a re-run write
-   nothing.
+   nothing. A finding whose comment GitHub did not minimise stays off that list and is tried again next run.
 4. **sticky summary** comment, found by its hidden marker: created once, edited only when its text changed.
-5. **labels** as a set difference (only ``atlas:`` labels are ever removed), in one request: add, remove or,
-   when both, replace the set. Missing repository labels are created with colour and description first.
+5. **labels** as a set difference (only ``atlas:`` labels are ever removed): one request adding the missing
+   ones, one per label removed. Never the whole set replaced: a label a person adds meanwhile survives.
+   Missing repository labels are created with colour and description first.
 
-Write budget on a new head: 1 check run + 1 review + 1 minimise + 1 summary + 1 labels = at most 5, whatever
-the number of findings, plus one check-run update per 50 annotations beyond the first 50 and, once per
-repository, one request per label that does not exist yet. A re-run on an unchanged head writes nothing.
+A POST that got no answer is looked for before it is sent again, by what makes it this very write: the review
+by its head commit and body, the check run by an ``external_id`` unique to the attempt.
+
+Write budget on a new head: 1 check run + 1 review + 1 minimise + 1 summary + 1 label added + 1 per label
+removed (usually 1), whatever the number of findings, plus one check-run update per 50 annotations beyond the
+first 50, once per repository one request per label that does not exist yet, and one dismissal per review that
+requested changes once its findings are fixed. A re-run on an unchanged head writes nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -52,6 +62,7 @@ if TYPE_CHECKING:
 
 PULL = "/repos/{owner}/{repo}/pulls/{pull_number}"
 REVIEWS = PULL + "/reviews"
+REVIEW_DISMISSALS = REVIEWS + "/{review_id}/dismissals"
 REVIEW_COMMENTS = PULL + "/comments"
 ISSUE_COMMENTS = "/repos/{owner}/{repo}/issues/{issue_number}/comments"
 ISSUE_COMMENT = "/repos/{owner}/{repo}/issues/comments/{comment_id}"
@@ -65,6 +76,8 @@ COMMIT_CHECK_RUNS = "/repos/{owner}/{repo}/commits/{ref}/check-runs"
 MINIMIZE_PER_REQUEST = 50
 MINIMIZE_CLASSIFIER = "OUTDATED"
 BOT_USER_TYPE = "Bot"
+CHANGES_REQUESTED = "CHANGES_REQUESTED"
+DISMISS_MESSAGE = "No blocking finding is left at {sha}; this review no longer requests changes."
 RESOLVED_COMMENT = "<!-- atlas-bot:resolved {} -->"
 CHECK_DIGEST_COMMENT = "<!-- atlas-bot:check-run {} -->"
 MISPLACED_HEADING = "**Comments GitHub would not place on the diff**"
@@ -79,6 +92,7 @@ class PublishReport:
     writes: int
     reads: int
     actions: tuple[str, ...] = ()
+    stale: bool = False  # the pull request's head moved on: nothing was written
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,7 @@ class _Posted:
     fingerprints: frozenset[str]  # in the bot's reviews
     resolved: frozenset[str]  # already marked fixed (hidden list in the summary)
     summary: dict[str, Any] | None  # the sticky summary comment
+    requesting_changes: tuple[int, ...] = ()  # ids of the bot's reviews that still request changes
 
     @property
     def live(self) -> frozenset[str]:
@@ -109,17 +124,22 @@ def posted_fingerprints(repo: RepoClient, number: int) -> frozenset[str]:
 def publish_pull(repo: RepoClient, number: int, publication: Publication) -> PublishReport:
     """Make pull request ``number`` show ``publication``, writing only the difference (see the module doc)."""
     actions: list[str] = []
+    head_sha = publication.check_run.head_sha
     with repo.transport.tally() as tally:
-        # Read again rather than taken from the job's start: the label set is replaced as a whole below, and
-        # a label someone added meanwhile must survive.
-        labels = repo.pull_request(number).labels
+        # Read now rather than taken from the job's start: the head may have moved while the gates ran.
+        pull = repo.pull_request(number)
+        if pull.head_sha != head_sha:
+            log.info("%s#%d: head is %s now, not %s; publishing nothing", repo.full_name, number,
+                     pull.head_sha[:12], head_sha[:12])
+            return PublishReport(writes=tally.writes, reads=tally.reads, actions=("stale head",), stale=True)
         posted = _read_posted(repo, number, keep=False)
         _sync_check_run(repo, publication.check_run, actions)
         if publication.review is not None:
             _post_review(repo, number, publication, posted, actions)
+        _dismiss_fixed_requests(repo, number, publication, posted, actions)
         resolved = _mark_fixed(repo, number, publication, posted, actions)
         _sync_summary(repo, number, publication.summary, resolved, posted.summary, actions)
-        _sync_labels(repo, number, labels, publication, actions)
+        _sync_labels(repo, number, pull.labels, publication, actions)
     report = PublishReport(writes=tally.writes, reads=tally.reads, actions=tuple(actions))
     log.info("published %s#%d at %s: %d writes, %d reads (%s)", repo.full_name, number,
              publication.check_run.head_sha[:12], report.writes, report.reads, "; ".join(actions))
@@ -141,11 +161,14 @@ def _read_posted(repo: RepoClient, number: int, *, keep: bool) -> _Posted:
     reviews = _cached_list(repo, REVIEWS, {"pull_number": number}, keep=keep)
     comments = _cached_list(repo, ISSUE_COMMENTS, {"issue_number": number}, keep=keep)
     fingerprints: set[str] = set()
+    requesting: list[int] = []
     for review in _by_bot(reviews, REVIEW_MARKER):
         fingerprints |= fingerprints_in(review["body"])
+        if review.get("state") == CHANGES_REQUESTED:
+            requesting.append(int(review["id"]))
     summary = next(_by_bot(comments, SUMMARY_MARKER), None)
     resolved = _resolved_in(summary["body"]) if summary else frozenset()
-    return _Posted(frozenset(fingerprints), resolved, summary)
+    return _Posted(frozenset(fingerprints), resolved, summary, tuple(requesting))
 
 
 def _cached_list(repo: RepoClient, template: str, params: dict[str, Any], *, keep: bool) -> list[Any]:
@@ -200,12 +223,13 @@ def _sync_check_run(repo: RepoClient, draft: CheckRunDraft, actions: list[str]) 
         return {"title": draft.title, "summary": final_summary if last else draft.summary,
                 "annotations": list(batches[index])}
 
-    first = output(0)
+    # Unique to this write, so that confirming a lost POST can only ever find this very run.
+    external_id = f"atlas-bot-{secrets.token_hex(8)}"
     created = repo.call(
         "POST", CHECK_RUNS,
         body={"name": draft.name, "head_sha": draft.head_sha, "status": "completed",
-              "conclusion": draft.conclusion, "output": first},
-        confirm=lambda: next((r for r in _head_check_runs(repo, draft) if _run_summary(r) == first["summary"]),
+              "conclusion": draft.conclusion, "external_id": external_id, "output": output(0)},
+        confirm=lambda: next((r for r in _head_check_runs(repo, draft) if r.get("external_id") == external_id),
                              None),
     ).data
     for index in range(1, len(batches)):
@@ -253,8 +277,10 @@ def _post_review(repo: RepoClient, number: int, publication: Publication, posted
 
 def _create_review(repo: RepoClient, number: int, payload: dict[str, Any]) -> None:
     def landed() -> dict[str, Any] | None:
+        # The body carries the marker and the fingerprints; with the commit it names only this review.
         reviews = repo.list(REVIEWS, {"pull_number": number})
-        return next((r for r in reviews if _is_bot(r) and r.get("body") == payload["body"]), None)
+        return next((r for r in reviews if _is_bot(r) and r.get("commit_id") == payload["commit_id"]
+                     and r.get("body") == payload["body"]), None)
 
     repo.call("POST", REVIEWS, {"pull_number": number}, body=payload, confirm=landed)
 
@@ -274,6 +300,18 @@ def _with_misplaced(body: str, comments: Sequence[InlineComment]) -> str:
     return cap_text("\n".join(parts), COMMENT_BODY_LIMIT)
 
 
+def _dismiss_fixed_requests(repo: RepoClient, number: int, publication: Publication, posted: _Posted,
+                            actions: list[str]) -> None:
+    """Dismiss the bot's reviews that requested changes once no blocking finding is left."""
+    if publication.check_run.conclusion == "failure" or not posted.requesting_changes:
+        return
+    message = DISMISS_MESSAGE.format(sha=publication.check_run.head_sha[:12])
+    for review_id in posted.requesting_changes:
+        repo.call("PUT", REVIEW_DISMISSALS, {"pull_number": number, "review_id": review_id},
+                  body={"message": message, "event": "DISMISS"})
+    actions.append(f"dismissed {len(posted.requesting_changes)} review(s) requesting changes")
+
+
 # ------------------------------------------------------------------------------------------- fixed findings
 
 
@@ -286,15 +324,30 @@ def _mark_fixed(repo: RepoClient, number: int, publication: Publication, posted:
     if not fixed:
         return recorded
     comments = repo.list(REVIEW_COMMENTS, {"pull_number": number})
-    node_ids = [c["node_id"] for c in comments if _is_bot(c) and fingerprints_in(c.get("body") or "") & fixed]
+    # node id → the fixed fingerprints its comment carries (a comment a person deleted is not listed at all)
+    targets = {c["node_id"]: fingerprints_in(c.get("body") or "") & fixed for c in comments if _is_bot(c)}
+    node_ids = [node_id for node_id, fps in targets.items() if fps]
+    failed: set[str] = set()
     for chunk in _chunks(node_ids, MINIMIZE_PER_REQUEST):
         query, variables = minimize_mutation(chunk)
         answer = repo.transport.graphql(query, variables)
-        if answer.get("errors"):
-            # A comment deleted by a person cannot be minimised; the others in the request still are.
-            log.warning("minimizeComment on %s#%d: %s", repo.full_name, number, answer["errors"])
-    actions.append(f"fixed: {len(fixed)} findings, {len(node_ids)} comments minimised")
-    return recorded | fixed
+        missed = _not_minimized(answer, chunk)
+        if missed:
+            log.warning("minimizeComment on %s#%d failed for %d comments: %s", repo.full_name, number,
+                        len(missed), answer.get("errors"))
+        failed |= missed
+    # A finding whose comment was not minimised is not recorded as fixed, so the next run tries again.
+    unresolved = frozenset().union(*(targets[node_id] for node_id in failed))
+    actions.append(f"fixed: {len(fixed)} findings, {len(node_ids) - len(failed)} comments minimised"
+                   + (f", {len(failed)} left for the next run" if failed else ""))
+    return recorded | (fixed - unresolved)
+
+
+def _not_minimized(answer: dict[str, Any], node_ids: Sequence[str]) -> set[str]:
+    """The node ids of a :func:`minimize_mutation` whose alias did not come back minimised."""
+    data = answer.get("data") or {}
+    return {node_id for i, node_id in enumerate(node_ids)
+            if not ((data.get(f"m{i}") or {}).get("minimizedComment") or {}).get("isMinimized")}
 
 
 def minimize_mutation(node_ids: Sequence[str]) -> tuple[str, dict[str, str]]:
@@ -343,15 +396,13 @@ def _sync_labels(repo: RepoClient, number: int, current: frozenset[str], publica
     if add:
         _create_missing_labels(repo, add, publication)
     params = {"issue_number": number}
-    if not remove:
+    if add:
         repo.call("POST", ISSUE_LABELS, params, body={"labels": sorted(add)})
-    elif not add and len(remove) == 1:
+    for name in sorted(remove):
         try:
-            repo.call("DELETE", ISSUE_LABEL, {**params, "name": next(iter(remove))})
+            repo.call("DELETE", ISSUE_LABEL, {**params, "name": name})
         except NotFound:
-            log.info("label %s already gone from %s#%d", remove, repo.full_name, number)
-    else:
-        repo.call("PUT", ISSUE_LABELS, params, body={"labels": sorted((current - remove) | add)})
+            log.info("label %s already gone from %s#%d", name, repo.full_name, number)
     actions.append(f"labels: +{sorted(add)} -{sorted(remove)}")
 
 

@@ -11,10 +11,16 @@ retries and no ``seconds_between_writes`` delay. Every attempt is then visible h
 - 5xx answers and broken connections are retried with exponential backoff (bounded; the sleep is injected so
   tests run instantly). A POST that creates content is only retried when the caller can ``confirm`` that the
   failed attempt did not land after all (GitHub may answer 502 after it created the object), so a retry
-  never posts a review or comment twice;
-- content-changing requests of one installation are serialised by a lock (GitHub asks integrators not to send
-  concurrent content-creating requests); a fixed pause between writes would cost the per-PR latency budget
-  for no gain at a handful of writes per pull request, so none is added.
+  never posts a review or comment twice. When no answer came at all (a timeout, a dropped connection),
+  GitHub may still commit the write many seconds later, so ``confirm`` is asked again over
+  :data:`CONFIRM_DELAYS` (half a minute) before the POST is sent again;
+- a 401 drops the cached token (``TokenAuth.refresh``) and the request is sent once more with a fresh one; a
+  second 401 is :class:`Unauthorized`. Errors retrying cannot cure (401, 404) are :class:`PermanentError`, so
+  the job queue dead-letters them at once instead of retrying for minutes;
+- content-changing requests of one installation are serialised by the write slot, held for one attempt only
+  (never through a rate-limit wait or a backoff, which would stall every other job of the installation); a
+  fixed pause between writes would cost the per-PR latency budget for no gain at a handful of writes per pull
+  request, so none is added here (the deployment's coordinator may pace them).
 
 https://docs.github.com/rest/using-the-rest-api/best-practices-for-using-the-rest-api
 https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api
@@ -43,13 +49,14 @@ USER_AGENT = "atlas-bot"
 API_VERSION = "2022-11-28"
 TIMEOUT_SECONDS = 15
 PER_PAGE = 100
-# GitHub lists at most 3,000 files of a pull request; 30 pages of 100 cover every listing the bot reads.
-MAX_PAGES = 30
 MAX_ATTEMPTS = 4
 BACKOFF_SECONDS = 0.5
 MAX_RATE_WAIT_SECONDS = 60.0
 # "If you exceed a secondary rate limit and no retry-after header is present, wait for at least one minute."
 SECONDARY_WAIT_SECONDS = 60.0
+# After a POST got no answer: look for it at once, then after these waits (31 s in all). GitHub has been seen
+# committing a write 20 s after the client gave up on it.
+CONFIRM_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 RATE_LIMIT_STATUSES = frozenset({403, 429})
 NO_RESPONSE = 0
@@ -71,6 +78,10 @@ log = logging.getLogger(__name__)
 OnCall = Callable[[str, int], None]
 
 
+class PermanentError(Exception):
+    """A job failure that retrying cannot cure (the worker dead-letters it at once, with the reason)."""
+
+
 class GitHubError(Exception):
     """GitHub answered an error (``status``) or could not be reached (``status`` None) on ``endpoint``."""
 
@@ -87,8 +98,12 @@ class GitHubError(Exception):
         return frozenset(e.get("code", "") for e in errors or () if isinstance(e, dict))
 
 
-class NotFound(GitHubError):
+class NotFound(GitHubError, PermanentError):
     """404: the object does not exist, or the installation cannot see it."""
+
+
+class Unauthorized(GitHubError, PermanentError):
+    """401 even with a fresh token: the installation was removed or its access revoked."""
 
 
 class RateLimited(GitHubError):
@@ -126,10 +141,15 @@ class Tally:
 
 
 class TokenAuth(Auth.Auth):
-    """PyGithub auth that asks ``provider`` for the token on every request (it caches and refreshes)."""
+    """PyGithub auth that asks ``provider`` for the token on every request (it caches and refreshes).
 
-    def __init__(self, provider: Callable[[], str]) -> None:
+    ``drop(token)`` forgets a token GitHub refused, so that the provider's next answer is a fresh one.
+    """
+
+    def __init__(self, provider: Callable[[], str], drop: Callable[[str], None] | None = None) -> None:
         self._provider = provider
+        self._drop = drop
+        self._last: str | None = None
 
     @property
     def token_type(self) -> str:
@@ -137,7 +157,16 @@ class TokenAuth(Auth.Auth):
 
     @property
     def token(self) -> str:
-        return self._provider()
+        self._last = self._provider()
+        return self._last
+
+    def refresh(self) -> bool:
+        """GitHub answered 401 to the last token: drop it; False when there is nothing to drop."""
+        if self._drop is None or self._last is None:
+            return False
+        self._drop(self._last)
+        self._last = None
+        return True
 
 
 class Transport:
@@ -157,6 +186,7 @@ class Transport:
         max_rate_wait: float = MAX_RATE_WAIT_SECONDS,
         timeout: int = TIMEOUT_SECONDS,
     ) -> None:
+        self._auth = auth
         self._requester = Requester(
             auth=auth,
             base_url=api_url.rstrip("/"),
@@ -220,8 +250,9 @@ class Transport:
         """Send ``method template`` (placeholders filled from ``params``) and return the decoded answer.
 
         ``idempotent`` defaults to True for every method but POST; a non-idempotent request is retried after a
-        5xx or a broken connection only when ``confirm()`` (called first) returns None, i.e. the earlier attempt
-        did not create anything; when it returns a value, that value is the answer. ``url`` (a pagination
+        5xx or a broken connection only when ``confirm()`` (called first, and after no answer at all again over
+        :data:`CONFIRM_DELAYS`) returns None, i.e. the earlier attempt did not create anything; when it returns
+        a value, that value is the answer. ``url`` (a pagination
         link) replaces the expanded template; ``endpoint`` names the call for counting.
         """
         method = method.upper()
@@ -232,40 +263,65 @@ class Transport:
         resource = "graphql" if endpoint == GRAPHQL_ENDPOINT else "core"
         lock = nullcontext() if method in READ_METHODS else self._write_lock
         failures = rate_waits = 0
-        with lock:
-            while True:
-                self._wait_for_reset(resource, endpoint)
-                broken: Exception | None = None
+        refreshed = False
+        while True:
+            self._wait_for_reset(resource, endpoint)
+            broken: Exception | None = None
+            # The write slot covers this one attempt; every wait below happens outside it.
+            with lock:
                 try:
                     status, headers, raw = self._requester.requestJson(method, target, dict(query or {}), None, body)
                 except _TRANSIENT_ERRORS as exc:
                     status, headers, raw, broken = NO_RESPONSE, {}, None, exc
-                self._report(endpoint, status)
-                self._note_limits(resource, headers)
-                data = _decode(raw)
-                if broken is None and status < 400:
-                    return Response(status, headers, data)
+            self._report(endpoint, status)
+            self._note_limits(resource, headers)
+            data = _decode(raw)
+            if broken is None and status < 400:
+                return Response(status, headers, data)
 
-                wait = self._rate_limit_wait(status, headers, data, rate_waits)
-                if wait is not None:
-                    rate_waits += 1
-                    if wait > self._max_rate_wait or rate_waits > self._max_attempts:
-                        raise RateLimited(_message(data), status=status, endpoint=endpoint,
-                                          retry_at=self._clock() + wait)
-                    log.warning("GitHub %s: rate limited (%d), waiting %.0f s", endpoint, status, wait)
-                    self._sleep(wait)
-                    self._limits.pop(resource, None)  # waited for it; the next answer tells the new budget
-                    continue
+            if status == 401 and not refreshed and self._refresh_auth():
+                # A revoked or rotated token: a 401 changed nothing on GitHub, so sending again is safe.
+                refreshed = True
+                log.warning("GitHub %s: 401, retrying once with a fresh token", endpoint)
+                continue
 
-                transient = broken is not None or status in RETRYABLE_STATUSES
-                failures += 1
-                if not transient or failures >= self._max_attempts or not (idempotent or confirm):
-                    raise _error(endpoint, status, data, broken)
-                log.warning("GitHub %s: %s, attempt %d", endpoint, broken or status, failures)
-                found = confirm() if confirm else None
+            wait = self._rate_limit_wait(status, headers, data, rate_waits)
+            if wait is not None:
+                rate_waits += 1
+                if wait > self._max_rate_wait or rate_waits > self._max_attempts:
+                    raise RateLimited(_message(data), status=status, endpoint=endpoint,
+                                      retry_at=self._clock() + wait)
+                log.warning("GitHub %s: rate limited (%d), waiting %.0f s", endpoint, status, wait)
+                self._sleep(wait)
+                self._limits.pop(resource, None)  # waited for it; the next answer tells the new budget
+                continue
+
+            transient = broken is not None or status in RETRYABLE_STATUSES
+            failures += 1
+            if not transient or failures >= self._max_attempts or not (idempotent or confirm):
+                raise _error(endpoint, status, data, broken)
+            log.warning("GitHub %s: %s, attempt %d", endpoint, broken or status, failures)
+            if confirm is not None:
+                found = self._confirm(confirm, endpoint, patient=broken is not None)
                 if found is not None:
                     return Response(status, headers, found)
-                self._sleep(self._backoff * 2 ** (failures - 1))
+            self._sleep(self._backoff * 2 ** (failures - 1))
+
+    def _confirm(self, confirm: Callable[[], Any], endpoint: str, *, patient: bool) -> Any:
+        """What ``confirm()`` finds of a failed write: asked at once and, when no answer came at all (the
+        write may still be committed late), again after each of :data:`CONFIRM_DELAYS`."""
+        found = confirm()
+        for delay in CONFIRM_DELAYS if patient else ():
+            if found is not None:
+                break
+            log.info("GitHub %s: no answer; looking again for the write in %.0f s", endpoint, delay)
+            self._sleep(delay)
+            found = confirm()
+        return found
+
+    def _refresh_auth(self) -> bool:
+        refresh = getattr(self._auth, "refresh", None)
+        return bool(refresh()) if callable(refresh) else False
 
     def paginate(
         self,
@@ -274,23 +330,24 @@ class Transport:
         *,
         query: Mapping[str, Any] | None = None,
         key: str | None = None,
-        max_pages: int = MAX_PAGES,
     ) -> list[Any]:
-        """Every item of a listing, following ``Link: rel="next"`` (``key`` picks the list out of an object)."""
+        """Every item of a listing, following ``Link: rel="next"`` to the last page (``key`` picks the list
+        out of an object). A partial listing would make the bot take a posted review for missing and post it
+        again, so no page is skipped; a next link seen before (a loop) is the only stop."""
         items: list[Any] = []
         url: str | None = None
+        seen: set[str] = set()
         first_query = {"per_page": PER_PAGE, **(query or {})}
-        for _ in range(max_pages):
+        while True:
             # A next link already carries the query; only the first page is built from the template.
             answer = self.request("GET", template, params, query=None if url else first_query, url=url)
             page = answer.data.get(key, []) if key else answer.data
             items.extend(page or [])
             match = _NEXT_LINK_RE.search(answer.headers.get("link", ""))
-            if match is None:
+            if match is None or match.group(1) in seen:
                 return items
             url = match.group(1)
-        log.warning("GET %s: stopped after %d pages", template, max_pages)
-        return items
+            seen.add(url)
 
     def graphql(self, query: str, variables: Mapping[str, Any], *, idempotent: bool = True) -> dict[str, Any]:
         """POST a GraphQL document; returns the whole answer (``data`` and, on partial failure, ``errors``)."""
@@ -355,7 +412,7 @@ def _error(endpoint: str, status: int, data: Any, broken: Exception | None) -> G
         error = GitHubError(f"connection failed: {broken}", status=None, endpoint=endpoint)
         error.__cause__ = broken
         return error
-    kind = NotFound if status == 404 else GitHubError
+    kind = {404: NotFound, 401: Unauthorized}.get(status, GitHubError)
     return kind(_message(data), status=status, endpoint=endpoint, data=data)
 
 

@@ -11,6 +11,7 @@ GraphQL, which the REST description does not cover (handlers.graphql accepts one
 from __future__ import annotations
 
 import json
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -21,11 +22,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .handlers import ACCESS_TOKENS, HANDLERS, ApiError, Call, Handler, Result, check_app_jwt, graphql
+from .handlers import ACCESS_TOKENS, APP, HANDLERS, ApiError, Call, Handler, Result, check_app_jwt, graphql
 from .state import (
     BAD_GATEWAY,
     BAD_GATEWAY_AFTER_WRITE,
     CONNECTION_CLOSE,
+    LATE_WRITE,
     NOT_FOUND,
     PRIMARY_RATE_LIMIT,
     RATE_LIMIT,
@@ -101,6 +103,11 @@ class Exchange:
         except ValueError:
             return self._answer(Result(400, {"message": "Problems parsing JSON", "documentation_url": ""}))
         fault = self.state.take_fault(self.endpoint)
+        if fault is not None and fault.kind == LATE_WRITE:
+            timer = threading.Timer(fault.delay, self._commit_late, args=(handler,))
+            timer.daemon = True
+            timer.start()
+            return self._fault(fault)
         if fault is not None and fault.kind != BAD_GATEWAY_AFTER_WRITE:
             return self._fault(fault)
         with self.state.lock:
@@ -108,6 +115,11 @@ class Exchange:
         if fault is not None:
             return self._fault(fault)
         return self._answer(result)
+
+    def _commit_late(self, handler: Handler) -> None:
+        # Recorded once already, as the request whose answer never came.
+        with self.state.lock:
+            self._handle(handler)
 
     def _handle(self, handler: Handler) -> Result:
         spec = self.state.spec
@@ -134,6 +146,8 @@ class Exchange:
         if self.template == ACCESS_TOKENS:
             check_app_jwt(self.state, authorization)
             return self.state.bot["login"]
+        if self.template == APP:
+            return str(check_app_jwt(self.state, authorization))  # the acting App's id
         _, _, token = authorization.partition(" ")
         known = self.state.tokens.get(token)
         if known is None or known.expires_at <= time.time():
@@ -163,8 +177,9 @@ class Exchange:
         return status < 400 or str(status) in responses or "default" in responses
 
     def _fault(self, fault: Fault) -> Response:
-        self._record(0 if fault.kind == CONNECTION_CLOSE else FAULT_ANSWERS[fault.kind][0], fault.kind)
-        if fault.kind == CONNECTION_CLOSE:
+        no_answer = fault.kind in (CONNECTION_CLOSE, LATE_WRITE)
+        self._record(0 if no_answer else FAULT_ANSWERS[fault.kind][0], fault.kind)
+        if no_answer:
             return BrokenResponse()
         status, message = FAULT_ANSWERS[fault.kind]
         headers = self._rate_headers()

@@ -94,8 +94,9 @@ class EmulatorHandle:
     def push(self, full_name: str, number: int, head: str) -> str:
         return self.state.push(full_name, number, head)
 
-    def inject_fault(self, endpoint: str, kind: str, *, times: int = 1, retry_after: int = 1) -> None:
-        self.state.inject_fault(endpoint, kind, times=times, retry_after=retry_after)
+    def inject_fault(self, endpoint: str, kind: str, *, times: int = 1, retry_after: int = 1,
+                     delay: float = 0.0) -> None:
+        self.state.inject_fault(endpoint, kind, times=times, retry_after=retry_after, delay=delay)
 
     def register_app(self, app_id: int, public_key_pem: str,
                      installation_id: int = DEFAULT_INSTALLATION_ID) -> None:

@@ -24,6 +24,8 @@ DOCS_URL = "https://docs.github.com/rest"
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 100
 ACCESS_TOKENS = "/app/installations/{installation_id}/access_tokens"
+APP = "/app"  # authenticated with the App's JWT (the actor is the App's id), as ACCESS_TOKENS is
+APP_SLUG = BOT_LOGIN.removesuffix("[bot]")
 MINIMIZE_RE = re.compile(r"(\w+): minimizeComment\(input: \{subjectId: \$(\w+), classifier: (\w+)\}\)"
                          r" \{ minimizedComment \{ isMinimized \} \}")
 MUTATION_RE = re.compile(r"mutation\(([^)]*)\) \{ (.*) \}", re.DOTALL)
@@ -127,8 +129,20 @@ def create_access_token(call: Call) -> Result:
                                            permissions={"pull_requests": "write"}, repository_selection="all"))
 
 
-def check_app_jwt(state: State, authorization: str) -> None:
-    """The App's JWT: RS256, signed by a registered App's key, unexpired, ``iss`` = that App's id."""
+@operation("GET", APP)
+def get_app(call: Call) -> Result:
+    state = call.state
+    app_id = int(call.actor)
+    owner = state.user("atlas", "Organization")
+    return Result(200, state.spec.skeleton(
+        "integration", id=app_id, slug=APP_SLUG, node_id=state.node_id("App", app_id), name=APP_SLUG,
+        owner=owner, html_url=f"https://github.invalid/apps/{APP_SLUG}", created_at=now_iso(),
+        updated_at=now_iso(), permissions={"issues": "write", "pull_requests": "write"},
+        events=["pull_request", "push"]))
+
+
+def check_app_jwt(state: State, authorization: str) -> int:
+    """The App's JWT: RS256, signed by a registered App's key, unexpired, ``iss`` = that App's id (returned)."""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "A JSON web token could not be decoded")
@@ -138,6 +152,7 @@ def check_app_jwt(state: State, authorization: str) -> None:
         jwt.decode(token, key, algorithms=["RS256"], options={"require": ["exp", "iat", "iss"]})
     except (jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
         raise ApiError(401, f"A JSON web token could not be decoded ({exc})") from exc
+    return int(issuer)
 
 
 @operation("GET", "/repos/{owner}/{repo}")
@@ -287,6 +302,19 @@ def create_review(call: Call) -> Result:
     repo.reviews[pull.number].append(review)
     for comment in body.get("comments") or ():
         repo.review_comments[pull.number].append(_review_comment(state, repo, pull, review, commit_id, comment, diff))
+    return Result(200, review)
+
+
+@operation("PUT", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/dismissals")
+def dismiss_review(call: Call) -> Result:
+    repo, pull = _pull(call)
+    ident = call.number("review_id")
+    review = next((r for r in repo.reviews[pull.number] if r["id"] == ident), None)
+    if review is None:
+        raise ApiError(404, "Not Found")
+    if review["state"] not in ("CHANGES_REQUESTED", "APPROVED"):
+        raise ApiError(422, "Can not dismiss a commented pull request review")
+    review["state"] = "DISMISSED"
     return Result(200, review)
 
 

@@ -35,8 +35,11 @@ SECONDARY_RATE_LIMIT = "secondary-rate-limit"  # 403 with Retry-After
 PRIMARY_RATE_LIMIT = "primary-rate-limit"  # 403 with X-RateLimit-Remaining: 0
 NOT_FOUND = "not-found"  # 404
 CONNECTION_CLOSE = "connection-close"  # the connection drops mid-answer
+# The client gets no answer (the connection drops, as after its timeout) and the write is committed
+# ``delay`` seconds later, as GitHub sometimes does.
+LATE_WRITE = "late-write"
 FAULTS = frozenset({BAD_GATEWAY, BAD_GATEWAY_AFTER_WRITE, SECONDARY_RATE_LIMIT, PRIMARY_RATE_LIMIT, NOT_FOUND,
-                    CONNECTION_CLOSE})
+                    CONNECTION_CLOSE, LATE_WRITE})
 
 
 def now_iso(moment: float | None = None) -> str:
@@ -48,6 +51,7 @@ def now_iso(moment: float | None = None) -> str:
 class Fault:
     kind: str
     retry_after: int = 1
+    delay: float = 0.0  # LATE_WRITE: seconds until the write is committed
 
 
 @dataclass(frozen=True)
@@ -273,12 +277,19 @@ class State:
 
     # ----------------------------------------------------------------------------------------- faults
 
-    def inject_fault(self, endpoint: str, kind: str, *, times: int = 1, retry_after: int = 1) -> None:
+    def inject_fault(self, endpoint: str, kind: str, *, times: int = 1, retry_after: int = 1,
+                     delay: float = 0.0) -> None:
         """Answer the next ``times`` calls to ``endpoint`` ("POST /repos/{owner}/{repo}/check-runs") with a fault."""
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; one of {sorted(FAULTS)}")
         with self.lock:
-            self.faults[endpoint].extend(Fault(kind, retry_after) for _ in range(times))
+            self.faults[endpoint].extend(Fault(kind, retry_after, delay) for _ in range(times))
+
+    def revoke_tokens(self, installation_id: int) -> None:
+        """Revoke every token of the installation (they answer 401 from now on, before they expire)."""
+        with self.lock:
+            for token in [t for t, known in self.tokens.items() if known.installation_id == installation_id]:
+                del self.tokens[token]
 
     def take_fault(self, endpoint: str) -> Fault | None:
         with self.lock:

@@ -34,12 +34,14 @@ VERSION_FILE = HERE / "VERSION"
 
 # (method, path) of every REST operation the bot calls and the emulator serves.
 OPERATIONS: tuple[tuple[str, str], ...] = (
+    ("get", "/app"),
     ("post", "/app/installations/{installation_id}/access_tokens"),
     ("get", "/repos/{owner}/{repo}"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}/files"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"),
     ("post", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"),
+    ("put", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/dismissals"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}/comments"),
     ("get", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
     ("post", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
