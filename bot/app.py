@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from bot import handlers
+from bot.coordination import Coordinator, InProcessCoordinator, PostgresCoordinator
 from bot.handlers import ProgressJob, Services
 from bot.logs import configure_logging, log_context, register_secret
 from bot.metrics import CONTENT_TYPE, Metrics
@@ -134,7 +137,8 @@ def create_app(
 
     @app.get("/metrics")
     def prometheus() -> Response:
-        return Response(metrics.render(sample), media_type=CONTENT_TYPE)
+        return Response(metrics.render(sample, lambda: {s.value: n for s, n in queue.counts().items()}),
+                        media_type=CONTENT_TYPE)
 
     return app
 
@@ -155,25 +159,42 @@ async def _read_capped(request: Request, max_bytes: int) -> bytes:
 
 @dataclass
 class Runtime:
-    """Everything ``serve`` runs in one process: the app, its queue, the workers and the mermaid pool."""
+    """Everything one process runs: the app, its queue, the workers, the mermaid pool and the coordinator.
 
-    app: FastAPI
+    ``workers`` is None for a webhooks-only server (``serve --no-workers``); ``app`` is None for a worker
+    process (``atlas-bot worker``).
+    """
+
+    app: FastAPI | None
     queue: JobQueue
-    workers: WorkerPool
+    workers: WorkerPool | None
     metrics: Metrics
     pool: Any
+    coordinator: Coordinator | None = None
 
     def start(self) -> None:
         if self.pool is not None:
             # Spawn the Node workers now, so the first delivery does not wait for mermaid to load.
             self.pool.start()
-        self.workers.start()
+        if self.workers is not None:
+            self.workers.start()
 
     def close(self) -> None:
-        self.workers.stop()
+        if self.workers is not None:
+            self.workers.stop()
         if self.pool is not None:
             self.pool.close()
         self.queue.close()
+        close = getattr(self.coordinator, "close", None)
+        if close is not None:
+            close()
+
+
+def open_coordinator(settings: Settings) -> Coordinator:
+    """The state every process shares: in the queue's PostgreSQL when ``ATLAS_QUEUE_URL`` is set, else here."""
+    if settings.queue_url is not None:
+        return PostgresCoordinator(settings.queue_url_value(), write_interval=settings.write_interval_seconds)
+    return InProcessCoordinator(write_interval=settings.write_interval_seconds)
 
 
 def build_services(
@@ -183,6 +204,7 @@ def build_services(
     pool: Any,
     *,
     update_progress: Callable[[ProgressJob], Any] | None = None,
+    coordinator: Coordinator | None = None,
 ) -> Services:
     """The real outside world: App-authenticated GitHub clients, git mirrors, the engine and the publisher."""
     from bot.check import run_check
@@ -193,8 +215,9 @@ def build_services(
     from bot.progress_store import ProgressStore
     from bot.review import build_publication
 
+    coordinator = coordinator or InProcessCoordinator(write_interval=settings.write_interval_seconds)
     auth = AppAuth(credentials.app_id, credentials.private_key, api_url=settings.github_api_url,
-                   on_call=metrics.github_call)
+                   on_call=metrics.github_call, coordinator=coordinator)
 
     def token(installation_id: int | None) -> str | None:
         if installation_id is None:
@@ -214,10 +237,22 @@ def build_services(
 
     store = ProgressStore.in_data_dir(settings.data_dir)
     if update_progress is None:
-        update_progress = ProgressPublisher(store, pool)
+        update_progress = serialised_progress(ProgressPublisher(store, pool), coordinator)
     return Services(repo_client=repo_client, git_token=token, mirror=mirror, pool=pool, load_config=load_config,
                     run_check=functools.partial(run_check, store=store), build_publication=build_publication,
                     update_progress=update_progress)
+
+
+def serialised_progress(publish: Callable[[ProgressJob], Any],
+                        coordinator: Coordinator) -> Callable[[ProgressJob], Any]:
+    """``publish`` under the repository's named lock: one progress update per repository at a time across
+    every process, also when two jobs of different keys (a push and ``/atlas progress``) reach it together."""
+
+    def update(job: ProgressJob) -> Any:
+        with coordinator.lock(handlers.PROGRESS_KEY.format(repo=job.repository)):
+            return publish(job)
+
+    return update
 
 
 def build_runtime(
@@ -226,38 +261,56 @@ def build_runtime(
     services: Services | None = None,
     update_progress: Callable[[ProgressJob], Any] | None = None,
     router: Router = handlers.route,
+    http: bool = True,
+    workers: bool = True,
 ) -> Runtime:
-    """Queue, metrics, mermaid pool, workers and app from ``settings`` (``services`` replaces the real ones)."""
+    """Queue, coordinator, metrics, mermaid pool, workers and app from ``settings`` (``services`` replaces the
+    real ones); ``http=False`` builds a worker process, ``workers=False`` a webhooks-only server."""
     metrics = Metrics()
     pool = None
-    if services is None:
-        credentials = settings.credentials()
-        for secret in (credentials.private_key, credentials.webhook_secret):
-            register_secret(secret)
-        from bot.gates.mermaid import CACHE_FILE, MermaidPool, VerdictCache
-
-        pool = MermaidPool(cache=VerdictCache(settings.data_dir / CACHE_FILE))
-        services = build_services(settings, credentials, metrics, pool, update_progress=update_progress)
+    coordinator = None
     queue = open_queue(settings)
-    workers = WorkerPool(queue, services, metrics=metrics, workers=settings.workers,
-                         lease_seconds=settings.lease_seconds, poll_seconds=settings.poll_seconds, router=router)
-    app = create_app(settings, queue, metrics=metrics, router=router, on_enqueued=workers.wake)
-    return Runtime(app=app, queue=queue, workers=workers, metrics=metrics, pool=pool)
+    pool_of_workers = None
+    if workers:
+        coordinator = open_coordinator(settings)
+        if services is None:
+            credentials = settings.credentials()
+            for secret in (credentials.private_key, credentials.webhook_secret):
+                register_secret(secret)
+            from bot.gates.mermaid import CACHE_FILE, MermaidPool, VerdictCache
+
+            pool = MermaidPool(cache=VerdictCache(settings.data_dir / CACHE_FILE))
+            services = build_services(settings, credentials, metrics, pool, update_progress=update_progress,
+                                      coordinator=coordinator)
+        pool_of_workers = WorkerPool(queue, services, metrics=metrics, workers=settings.workers,
+                                     lease_seconds=settings.lease_seconds, poll_seconds=settings.poll_seconds,
+                                     router=router, prune_interval=settings.prune_interval_seconds)
+    app = None
+    if http:
+        app = create_app(settings, queue, metrics=metrics, router=router,
+                         on_enqueued=None if pool_of_workers is None else pool_of_workers.wake)
+    return Runtime(app=app, queue=queue, workers=pool_of_workers, metrics=metrics, pool=pool,
+                   coordinator=coordinator)
 
 
 def serve_command(
     host: str | None = None,
     port: int | None = None,
     *,
+    workers: bool = True,
     update_progress: Callable[[ProgressJob], Any] | None = None,
 ) -> int:
-    """``atlas-bot serve``: settings and credentials checked first, then uvicorn with the workers alongside."""
+    """``atlas-bot serve [--no-workers]``: settings and credentials checked first, then uvicorn (which stops on
+    SIGTERM) with the workers alongside unless ``workers`` is False."""
     settings = Settings.load(host=host, port=port)
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values())
-    runtime = build_runtime(settings, update_progress=update_progress)
+    if not workers:
+        settings.webhook_secret_value()  # a webhooks-only server needs no App key, only the secret
+    runtime = build_runtime(settings, update_progress=update_progress, workers=workers)
     pruned = runtime.queue.prune()
-    log.info("serving on http://%s:%d/webhook with %d workers (data in %s; %d old jobs pruned)",
-             settings.host, settings.port, settings.workers, settings.data_dir, pruned)
+    log.info("serving on http://%s:%d/webhook with %s (queue: %s; %d old jobs pruned)", settings.host,
+             settings.port, f"{settings.workers} workers" if workers else "no workers", _queue_name(settings),
+             pruned)
     runtime.start()
     started = time.monotonic()
     try:
@@ -266,3 +319,29 @@ def serve_command(
         runtime.close()
         log.info("stopped after %.0f s", time.monotonic() - started)
     return 0
+
+
+def worker_command(*, update_progress: Callable[[ProgressJob], Any] | None = None,
+                   stop: threading.Event | None = None) -> int:
+    """``atlas-bot worker``: workers only, no HTTP. SIGTERM (or SIGINT) stops leasing, lets the running jobs
+    finish for the stop timeout and releases the unfinished ones; ``stop`` replaces the signals in tests."""
+    settings = Settings.load()
+    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values())
+    runtime = build_runtime(settings, update_progress=update_progress, http=False)
+    stopping = stop or threading.Event()
+    if stop is None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stopping.set())
+    log.info("working with %d workers (queue: %s)", settings.workers, _queue_name(settings))
+    runtime.start()
+    started = time.monotonic()
+    try:
+        stopping.wait()
+    finally:
+        runtime.close()
+        log.info("stopped after %.0f s", time.monotonic() - started)
+    return 0
+
+
+def _queue_name(settings: Settings) -> str:
+    return "PostgreSQL (ATLAS_QUEUE_URL)" if settings.queue_url is not None else str(settings.queue_path)

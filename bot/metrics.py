@@ -6,7 +6,7 @@ GitHub calls by endpoint and status, the rate limit left, and queue depth / olde
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -38,6 +38,10 @@ class Metrics:
                                     registry=r)
         self.dead_letters = Gauge("atlas_queue_dead_letters", "Jobs dead-lettered and kept for inspection",
                                   registry=r)
+        # The queue store's size: its rows by state (done and superseded rows are the delivery ids kept to
+        # recognise redeliveries), flat once retention prunes as fast as deliveries arrive.
+        self.queue_jobs = Gauge("atlas_queue_jobs", "Rows in the job queue's store by state", ["state"],
+                                registry=r)
 
     def delivery(self, event: str, outcome: str) -> None:
         self.deliveries.labels(event=event or "unknown", outcome=outcome).inc()
@@ -56,11 +60,16 @@ class Metrics:
     def rate_limit(self, remaining: int) -> None:
         self.rate_limit_remaining.set(remaining)
 
-    def render(self, sample: Callable[[], tuple[int, float | None, int]] | None = None) -> bytes:
-        """The exposition text; ``sample`` returns (queue depth, oldest age or None, dead letters) right now."""
+    def render(self, sample: Callable[[], tuple[int, float | None, int]] | None = None,
+               queue_sizes: Callable[[], Mapping[str, int]] | None = None) -> bytes:
+        """The exposition text; ``sample`` returns (queue depth, oldest age or None, dead letters) right now,
+        ``queue_sizes`` the queue's rows per state."""
         if sample is not None:
             depth, oldest, dead = sample()
             self.queue_depth.set(depth)
             self.oldest_job_age.set(oldest or 0.0)
             self.dead_letters.set(dead)
+        if queue_sizes is not None:
+            for state, rows in queue_sizes().items():
+                self.queue_jobs.labels(state=state).set(rows)
         return generate_latest(self.registry)
