@@ -313,6 +313,9 @@ def serve_command(
              pruned)
     runtime.start()
     started = time.monotonic()
+    # uvicorn shuts down on SIGTERM, then raises the signal again under the handler it found; with the default
+    # one the process would die before the workers stop, so a handler of our own lets ``finally`` run.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         uvicorn.run(runtime.app, host=settings.host, port=settings.port, log_config=None, access_log=False)
     finally:
