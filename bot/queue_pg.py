@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from psycopg import Connection
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.queue import (
     LEASE_LOST_ERROR,
@@ -37,6 +37,7 @@ from bot.queue import (
     payload_text,
     trim_payload,
 )
+from bot.settings import SettingsError
 from bot.webhooks import Delivery
 
 SCHEMA = (
@@ -75,11 +76,18 @@ POOL_MAX_CONNECTIONS = 16
 CONNECT_TIMEOUT_SECONDS = 10.0
 
 
-def connection_pool(url: str, *, autocommit: bool = False, max_size: int = POOL_MAX_CONNECTIONS) -> ConnectionPool:
-    """An open pool for ``url``; its first connection is made now, so a wrong URL fails at start-up."""
+def connection_pool(url: str, *, autocommit: bool = False, max_size: int = POOL_MAX_CONNECTIONS,
+                    timeout: float = CONNECT_TIMEOUT_SECONDS) -> ConnectionPool:
+    """An open pool for ``url``; its first connection is made now, so a wrong URL fails at start-up with a
+    ``SettingsError`` (which never repeats the URL: it carries the password)."""
     pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False, kwargs={"autocommit": autocommit},
                           name="atlas-autocommit" if autocommit else "atlas")
-    pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
+    try:
+        pool.open(wait=True, timeout=timeout)
+    except PoolTimeout:
+        pool.close()
+        raise SettingsError(f"ATLAS_QUEUE_URL: no connection to PostgreSQL within {timeout:g} s (is the server "
+                            "up, the database created, the user and password right?)") from None
     return pool
 
 

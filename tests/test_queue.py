@@ -16,7 +16,7 @@ import pytest
 
 from bot.queue import JobState, Retention, SQLiteJobQueue, format_jobs, jobs_command
 from bot.queue_pg import PostgresJobQueue
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.webhooks import Delivery
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -460,6 +460,37 @@ def test_jobs_command_reads_the_queue_under_the_data_dir(tmp_path: Path) -> None
     q.close()
     assert "delivery d1" in jobs_command(settings, state="queued")
     assert "(no dead jobs)" in jobs_command(settings, state="dead")
+
+
+def test_jobs_command_retries_one_dead_letter(tmp_path: Path) -> None:
+    settings = Settings.load(data_dir=tmp_path)
+    q = SQLiteJobQueue(settings.queue_path)
+    q.enqueue(sync("d1", "a"))
+    q.fail(q.lease("w", 60), "boom", permanent=True)
+    [dead] = q.list_jobs(state=JobState.DEAD)
+    assert jobs_command(settings, retry=dead.id) == f"job {dead.id} queued again\n"
+    with pytest.raises(SettingsError, match="no dead letter"):
+        jobs_command(settings, retry=dead.id)
+    assert q.lease("w", 60).delivery.id == "d1"
+    q.close()
+
+
+def test_jobs_command_reads_the_shared_engine_when_a_queue_url_is_set(tmp_path: Path, postgres_url: str) -> None:
+    settings = Settings.load(data_dir=tmp_path / "nothing-here", queue_url=postgres_url)
+    q = PostgresJobQueue(postgres_url)
+    q.enqueue(sync("d1", "a"))
+    q.close()
+    assert "delivery d1" in jobs_command(settings)
+
+
+def test_an_unreachable_engine_is_one_clear_error_without_the_password() -> None:
+    from bot.queue_pg import connection_pool
+
+    from pgserver import free_port
+
+    with pytest.raises(SettingsError, match="no connection to PostgreSQL") as caught:
+        connection_pool(f"postgresql://atlas:s3cret@127.0.0.1:{free_port()}/atlas", timeout=0.5)
+    assert "s3cret" not in str(caught.value)
 
 
 def test_stored_payload_round_trips_unicode(queue) -> None:

@@ -270,6 +270,9 @@ def test_worker_ids_name_the_process_so_replicas_never_share_one(queue, clock) -
     workers.start()
     try:
         assert finished.wait(10)
+        deadline = time.monotonic() + 10
+        while len(set(seen)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # both threads poll: wait until each has asked for a lease once
     finally:
         workers.stop()
     assert {w.rsplit(":", 1)[0] for w in seen} == {process_name()}

@@ -43,9 +43,13 @@ class ChaosPlan:
     redeliver_share: float = 0.3  # deliveries sent a second time, to the other server
     servers: int = 2
     workers: int = 3
-    kill_every: tuple[float, float] = (0.5, 2.0)  # seconds between SIGKILLs, uniform
+    # Seconds between SIGKILLs, uniform: a restarted worker needs a few seconds on a loaded machine to load
+    # mermaid before it takes a job, so much faster kills only measure start-up.
+    kill_every: tuple[float, float] = (3.0, 8.0)
     write_interval: float = 0.05
     lease_seconds: float = 3.0
+    # Every kill costs the job it hit an attempt; enough that random kills alone never dead-letter one.
+    max_attempts: int = 20
     seed: int = 0
 
 
@@ -110,7 +114,8 @@ class Deployment:
     runs ``threads`` workers itself, the embedded default."""
 
     def __init__(self, root: Path, *, queue_url: str | None, api_url: str, private_key: str, servers: int,
-                 workers: int, threads: int = 1, write_interval: float = 0.05, lease_seconds: float = 3.0) -> None:
+                 workers: int, threads: int = 1, write_interval: float = 0.05, lease_seconds: float = 3.0,
+                 max_attempts: int = 5) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         base = {k: v for k, v in os.environ.items() if not k.startswith("ATLAS_")}
@@ -119,6 +124,7 @@ class Deployment:
             "ATLAS_WEBHOOK_SECRET": WEBHOOK_SECRET, "ATLAS_WORKERS": str(threads),
             "ATLAS_LEASE_SECONDS": str(lease_seconds), "ATLAS_POLL_SECONDS": "0.05",
             "ATLAS_RETRY_BASE_SECONDS": "0.2", "ATLAS_WRITE_INTERVAL_SECONDS": str(write_interval),
+            "ATLAS_MAX_ATTEMPTS": str(max_attempts),
             "ATLAS_LOG_FORMAT": "text", "ATLAS_LOG_LEVEL": "WARNING"})
         if queue_url is not None:
             base["ATLAS_QUEUE_URL"] = queue_url
@@ -222,7 +228,7 @@ def run(root: Path, *, sample: SampleRepo, emulator: Any, queue_url: str, privat
     emulator.state.record = timed_record
     deployment = Deployment(root, queue_url=queue_url, api_url=emulator.base_url, private_key=private_key,
                             servers=plan.servers, workers=plan.workers, write_interval=plan.write_interval,
-                            lease_seconds=plan.lease_seconds)
+                            lease_seconds=plan.lease_seconds, max_attempts=plan.max_attempts)
     result = ChaosResult()
     started = time.monotonic()
     deployment.start()

@@ -9,7 +9,7 @@ from e2e.chaos import ChaosPlan, run
 
 def test_servers_and_workers_on_one_engine_survive_sigkill(tmp_path, github_emulator, sample, app_keys,
                                                            postgres_url) -> None:
-    plan = ChaosPlan(pull_requests=6, synchronize_per_pr=2, kill_every=(1.0, 2.5), seed=9)
+    plan = ChaosPlan(pull_requests=6, synchronize_per_pr=2, kill_every=(2.0, 4.0), seed=9)
     result = run(tmp_path / "deployment", sample=sample, emulator=github_emulator, queue_url=postgres_url,
                  private_key=app_keys[0], plan=plan, idle_timeout=240)
     assert result.kills >= 1
