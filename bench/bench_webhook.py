@@ -7,7 +7,10 @@ stalled server cannot hide its stall by slowing the sender down). Each delivery 
 pull_request payload from the fixtures with its own delivery id and PR number (no coalescing), so every one
 must be processed exactly once.
 
-    .venv/bin/python bench/bench_webhook.py [--rate 200] [--duration 30] [--workers 2]
+    .venv/bin/python bench/bench_webhook.py [--rate 200] [--duration 30] [--workers 2] [--postgres]
+
+``--postgres`` puts the queue (and the coordinator) on a PostgreSQL server started for the run in a temporary
+directory (tests/pgserver.py), the shared engine of a scaled-out deployment.
 """
 
 from __future__ import annotations
@@ -45,9 +48,10 @@ NO_SERVICES = Services(repo_client=lambda *a: None, git_token=lambda i: None, mi
                        build_publication=lambda *a, **k: None)
 
 
-def serve(data_dir: str, workers: int, port_pipe, stop, result_pipe) -> None:
+def serve(data_dir: str, workers: int, port_pipe, stop, result_pipe, queue_url: str | None = None) -> None:
     """Child process: app + queue + workers; reports its port, then per-delivery handler counts at the end."""
-    settings = Settings.load(data_dir=data_dir, webhook_secret=SECRET, workers=workers, poll_seconds=0.05)
+    settings = Settings.load(data_dir=data_dir, webhook_secret=SECRET, workers=workers, poll_seconds=0.05,
+                             queue_url=queue_url)
     counts: Counter[str] = Counter()
     lock = threading.Lock()
 
@@ -161,14 +165,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="deliveries per second (default 200)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load (default 30)")
     parser.add_argument("--workers", type=int, default=2, help="worker threads in the server (default 2)")
+    parser.add_argument("--postgres", action="store_true", help="queue on a PostgreSQL server started for the run")
     args = parser.parse_args(argv)
     total = int(args.rate * args.duration)
     work = deliveries(total)
+    engine = None
+    if args.postgres:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from pgserver import PostgresServer, server_bin_dir
+
+        engine = PostgresServer(server_bin_dir())
+        engine.start()
+    try:
+        return measure(args, total, work, None if engine is None else engine.url)
+    finally:
+        if engine is not None:
+            engine.stop()
+
+
+def measure(args: argparse.Namespace, total: int, work: list[tuple[bytes, dict[str, str], str]],
+            queue_url: str | None) -> int:
     with tempfile.TemporaryDirectory(prefix="atlas-bench-webhook-") as data_dir:
         port_recv, port_send = multiprocessing.Pipe(duplex=False)
         result_recv, result_send = multiprocessing.Pipe(duplex=False)
         stop = multiprocessing.Event()
-        child = multiprocessing.Process(target=serve, args=(data_dir, args.workers, port_send, stop, result_send))
+        child = multiprocessing.Process(target=serve, args=(data_dir, args.workers, port_send, stop, result_send,
+                                                            queue_url))
         child.start()
         port = port_recv.recv()
         began = time.perf_counter()
@@ -185,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     repeated = sum(1 for c in counts.values() if c > 1)
     p99 = percentile(latencies, 0.99)
     print(f"webhook ack latency: {total} deliveries at {args.rate:.0f}/s over {elapsed:.1f} s "
-          f"({len(work[0][0]) / 1024:.0f} KiB payloads, {args.workers} workers; machine load average "
+          f"({len(work[0][0]) / 1024:.0f} KiB payloads, {args.workers} workers, queue on "
+          f"{'PostgreSQL' if queue_url else 'SQLite'}; machine load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(f"  p50 {percentile(latencies, 0.50):.1f} ms  p90 {percentile(latencies, 0.90):.1f} ms  "
           f"p99 {p99:.1f} ms  max {max(latencies):.1f} ms  mean {statistics.fmean(latencies):.1f} ms")
@@ -195,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = p99 <= TARGET_P99_MS and once == total and statuses.get(202) == total
     print(f"  target p99 <= {TARGET_P99_MS:.0f} ms and every delivery once: {'met' if verdict else 'NOT met'}")
     print(f"reproduce: .venv/bin/python bench/bench_webhook.py --rate {args.rate:.0f} --duration {args.duration:.0f}"
-          f" --workers {args.workers}")
+          f" --workers {args.workers}{' --postgres' if queue_url else ''}")
     return 0 if verdict else 1
 
 

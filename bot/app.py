@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from bot import handlers
+from bot.coordination import Coordinator, InProcessCoordinator, PostgresCoordinator
 from bot.handlers import ProgressJob, Services
 from bot import edge
 from bot.logs import FOREVER, configure_logging, log_context, register_secret, secret_count
@@ -171,7 +174,8 @@ def create_app(
 
     @app.get("/metrics")
     def prometheus() -> Response:
-        return Response(metrics.render(sample), media_type=CONTENT_TYPE)
+        return Response(metrics.render(sample, lambda: {s.value: n for s, n in queue.counts().items()}),
+                        media_type=CONTENT_TYPE)
 
     return app
 
@@ -205,25 +209,42 @@ async def _read_signed(request: Request, secret: str, max_bytes: int, signature:
 
 @dataclass
 class Runtime:
-    """Everything ``serve`` runs in one process: the app, its queue, the workers and the mermaid pool."""
+    """Everything one process runs: the app, its queue, the workers, the mermaid pool and the coordinator.
 
-    app: FastAPI
+    ``workers`` is None for a webhooks-only server (``serve --no-workers``); ``app`` is None for a worker
+    process (``atlas-bot worker``).
+    """
+
+    app: FastAPI | None
     queue: JobQueue
-    workers: WorkerPool
+    workers: WorkerPool | None
     metrics: Metrics
     pool: Any
+    coordinator: Coordinator | None = None
 
     def start(self) -> None:
         if self.pool is not None:
             # Spawn the Node workers now, so the first delivery does not wait for mermaid to load.
             self.pool.start()
-        self.workers.start()
+        if self.workers is not None:
+            self.workers.start()
 
     def close(self) -> None:
-        self.workers.stop()
+        if self.workers is not None:
+            self.workers.stop()
         if self.pool is not None:
             self.pool.close()
         self.queue.close()
+        close = getattr(self.coordinator, "close", None)
+        if close is not None:
+            close()
+
+
+def open_coordinator(settings: Settings) -> Coordinator:
+    """The state every process shares: in the queue's PostgreSQL when ``ATLAS_QUEUE_URL`` is set, else here."""
+    if settings.queue_url is not None:
+        return PostgresCoordinator(settings.queue_url_value(), write_interval=settings.write_interval_seconds)
+    return InProcessCoordinator(write_interval=settings.write_interval_seconds)
 
 
 def build_services(
@@ -233,6 +254,7 @@ def build_services(
     pool: Any,
     *,
     update_progress: Callable[[ProgressJob], Any] | None = None,
+    coordinator: Coordinator | None = None,
 ) -> Services:
     """The real outside world: App-authenticated GitHub clients, git mirrors, the engine and the publisher."""
     from bot.check import run_check
@@ -243,8 +265,9 @@ def build_services(
     from bot.progress_store import ProgressStore
     from bot.review import build_publication
 
+    coordinator = coordinator or InProcessCoordinator(write_interval=settings.write_interval_seconds)
     auth = AppAuth(credentials.app_id, credentials.private_key, api_url=settings.github_api_url,
-                   on_call=metrics.github_call)
+                   on_call=metrics.github_call, coordinator=coordinator)
 
     def token(installation_id: int | None) -> str | None:
         if installation_id is None:
@@ -277,7 +300,7 @@ def build_services(
     store = ProgressStore.in_data_dir(settings.data_dir, max_blob_counts=settings.progress_blob_counts_keep)
     metrics.watch_store_sizes(store_sizes)
     if update_progress is None:
-        update_progress = ProgressPublisher(store, pool, lock=auth.coordinator.lock)
+        update_progress = ProgressPublisher(store, pool, lock=coordinator.lock)
     return Services(repo_client=repo_client, git_token=token, mirror=mirror, pool=pool, load_config=load_config,
                     run_check=functools.partial(run_check, store=store), build_publication=build_publication,
                     update_progress=update_progress, mirrors=lambda: GitRepo.mirrors(settings.mirrors_dir),
@@ -290,46 +313,69 @@ def build_runtime(
     services: Services | None = None,
     update_progress: Callable[[ProgressJob], Any] | None = None,
     router: Router = handlers.route,
+    http: bool = True,
+    workers: bool = True,
 ) -> Runtime:
-    """Queue, metrics, mermaid pool, workers and app from ``settings`` (``services`` replaces the real ones)."""
+    """Queue, coordinator, metrics, mermaid pool, workers and app from ``settings`` (``services`` replaces the
+    real ones); ``http=False`` builds a worker process, ``workers=False`` a webhooks-only server."""
     metrics = Metrics()
     pool = None
-    if services is None:
-        credentials = settings.credentials()
-        for secret in (credentials.private_key, credentials.webhook_secret):
-            register_secret(secret)
-        from bot.gates.mermaid import CACHE_FILE, MermaidPool, VerdictCache
-
-        pool = MermaidPool(cache=VerdictCache(settings.data_dir / CACHE_FILE))
-        services = build_services(settings, credentials, metrics, pool, update_progress=update_progress)
+    coordinator = None
     queue = open_queue(settings)
-    workers = WorkerPool(queue, services, metrics=metrics, workers=settings.workers,
-                         lease_seconds=settings.lease_seconds, poll_seconds=settings.poll_seconds, router=router)
-    if services.enqueue is None:
-        def enqueue_follow_up(delivery: Delivery, key: str | None) -> None:
-            queue.enqueue(delivery, key=key)
-            workers.wake()
+    pool_of_workers = None
+    if workers:
+        coordinator = open_coordinator(settings)
+        if services is None:
+            credentials = settings.credentials()
+            for secret in (credentials.private_key, credentials.webhook_secret):
+                register_secret(secret)
+            from bot.gates.mermaid import CACHE_FILE, MermaidPool, VerdictCache
 
-        services.enqueue = enqueue_follow_up
-    app = create_app(settings, queue, metrics=metrics, router=router, on_enqueued=workers.wake)
-    return Runtime(app=app, queue=queue, workers=workers, metrics=metrics, pool=pool)
+            pool = MermaidPool(cache=VerdictCache(settings.data_dir / CACHE_FILE))
+            services = build_services(settings, credentials, metrics, pool, update_progress=update_progress,
+                                      coordinator=coordinator)
+        pool_of_workers = WorkerPool(queue, services, metrics=metrics, workers=settings.workers,
+                                     lease_seconds=settings.lease_seconds, poll_seconds=settings.poll_seconds,
+                                     router=router, prune_interval=settings.prune_interval_seconds)
+        if services.enqueue is None:
+            workers_to_wake = pool_of_workers
+
+            def enqueue_follow_up(delivery: Delivery, key: str | None) -> None:
+                queue.enqueue(delivery, key=key)
+                workers_to_wake.wake()
+
+            services.enqueue = enqueue_follow_up
+    app = None
+    if http:
+        app = create_app(settings, queue, metrics=metrics, router=router,
+                         on_enqueued=None if pool_of_workers is None else pool_of_workers.wake)
+    return Runtime(app=app, queue=queue, workers=pool_of_workers, metrics=metrics, pool=pool,
+                   coordinator=coordinator)
 
 
 def serve_command(
     host: str | None = None,
     port: int | None = None,
     *,
+    workers: bool = True,
     update_progress: Callable[[ProgressJob], Any] | None = None,
 ) -> int:
-    """``atlas-bot serve``: settings and credentials checked first, then uvicorn with the workers alongside."""
+    """``atlas-bot serve [--no-workers]``: settings and credentials checked first, then uvicorn (which stops on
+    SIGTERM) with the workers alongside unless ``workers`` is False."""
     settings = Settings.load(host=host, port=port)
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values())
-    runtime = build_runtime(settings, update_progress=update_progress)
+    if not workers:
+        settings.webhook_secret_value()  # a webhooks-only server needs no App key, only the secret
+    runtime = build_runtime(settings, update_progress=update_progress, workers=workers)
     pruned = runtime.queue.prune()
-    log.info("serving on http://%s:%d/webhook with %d workers (data in %s; %d old jobs pruned)",
-             settings.host, settings.port, settings.workers, settings.data_dir, pruned)
+    log.info("serving on http://%s:%d/webhook with %s (queue: %s; %d old jobs pruned)", settings.host,
+             settings.port, f"{settings.workers} workers" if workers else "no workers", _queue_name(settings),
+             pruned)
     runtime.start()
     started = time.monotonic()
+    # uvicorn shuts down on SIGTERM, then raises the signal again under the handler it found; with the default
+    # one the process would die before the workers stop, so a handler of our own lets ``finally`` run.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         uvicorn.run(runtime.app, host=settings.host, port=settings.port, log_config=None, access_log=False,
                     **edge.uvicorn_options(settings))
@@ -337,3 +383,29 @@ def serve_command(
         runtime.close()
         log.info("stopped after %.0f s", time.monotonic() - started)
     return 0
+
+
+def worker_command(*, update_progress: Callable[[ProgressJob], Any] | None = None,
+                   stop: threading.Event | None = None) -> int:
+    """``atlas-bot worker``: workers only, no HTTP. SIGTERM (or SIGINT) stops leasing, lets the running jobs
+    finish for the stop timeout and releases the unfinished ones; ``stop`` replaces the signals in tests."""
+    settings = Settings.load()
+    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values())
+    runtime = build_runtime(settings, update_progress=update_progress, http=False)
+    stopping = stop or threading.Event()
+    if stop is None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stopping.set())
+    log.info("working with %d workers (queue: %s)", settings.workers, _queue_name(settings))
+    runtime.start()
+    started = time.monotonic()
+    try:
+        stopping.wait()
+    finally:
+        runtime.close()
+        log.info("stopped after %.0f s", time.monotonic() - started)
+    return 0
+
+
+def _queue_name(settings: Settings) -> str:
+    return "PostgreSQL (ATLAS_QUEUE_URL)" if settings.queue_url is not None else str(settings.queue_path)

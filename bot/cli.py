@@ -1,4 +1,4 @@
-"""`atlas-bot`: the command line (check, progress, serve, jobs, register).
+"""`atlas-bot`: the command line (check, progress, serve, worker, jobs, register).
 
 Exit codes: 0 when nothing blocks, 1 when a blocking gate fails, 2 on usage, configuration or environment
 errors (always with a one-line reason on stderr).
@@ -57,10 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the GitHub App: webhook server and workers")
     serve.add_argument("--host", help="address to bind (default: ATLAS_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: ATLAS_PORT or 8000)")
+    serve.add_argument("--no-workers", action="store_true",
+                       help="webhooks only: `atlas-bot worker` processes run the jobs (needs ATLAS_QUEUE_URL "
+                            "or a data directory they share)")
+
+    sub.add_parser("worker", help="run workers only (no HTTP) on the queue serve fills; SIGTERM stops it")
 
     jobs = sub.add_parser("jobs", help="list queued, running and dead-lettered jobs")
     jobs.add_argument("--state", help="only jobs in this state")
     jobs.add_argument("--limit", type=int, default=50)
+    jobs.add_argument("--retry", type=int, metavar="ID", help="queue dead letter ID again")
 
     register = sub.add_parser("register", help="create the GitHub App from app.yml (manifest flow)")
     register.add_argument("--github-url", default="https://github.com")
@@ -80,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.register import RegisterError
     from bot.settings import SettingsError
 
-    handlers = {"check": _check, "progress": _progress, "serve": _serve, "jobs": _jobs, "register": _register}
+    handlers = {"check": _check, "progress": _progress, "serve": _serve, "worker": _worker, "jobs": _jobs,
+                "register": _register}
     try:
         return handlers[args.command](args)
     except (UsageError, ConfigError, GitError, MermaidUnavailable, PublishSetupError, RegisterError,
@@ -166,13 +173,19 @@ def _progress(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from bot.app import serve_command
 
-    return serve_command(host=args.host, port=args.port)
+    return serve_command(host=args.host, port=args.port, workers=not args.no_workers)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from bot.app import worker_command
+
+    return worker_command()
 
 
 def _jobs(args: argparse.Namespace) -> int:
     from bot.queue import jobs_command
 
-    sys.stdout.write(jobs_command(state=args.state, limit=args.limit))
+    sys.stdout.write(jobs_command(state=args.state, limit=args.limit, retry=args.retry))
     return EXIT_OK
 
 

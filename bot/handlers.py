@@ -161,12 +161,17 @@ class CallTally:
 
 @dataclass
 class Context:
-    """One job's view: the delivery, the services and the tally its GitHub calls are counted in."""
+    """One job's view: the delivery, the services and the tally its GitHub calls are counted in.
+
+    ``still_mine()`` is the worker's cheap check that the job still holds its lease; code about to write to
+    GitHub asks it first (every write slot does) and stops with ``bot.coordination.LeaseLost`` when not.
+    """
 
     delivery: Delivery
     services: Services
     tally: CallTally = field(default_factory=CallTally)
     github: RepoClientLike | None = None
+    still_mine: Callable[[], bool] = field(default=lambda: True)
 
     @property
     def payload(self) -> Mapping[str, Any]:

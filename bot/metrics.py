@@ -42,6 +42,10 @@ class Metrics:
         self.store_size = Gauge("atlas_store_size", "Entries kept by one of the App's stores", ["store"],
                                 registry=r)
         self._store_sizes: list[Callable[[], Mapping[str, int]]] = []
+        # The queue store's size: its rows by state (done and superseded rows are the delivery ids kept to
+        # recognise redeliveries), flat once retention prunes as fast as deliveries arrive.
+        self.queue_jobs = Gauge("atlas_queue_jobs", "Rows in the job queue's store by state", ["state"],
+                                registry=r)
 
     def delivery(self, event: str, outcome: str) -> None:
         self.deliveries.labels(event=event or "unknown", outcome=outcome).inc()
@@ -64,8 +68,10 @@ class Metrics:
         """``measure()`` → {store name: entries}, read at every scrape into ``atlas_store_size``."""
         self._store_sizes.append(measure)
 
-    def render(self, sample: Callable[[], tuple[int, float | None, int]] | None = None) -> bytes:
-        """The exposition text; ``sample`` returns (queue depth, oldest age or None, dead letters) right now."""
+    def render(self, sample: Callable[[], tuple[int, float | None, int]] | None = None,
+               queue_sizes: Callable[[], Mapping[str, int]] | None = None) -> bytes:
+        """The exposition text; ``sample`` returns (queue depth, oldest age or None, dead letters) right now,
+        ``queue_sizes`` the queue's rows per state."""
         for measure in self._store_sizes:
             for store, size in measure().items():
                 self.store_size.labels(store=store).set(size)
@@ -74,4 +80,7 @@ class Metrics:
             self.queue_depth.set(depth)
             self.oldest_job_age.set(oldest or 0.0)
             self.dead_letters.set(dead)
+        if queue_sizes is not None:
+            for state, rows in queue_sizes().items():
+                self.queue_jobs.labels(state=state).set(rows)
         return generate_latest(self.registry)

@@ -24,6 +24,7 @@ APP_FILE = "app.json"
 KEY_FILE = "private-key.pem"
 QUEUE_FILE = "jobs.sqlite3"
 MIRRORS_DIR = "mirrors"
+QUEUE_URL_SCHEMES = ("postgresql://", "postgres://")
 MISSING_CREDENTIALS = (
     "GitHub App credentials missing: {missing}. Run `atlas-bot register` once, or set {env}."
 )
@@ -88,6 +89,16 @@ class Settings(BaseSettings):
     # blob counts kept (least recently used dropped). Mirrors go when the App is uninstalled from a repository.
     mirror_pull_refs_keep: int = Field(200, ge=1)
     progress_blob_counts_keep: int = Field(200_000, ge=1000)
+    # The shared engine of a scaled-out deployment: postgresql://user:password@host/db. Unset: SQLite under
+    # the data directory, one machine. A secret, because the URL usually carries a password.
+    queue_url: SecretStr | None = None
+    # Finished jobs (and the delivery ids they recognise redeliveries by) and dead letters are kept this long.
+    keep_done_days: float = Field(7.0, gt=0)
+    keep_dead_days: float = Field(30.0, gt=0)
+    prune_interval_seconds: float = Field(600.0, gt=0)
+    # Start-to-start spacing of one installation's content-creating requests across every process
+    # (bot.coordination.DEFAULT_WRITE_INTERVAL_SECONDS says why one second).
+    write_interval_seconds: float = Field(1.0, ge=0)
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -115,9 +126,18 @@ class Settings(BaseSettings):
     def mirrors_dir(self) -> Path:
         return self.data_dir / MIRRORS_DIR
 
+    def queue_url_value(self) -> str:
+        if self.queue_url is None:
+            raise SettingsError("ATLAS_QUEUE_URL is not set")
+        url = self.queue_url.get_secret_value()
+        if not url.startswith(QUEUE_URL_SCHEMES):
+            raise SettingsError(f"ATLAS_QUEUE_URL must start with {' or '.join(QUEUE_URL_SCHEMES)}")
+        return url
+
     def secret_values(self) -> tuple[str, ...]:
         """Every secret these settings know, for the log redaction filter."""
-        found = [s.get_secret_value() for s in (self.webhook_secret, self.private_key) if s is not None]
+        found = [s.get_secret_value() for s in (self.webhook_secret, self.private_key, self.queue_url)
+                 if s is not None]
         stored = self._stored()
         found += [str(stored[k]) for k in ("webhook_secret", "client_secret") if stored.get(k)]
         return tuple(v for v in found if v)

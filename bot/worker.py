@@ -2,19 +2,26 @@
 
 A worker holds at most one lease at a time. Success completes the job; an exception fails it (the queue
 retries with backoff, honouring a rate limit's reset time, and dead-letters it after the last attempt). A
-worker that dies mid-job loses nothing: its lease expires and another worker takes the job. Every line a job
-logs carries its delivery id, repository and PR number.
+worker that dies mid-job loses nothing: its lease expires and another worker takes the job. A worker whose
+lease was lost (the heartbeat could not renew it, or it ran out) stops before its next GitHub write: the
+job's "still mine?" check (``Context.still_mine``, also consulted by every write slot) turns false and the
+write raises :class:`~bot.coordination.LeaseLost`. Worker ids name the host and process, so logs and
+``atlas-bot jobs`` tell replicas apart; lease ownership itself is the queue's per-lease token. Every line a
+job logs carries its delivery id, repository and PR number.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from bot import handlers
+from bot.coordination import LeaseLost, lease_guard
 from bot.github.transport import PermanentError
 from bot.handlers import CallTally, Context, Route, Services
 from bot.logs import log_context, redact
@@ -28,6 +35,35 @@ Router = Callable[[Delivery], Route | None]
 # The stored error of a dead letter is for people: keep the head of it, never a whole payload.
 MAX_ERROR_CHARS = 2000
 STOP_TIMEOUT_SECONDS = 30.0
+DEFAULT_PRUNE_INTERVAL_SECONDS = 600.0
+
+
+def process_name() -> str:
+    """``host:pid``: unique among the processes sharing one engine (prefix of every worker id)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class HeldLease:
+    """The worker's own view of one running job's lease: lost once a renewal fails or it runs out.
+
+    ``still_mine()`` costs no round trip to the queue: the heartbeat renews the lease at a third of its
+    length and records the outcome here.
+    """
+
+    def __init__(self, job: Job, clock: Callable[[], float]) -> None:
+        self.job = job
+        self._clock = clock
+        self._expires = job.lease_expires
+        self._lost = threading.Event()
+
+    def renewed(self, expires: float) -> None:
+        self._expires = expires
+
+    def lose(self) -> None:
+        self._lost.set()
+
+    def still_mine(self) -> bool:
+        return not self._lost.is_set() and self._clock() < self._expires
 
 
 class WorkerPool:
@@ -45,6 +81,7 @@ class WorkerPool:
         router: Router = handlers.route,
         clock: Callable[[], float] = time.time,
         name: str = "worker",
+        prune_interval: float = DEFAULT_PRUNE_INTERVAL_SECONDS,
     ) -> None:
         self.queue = queue
         self.services = services
@@ -55,26 +92,30 @@ class WorkerPool:
         self.router = router
         self.clock = clock
         self.name = name
+        self.prune_interval = prune_interval
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._pending_wakes = 0
         self._threads: list[threading.Thread] = []
-        self._running: dict[str, Job] = {}
+        self._running: dict[str, HeldLease] = {}
         self._running_lock = threading.Lock()
 
     def start(self) -> None:
         self._stop.clear()
+        prefix = process_name()
         for index in range(self.workers):
-            thread = threading.Thread(target=self._loop, args=(f"{self.name}-{index}",),
+            thread = threading.Thread(target=self._loop, args=(f"{prefix}:{self.name}-{index}",),
                                       name=f"atlas-{self.name}-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        heartbeat = threading.Thread(target=self._heartbeat, name=f"atlas-{self.name}-heartbeat", daemon=True)
-        heartbeat.start()
-        self._threads.append(heartbeat)
+        for target, role in ((self._heartbeat, "heartbeat"), (self._prune_loop, "prune")):
+            thread = threading.Thread(target=target, name=f"atlas-{self.name}-{role}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
-    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-        """Stop leasing and wait for running jobs to end (an unfinished one is re-leased after expiry)."""
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int:
+        """Stop leasing, let running jobs finish for up to ``timeout`` seconds, then release the unfinished
+        ones (they stop before their next write and another worker takes them at once); returns how many."""
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
@@ -82,6 +123,15 @@ class WorkerPool:
         for thread in self._threads:
             thread.join(max(deadline - time.monotonic(), 0.0))
         self._threads = [t for t in self._threads if t.is_alive()]
+        with self._running_lock:
+            unfinished = list(self._running.values())
+        released = 0
+        for held in unfinished:
+            held.lose()
+            if self.queue.release(held.job):
+                released += 1
+                log.warning("job %d released unfinished at shutdown", held.job.id)
+        return released
 
     def wake(self) -> None:
         """A job was enqueued: let one idle worker lease it without waiting for its next poll."""
@@ -107,13 +157,30 @@ class WorkerPool:
         """Extend the lease of every running job; returns how many are still held."""
         with self._running_lock:
             running = list(self._running.values())
-        held = 0
-        for job in running:
-            if self.queue.extend(job, self.lease_seconds):
-                held += 1
+        still_held = 0
+        for held in running:
+            expires = self.clock() + self.lease_seconds
+            if held.still_mine() and self.queue.extend(held.job, self.lease_seconds):
+                held.renewed(expires)
+                still_held += 1
             else:
-                log.warning("lease of job %d was lost while it ran (worker too slow?)", job.id)
-        return held
+                held.lose()
+                log.warning("lease of job %d was lost while it ran; it stops before its next write", held.job.id)
+        return still_held
+
+    def prune(self) -> int:
+        """Drop finished jobs and dead letters past their retention (every process does, every few minutes)."""
+        pruned = self.queue.prune()
+        if pruned:
+            log.info("pruned %d finished jobs past their retention", pruned)
+        return pruned
+
+    def _prune_loop(self) -> None:
+        while not self._stop.wait(self.prune_interval):
+            try:
+                self.prune()
+            except Exception:  # the queue is briefly unusable: the next round tries again
+                log.exception("pruning the queue failed")
 
     def _heartbeat(self) -> None:
         # Renewing at a third of the lease leaves two chances before a live worker's job looks abandoned.
@@ -128,17 +195,19 @@ class WorkerPool:
         job = self.queue.lease(worker_id, self.lease_seconds)
         if job is None:
             return False
+        held = HeldLease(job, self.clock)
         with self._running_lock:
-            self._running[worker_id] = job
+            self._running[worker_id] = held
         try:
-            self.process(job, worker_id)
+            self.process(job, worker_id, held)
         finally:
             with self._running_lock:
                 self._running.pop(worker_id, None)
         return True
 
-    def process(self, job: Job, worker_id: str) -> str:
+    def process(self, job: Job, worker_id: str, held: HeldLease | None = None) -> str:
         """Run one leased job to an outcome and tell the queue; returns the outcome."""
+        held = held or HeldLease(job, self.clock)
         delivery = job.delivery
         with log_context(delivery_id=delivery.id, event=delivery.kind, repo=delivery.repository,
                          pr=delivery.pr_number, job_id=job.id, worker=worker_id):
@@ -148,10 +217,16 @@ class WorkerPool:
                 self._finished(job, "ignored", started=None)
                 return "ignored"
             tally = CallTally(forward=self.metrics.github_call)
-            context = Context(delivery=delivery, services=self.services, tally=tally)
+            context = Context(delivery=delivery, services=self.services, tally=tally, still_mine=held.still_mine)
             started = self.clock()
             try:
-                outcome = route.handler(context)
+                with lease_guard(held.still_mine):
+                    outcome = route.handler(context)
+            except LeaseLost:
+                log.warning("job stopped: its lease was lost, another worker runs it (%d GitHub writes made)",
+                            tally.writes)
+                self._finished(job, "lease-lost", started=started)
+                return "lease-lost"
             except Exception as exc:
                 return self._failed(job, exc, started, tally)
             finally:

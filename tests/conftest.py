@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from emulator.fixtures import github_emulator, github_emulator_server  # noqa: F401
+from pgserver import postgres_server, postgres_url  # noqa: F401
 from scratch import ScratchRepo
 
 

@@ -166,6 +166,8 @@ def test_metrics_endpoint_serves_prometheus_text(harness: Harness) -> None:
     text = response.text
     assert 'atlas_webhook_deliveries_total{event="pull_request",outcome="queued"} 1.0' in text
     assert "atlas_queue_dead_letters 1.0" in text
+    assert 'atlas_queue_jobs{state="dead"} 1.0' in text
+    assert 'atlas_queue_jobs{state="queued"} 0.0' in text
     assert harness.queue.counts()[JobState.DEAD] == 1
 
 
@@ -218,3 +220,51 @@ def test_runtime_wires_app_queue_and_workers(tmp_path: Path) -> None:
         assert seen == ["d-1"]
     finally:
         runtime.close()
+
+
+def test_roles_a_webhooks_only_server_and_a_worker_process(tmp_path: Path) -> None:
+    from bot.app import build_runtime
+    from bot.handlers import Route
+    from test_worker import NO_SERVICES
+
+    seen: list[str] = []
+    settings = Settings.load(data_dir=tmp_path, webhook_secret=SECRET)
+    router = lambda d: Route(lambda ctx: seen.append(ctx.delivery.id) or "ok", None)  # noqa: E731
+    server = build_runtime(settings, services=NO_SERVICES, router=router, workers=False)
+    worker = build_runtime(settings, services=NO_SERVICES, router=router, http=False)
+    try:
+        assert server.workers is None and worker.app is None
+        response = TestClient(server.app).post("/webhook", content=pr_body(), headers=signed(pr_body()))
+        assert response.status_code == 202
+        assert seen == []
+        assert worker.workers.run_once("w0")
+        assert seen == ["d-1"]
+    finally:
+        server.close()
+        worker.close()
+
+
+def test_two_servers_on_postgres_share_the_queue_and_its_delivery_ids(tmp_path: Path, postgres_url: str) -> None:
+    from bot.app import build_runtime
+    from bot.coordination import PostgresCoordinator
+    from bot.handlers import Route
+    from bot.queue_pg import PostgresJobQueue
+    from test_worker import NO_SERVICES
+
+    seen: list[str] = []
+    router = lambda d: Route(lambda ctx: seen.append(ctx.delivery.id) or "ok", None)  # noqa: E731
+    runtimes = [build_runtime(Settings.load(data_dir=tmp_path / f"s{i}", webhook_secret=SECRET,
+                                            queue_url=postgres_url), services=NO_SERVICES, router=router)
+                for i in range(2)]
+    try:
+        assert all(isinstance(r.queue, PostgresJobQueue) for r in runtimes)
+        assert all(isinstance(r.coordinator, PostgresCoordinator) for r in runtimes)
+        first = TestClient(runtimes[0].app).post("/webhook", content=pr_body(), headers=signed(pr_body()))
+        again = TestClient(runtimes[1].app).post("/webhook", content=pr_body(), headers=signed(pr_body()))
+        assert (first.status_code, again.status_code) == (202, 200)
+        assert runtimes[1].workers.run_once("w0")
+        assert not runtimes[0].workers.run_once("w0")
+        assert seen == ["d-1"]
+    finally:
+        for runtime in runtimes:
+            runtime.close()

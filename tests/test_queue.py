@@ -1,4 +1,6 @@
-"""SQLiteJobQueue: idempotent enqueue, leases and their expiry, retries, dead letters, coalescing, listing."""
+"""The ``JobQueue`` contract, run unchanged against SQLite and PostgreSQL: idempotent enqueue, leases (one
+token each) and their expiry, retries, dead letters and their replay, coalescing, per-key serialisation,
+retention, listing."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.queue import JobState, SQLiteJobQueue, format_jobs, jobs_command
-from bot.settings import Settings
+from bot.queue import JobState, Retention, SQLiteJobQueue, format_jobs, jobs_command
+from bot.queue_pg import PostgresJobQueue
+from bot.settings import Settings, SettingsError
 from bot.webhooks import Delivery
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,11 +48,42 @@ def clock() -> Clock:
     return Clock()
 
 
+BACKENDS = ("sqlite", "postgres")
+
+
+def open_queue_at(where: str, **options):
+    """The queue at ``where``: a PostgreSQL URL or an SQLite file (the child processes below use it too)."""
+    if where.startswith("postgresql://"):
+        return PostgresJobQueue(where, **options)
+    return SQLiteJobQueue(Path(where), **options)
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request, tmp_path: Path) -> str:
+    """Where the queue under test lives: an SQLite file, or a real PostgreSQL server (tests/pgserver.py)."""
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return str(tmp_path / "jobs.sqlite3")
+
+
 @pytest.fixture
-def queue(tmp_path: Path, clock: Clock) -> SQLiteJobQueue:
-    q = SQLiteJobQueue(tmp_path / "jobs.sqlite3", max_attempts=3, retry_base_seconds=10, clock=clock)
-    yield q
-    q.close()
+def make_queue(engine: str, clock: Clock):
+    """Open (another handle on) the queue under test; every handle is closed afterwards."""
+    opened = []
+
+    def make(**options):
+        q = open_queue_at(engine, **{"max_attempts": 3, "retry_base_seconds": 10, "clock": clock, **options})
+        opened.append(q)
+        return q
+
+    yield make
+    for q in opened:
+        q.close()
+
+
+@pytest.fixture
+def queue(make_queue):
+    return make_queue()
 
 
 def test_enqueue_is_idempotent_by_delivery_id(queue: SQLiteJobQueue) -> None:
@@ -204,14 +238,111 @@ def test_depth_and_oldest_age(queue, clock) -> None:
     assert queue.oldest_age() == pytest.approx(7)
 
 
-def test_prune_keeps_dead_letters_and_recent_jobs(queue, clock) -> None:
+def test_prune_drops_finished_jobs_then_dead_letters_after_their_retention(make_queue, clock) -> None:
+    queue = make_queue(retention=Retention(done_seconds=50, dead_seconds=500))
     for name in ("done", "dead", "queued"):
         queue.enqueue(sync(name, "a"))
     queue.complete(queue.lease("w", 60))
     queue.fail(queue.lease("w", 60), "x", permanent=True)
     clock.now += 100
-    assert queue.prune(older_than=50) == 1
+    assert queue.prune() == 1
     assert {r.delivery_id for r in queue.list_jobs()} == {"dead", "queued"}
+    # A pruned delivery id is forgotten: the store does not grow with every delivery ever seen.
+    assert queue.enqueue(sync("done", "a")).created
+    clock.now += 500
+    assert queue.prune() == 1
+    assert {r.delivery_id for r in queue.list_jobs()} == {"done", "queued"}
+
+
+def test_prune_runs_while_jobs_flow_and_the_store_stays_flat(make_queue, clock) -> None:
+    queue = make_queue(retention=Retention(done_seconds=60, dead_seconds=60))
+    sizes = []
+    for minute in range(10):
+        for i in range(20):
+            queue.enqueue(sync(f"m{minute}-{i}", "a", number=i), key=pr_key(i))
+        while (job := queue.lease("w", 60)) is not None:
+            queue.complete(job)
+        queue.prune()
+        sizes.append(sum(queue.counts().values()))
+        clock.now += 60
+    assert sizes[2:] == [sizes[2]] * 8
+    assert sizes[-1] <= 40
+
+
+def test_dead_letters_keep_a_trimmed_payload_and_can_be_replayed(queue, clock) -> None:
+    payload = {"action": "synchronize", "number": 7, "repository": {"full_name": "octo/atlas",
+               "clone_url": "https://github.invalid/octo/atlas.git", "hooks_url": "https://api.invalid/x"},
+               "pull_request": {"number": 7, "body": "x" * 50_000, "head": {"sha": "abc"}, "base": {"ref": "main"},
+                                "_links": {"self": {"href": "https://api.invalid/y"}}},
+               "sender": {"login": "octocat"}, "installation": {"id": 1}}
+    queue.enqueue(Delivery.from_payload("d1", "pull_request", payload), key=pr_key())
+    assert queue.fail(queue.lease("w", 60), "boom", permanent=True) is JobState.DEAD
+    [dead] = queue.list_jobs(state=JobState.DEAD)
+    assert queue.retry(dead.id)
+    assert not queue.retry(dead.id)  # no longer a dead letter
+    clock.now += 1
+    replay = queue.lease("w", 60)
+    assert replay.attempts == 1
+    assert replay.delivery.payload == {
+        "action": "synchronize", "number": 7,
+        "repository": {"full_name": "octo/atlas", "clone_url": "https://github.invalid/octo/atlas.git"},
+        "pull_request": {"number": 7, "head": {"sha": "abc"}, "base": {"ref": "main"}}, "installation": {"id": 1}}
+    assert (replay.delivery.repository, replay.delivery.pr_number, replay.key) == ("octo/atlas", 7, pr_key())
+    assert queue.complete(replay)
+
+
+def test_retry_refuses_jobs_that_are_not_dead_letters(queue) -> None:
+    queue.enqueue(sync("d1", "a"))
+    [queued] = queue.list_jobs()
+    assert not queue.retry(queued.id)
+    assert not queue.retry(9999)
+
+
+def test_a_stale_holder_of_the_same_worker_name_cannot_touch_the_new_lease(queue, clock) -> None:
+    """Regression (issue 8.4): two processes both call their first thread ``worker-0``; ownership was checked
+    by that name only, so the stale holder's heartbeat and completion succeeded on the other's lease."""
+    queue.enqueue(sync("d1", "a"))
+    stale = queue.lease("worker-0", 30)
+    clock.now += 31
+    current = queue.lease("worker-0", 30)
+    assert current.lease_token != stale.lease_token
+    assert not queue.holds(stale)
+    assert not queue.extend(stale, 30)
+    assert not queue.complete(stale)
+    assert queue.fail(stale, "late failure") is JobState.LEASED
+    assert not queue.release(stale)
+    assert queue.holds(current)
+    assert queue.complete(current)
+
+
+def test_an_expired_lease_is_no_longer_held_even_before_another_worker_takes_it(queue, clock) -> None:
+    queue.enqueue(sync("d1", "a"))
+    job = queue.lease("w", 30)
+    assert queue.holds(job)
+    clock.now += 31
+    assert not queue.holds(job)
+    assert not queue.extend(job, 30)
+
+
+def test_release_gives_the_job_back_at_once_without_spending_an_attempt(queue) -> None:
+    queue.enqueue(sync("d1", "a"), key=pr_key())
+    job = queue.lease("w1", 60)
+    assert queue.release(job)
+    again = queue.lease("w2", 60)
+    assert (again.id, again.attempts) == (job.id, 1)
+
+
+def test_two_handles_share_delivery_ids_and_keys(make_queue) -> None:
+    """Two servers on one engine: a redelivery to the other server is still a duplicate, and one PR's jobs
+    still run one at a time across both."""
+    first, second = make_queue(), make_queue()
+    assert first.enqueue(sync("d1", "old"), key=pr_key()).created
+    assert not second.enqueue(sync("d1", "old"), key=pr_key()).created
+    running = first.lease("server-a", 60)
+    second.enqueue(sync("d2", "new"), key=pr_key())
+    assert second.lease("server-b", 60) is None
+    assert first.complete(running)
+    assert second.lease("server-b", 60).delivery.id == "d2"
 
 
 def test_many_threads_lease_each_job_exactly_once(queue) -> None:
@@ -234,34 +365,78 @@ def test_many_threads_lease_each_job_exactly_once(queue) -> None:
     assert sorted(seen) == sorted(f"d{i}" for i in range(60))
 
 
+def test_concurrent_producers_and_workers_never_run_one_key_twice_at_once(make_queue) -> None:
+    """Four workers on their own handles, two producers pushing bursts to five keys: at no moment do two
+    workers hold jobs of one key, and each key's newest delivery is the last one that ran for it."""
+    handles = [make_queue(clock=__import__("time").time) for _ in range(6)]
+    running: dict[str, str] = {}
+    last_run: dict[str, str] = {}
+    overlaps: list[str] = []
+    lock = threading.Lock()
+    produced = threading.Event()
+
+    def produce(q, name: str) -> None:
+        for i in range(40):
+            q.enqueue(sync(f"{name}-{i}", f"{name}-{i}", number=i % 5), key=pr_key(i % 5))
+
+    def work(q, worker: str) -> None:
+        while True:
+            job = q.lease(worker, 60)
+            if job is None:
+                if produced.is_set() and q.depth() == 0:
+                    return
+                continue
+            with lock:
+                if job.key in running:
+                    overlaps.append(job.key)
+                running[job.key] = worker
+            with lock:
+                del running[job.key]
+                last_run[job.key] = job.delivery.id
+            assert q.complete(job)
+
+    producers = [threading.Thread(target=produce, args=(handles[i], f"p{i}")) for i in range(2)]
+    workers = [threading.Thread(target=work, args=(handles[2 + i], f"w{i}")) for i in range(4)]
+    for t in producers + workers:
+        t.start()
+    for t in producers:
+        t.join()
+    produced.set()
+    for t in workers:
+        t.join()
+    assert overlaps == []
+    newest = {}
+    for record in sorted(handles[0].list_jobs(limit=500), key=lambda r: r.id):
+        newest[record.key] = record.delivery_id
+    assert last_run == newest
+
+
 KILLED_WORKER = """
 import sys, time
-from bot.queue import SQLiteJobQueue
-queue = SQLiteJobQueue(sys.argv[1])
+sys.path.insert(0, sys.argv[2])
+from test_queue import open_queue_at
+queue = open_queue_at(sys.argv[1])
 job = queue.lease("doomed", 60)
 print(job.delivery.id, flush=True)
 time.sleep(600)
 """
 
 
-def test_worker_killed_mid_job_loses_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "jobs.sqlite3"
-    producer = SQLiteJobQueue(path)
+def test_worker_killed_mid_job_loses_nothing(engine: str, make_queue) -> None:
+    producer = make_queue(clock=__import__("time").time)
     producer.enqueue(sync("d1", "a"))
-    child = subprocess.Popen([sys.executable, "-c", KILLED_WORKER, str(path)], cwd=ROOT, stdout=subprocess.PIPE,
-                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    child = subprocess.Popen([sys.executable, "-c", KILLED_WORKER, engine, str(ROOT / "tests")], cwd=ROOT,
+                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         assert child.stdout.readline().strip() == "d1"
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
     assert producer.lease("survivor", 60) is None  # still leased by the dead process
-    later = SQLiteJobQueue(path, clock=lambda: __import__("time").time() + 61)
+    later = make_queue(clock=lambda: __import__("time").time() + 61)
     job = later.lease("survivor", 60)
     assert (job.delivery.id, job.attempts) == ("d1", 2)
     assert later.complete(job)
-    producer.close()
-    later.close()
 
 
 def test_format_jobs_shows_dead_letters_with_their_error(queue, clock) -> None:
@@ -285,6 +460,37 @@ def test_jobs_command_reads_the_queue_under_the_data_dir(tmp_path: Path) -> None
     q.close()
     assert "delivery d1" in jobs_command(settings, state="queued")
     assert "(no dead jobs)" in jobs_command(settings, state="dead")
+
+
+def test_jobs_command_retries_one_dead_letter(tmp_path: Path) -> None:
+    settings = Settings.load(data_dir=tmp_path)
+    q = SQLiteJobQueue(settings.queue_path)
+    q.enqueue(sync("d1", "a"))
+    q.fail(q.lease("w", 60), "boom", permanent=True)
+    [dead] = q.list_jobs(state=JobState.DEAD)
+    assert jobs_command(settings, retry=dead.id) == f"job {dead.id} queued again\n"
+    with pytest.raises(SettingsError, match="no dead letter"):
+        jobs_command(settings, retry=dead.id)
+    assert q.lease("w", 60).delivery.id == "d1"
+    q.close()
+
+
+def test_jobs_command_reads_the_shared_engine_when_a_queue_url_is_set(tmp_path: Path, postgres_url: str) -> None:
+    settings = Settings.load(data_dir=tmp_path / "nothing-here", queue_url=postgres_url)
+    q = PostgresJobQueue(postgres_url)
+    q.enqueue(sync("d1", "a"))
+    q.close()
+    assert "delivery d1" in jobs_command(settings)
+
+
+def test_an_unreachable_engine_is_one_clear_error_without_the_password() -> None:
+    from bot.queue_pg import connection_pool
+
+    from pgserver import free_port
+
+    with pytest.raises(SettingsError, match="no connection to PostgreSQL") as caught:
+        connection_pool(f"postgresql://atlas:s3cret@127.0.0.1:{free_port()}/atlas", timeout=0.5)
+    assert "s3cret" not in str(caught.value)
 
 
 def test_stored_payload_round_trips_unicode(queue) -> None:

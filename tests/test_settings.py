@@ -111,3 +111,16 @@ def test_corrupt_stored_file(tmp_path: Path) -> None:
     (folder / APP_FILE).write_text("{")
     with pytest.raises(SettingsError, match="register"):
         Settings.load().credentials()
+
+
+def test_the_queue_url_selects_the_shared_engine_and_stays_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATLAS_QUEUE_URL", "postgresql://bot:hunter2@db.internal/atlas")
+    settings = Settings.load()
+    assert settings.queue_url_value() == "postgresql://bot:hunter2@db.internal/atlas"
+    assert "hunter2" not in repr(settings)
+    assert "postgresql://bot:hunter2@db.internal/atlas" in settings.secret_values()
+    monkeypatch.setenv("ATLAS_QUEUE_URL", "redis://localhost/0")
+    with pytest.raises(SettingsError, match="ATLAS_QUEUE_URL must start with postgresql://"):
+        Settings.load().queue_url_value()
+    monkeypatch.delenv("ATLAS_QUEUE_URL")
+    assert Settings.load().queue_url is None  # unset: SQLite under the data directory

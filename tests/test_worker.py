@@ -5,18 +5,22 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from bot.coordination import InProcessCoordinator, LeaseLost
 from bot.github.transport import NotFound, Unauthorized
 from bot.handlers import Context, MalformedPayload, Route, Services
 from bot.logs import configure_logging
 from bot.metrics import Metrics
-from bot.queue import JobState, SQLiteJobQueue
+from bot.queue import JobState, Retention, SQLiteJobQueue
 from bot.webhooks import Delivery
-from bot.worker import WorkerPool
+from bot.worker import HeldLease, WorkerPool, process_name
 from test_queue import Clock, sync
 
 
@@ -221,3 +225,120 @@ def test_threads_process_every_job_exactly_once(tmp_path: Path) -> None:
         workers.stop()
         queue.close()
     assert counts == {f"d{i}": 1 for i in range(total)}
+
+
+def test_a_worker_that_lost_its_lease_stops_before_its_next_write(queue, clock) -> None:
+    """Regression (issue 8.4): a worker whose lease was lost only logged it and went on publishing."""
+    coordinator = InProcessCoordinator()
+    writes: list[str] = []
+    stolen: list[object] = []
+
+    def handler(ctx: Context) -> str:
+        for name in ("review", "summary", "check run"):
+            with coordinator.write_slot(1):
+                writes.append(name)
+            if name == "review":
+                # The worker stalls past its lease; another process takes the job; the next beat fails.
+                clock.now += 31
+                stolen.append(queue.lease("other-process:worker-0", 30))
+                assert workers.beat() == 0
+                assert not ctx.still_mine()
+        return "published"
+
+    queue.enqueue(sync("d1"))
+    workers = pool_with(queue, handler, clock, lease_seconds=30)
+    job = queue.lease("this-process:worker-0", 30)
+    held = HeldLease(job, clock)
+    with workers._running_lock:
+        workers._running["this-process:worker-0"] = held
+    assert workers.process(job, "this-process:worker-0", held) == "lease-lost"
+    assert writes == ["review"]
+    assert queue.holds(stolen[0])
+    assert queue.counts()[JobState.LEASED] == 1  # neither completed nor failed by the stale worker
+
+
+def test_still_mine_turns_false_when_the_lease_runs_out_without_a_beat(queue, clock) -> None:
+    queue.enqueue(sync("d1"))
+    held = HeldLease(queue.lease("w", 30), clock)
+    assert held.still_mine()
+    clock.now += 30
+    assert not held.still_mine()
+
+
+def test_worker_ids_name_the_process_so_replicas_never_share_one(queue, clock) -> None:
+    """Regression (issue 8.4): every process called its threads worker-0, worker-1."""
+    finished = threading.Event()
+
+    def handler(ctx: Context) -> str:
+        finished.set()
+        return "ok"
+
+    queue.enqueue(sync("d1"))
+    seen: list[str] = []
+    original = queue.lease
+
+    def spying_lease(worker_id: str, seconds: float):
+        seen.append(worker_id)
+        return original(worker_id, seconds)
+
+    queue.lease = spying_lease
+    workers = pool_with(queue, handler, clock, workers=2, poll_seconds=0.01)
+    workers.start()
+    try:
+        assert finished.wait(10)
+        deadline = time.monotonic() + 10
+        while len(set(seen)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # both threads poll: wait until each has asked for a lease once
+    finally:
+        workers.stop()
+    assert {w.rsplit(":", 1)[0] for w in seen} == {process_name()}
+    assert {w.rsplit(":", 1)[1] for w in seen} == {"worker-0", "worker-1"}
+    assert process_name() == f"{socket.gethostname()}:{os.getpid()}"
+
+
+def test_stop_releases_an_unfinished_job_which_then_writes_nothing_more(queue, clock) -> None:
+    coordinator = InProcessCoordinator()
+    started, resume, done = threading.Event(), threading.Event(), threading.Event()
+    outcome: list[BaseException] = []
+
+    def handler(ctx: Context) -> str:
+        started.set()
+        resume.wait(10)
+        try:
+            with coordinator.write_slot(1):
+                pass
+        except LeaseLost as exc:
+            outcome.append(exc)
+            raise
+        finally:
+            done.set()
+        return "published"
+
+    queue.enqueue(sync("d1"))
+    workers = pool_with(queue, handler, clock, workers=1, poll_seconds=0.01)
+    workers.start()
+    assert started.wait(10)
+    assert workers.stop(timeout=0.1) == 1
+    again = queue.lease("next-process:worker-0", 30)
+    assert (again.delivery.id, again.attempts) == ("d1", 1)  # released: the attempt was not spent
+    resume.set()
+    assert done.wait(10)
+    assert outcome and isinstance(outcome[0], LeaseLost)
+
+
+def test_the_pool_prunes_continuously_not_only_at_start(tmp_path: Path, clock) -> None:
+    queue = SQLiteJobQueue(tmp_path / "jobs.sqlite3", retention=Retention(done_seconds=10, dead_seconds=10),
+                           clock=clock)
+    queue.enqueue(sync("d1"))
+    queue.complete(queue.lease("w", 30))
+    workers = pool_with(queue, lambda ctx: "ok", clock, workers=1, prune_interval=0.02)
+    workers.start()
+    try:
+        clock.now += 11
+        deadline = time.monotonic() + 10
+        while sum(queue.counts().values()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        workers.stop()
+        queue.close()
+    assert sum(queue.counts().values()) == 0

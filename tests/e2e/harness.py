@@ -113,7 +113,7 @@ class BotServer:
         values: dict[str, Any] = {"data_dir": data_dir, "webhook_secret": WEBHOOK_SECRET, "app_id": APP_ID,
                                   "private_key": private_key, "github_api_url": api_url, "workers": 2,
                                   "poll_seconds": 0.05, "retry_base_seconds": 0.2, "lease_seconds": 120,
-                                  **overrides}
+                                  "write_interval_seconds": 0, **overrides}
         self.settings = Settings.load(**values)
         self.runtime: Runtime = build_runtime(self.settings)
         self._server = uvicorn.Server(uvicorn.Config(self.runtime.app, host="127.0.0.1", port=0,
