@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 REPO_CONFIG_PATH = ".github/atlas-bot.yml"
 REVIEW_ACTIONS = ("opened", "synchronize", "reopened", "ready_for_review")
 INSTALLATION_EVENTS = ("installation", "installation_repositories")
+# The Checks tab's "Re-run" on the bot's check run, or on the whole suite.
+RERUN_EVENTS = ("check_run", "check_suite")
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 COMMAND_RE = re.compile(r"^\s*/atlas(?:\s+(?P<command>[A-Za-z-]+))?\s*$", re.MULTILINE | re.IGNORECASE)
 PR_KEY = "pr:{repo}#{number}"
@@ -187,6 +189,11 @@ def route(delivery: Delivery) -> Route | None:
         if delivery.pr_number is None:
             return None
         return Route(handler, PR_KEY.format(repo=delivery.repository, number=delivery.pr_number))
+    if delivery.event in RERUN_EVENTS:
+        number = rerun_pull_number(delivery.event, payload)
+        if number is None:
+            return None  # no pull request of this repository behind it (a fork's head, a branch push)
+        return Route(handler, PR_KEY.format(repo=delivery.repository, number=number))
     if delivery.event == "push":
         default = payload.get("repository", {}).get("default_branch")
         if payload.get("deleted") or payload.get("ref") != f"refs/heads/{default}":
@@ -230,9 +237,28 @@ def on_recheck(ctx: Context) -> str:
     if permission not in WRITE_PERMISSIONS:
         log.info("recheck by %s ignored: permission %r is not write", login, permission)
         return "skipped:permission"
-    info = client.pull_request(int(ctx.delivery.pr_number or 0))
-    target = PullTarget(number=info.number, base_ref=info.base_ref, head_sha=info.head_sha, draft=info.draft)
-    return review(ctx, target, recheck=True)
+    return review(ctx, current_head(client, int(ctx.delivery.pr_number or 0)), recheck=True)
+
+
+def rerun_pull_number(event: str, payload: Mapping[str, Any]) -> int | None:
+    """The pull request a check_run / check_suite event belongs to (GitHub lists none for a fork's head)."""
+    pulls = (payload.get(event) or {}).get("pull_requests") or []
+    number = pulls[0].get("number") if pulls and isinstance(pulls[0], dict) else None
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
+
+
+def on_rerun(ctx: Context) -> str:
+    """check_run / check_suite ``rerequested`` ("Re-run" in the Checks tab): review the current head again."""
+    number = rerun_pull_number(ctx.delivery.event, ctx.payload)
+    if number is None:
+        return "skipped:no-pull-request"
+    return review(ctx, current_head(ctx.client(), number), recheck=True)
+
+
+def current_head(client: RepoClientLike, number: int) -> PullTarget:
+    """The pull request as it is now (a command or a re-run names no head of its own)."""
+    info = client.pull_request(number)
+    return PullTarget(number=info.number, base_ref=info.base_ref, head_sha=info.head_sha, draft=info.draft)
 
 
 def review(ctx: Context, target: PullTarget, *, recheck: bool = False) -> str:
@@ -353,4 +379,5 @@ ROUTES: dict[tuple[str, str | None], Handler] = {
     ("push", None): on_push,
     ("installation", None): on_installation,
     ("installation_repositories", None): on_installation,
+    **{(event, "rerequested"): on_rerun for event in RERUN_EVENTS},
 }

@@ -325,4 +325,5 @@ def test_context_makes_one_client_per_job() -> None:
 
 def test_routes_cover_the_subscribed_events() -> None:
     events = {event for event, _ in handlers.ROUTES}
-    assert events == {"pull_request", "issue_comment", "push", "installation", "installation_repositories"}
+    assert events == {"pull_request", "issue_comment", "push", "installation", "installation_repositories",
+                      "check_run", "check_suite"}
