@@ -171,10 +171,12 @@ def collect_paths(
     for given in paths:
         if not given.exists():
             raise FileNotFoundError(str(given))
-        files = [given] if given.is_file() else [p for p in given.rglob("*") if p.is_file()]
+        # A folder's git directory holds no Markdown of the project (and may hold much else).
+        files = [given] if given.is_file() else [
+            p for p in given.rglob("*") if p.is_file() and ".git" not in p.relative_to(given).parts]
         for file in files:
             absolute = file.resolve()
-            if not is_markdown_path(file.name) or ".git" in absolute.parts:
+            if not is_markdown_path(file.name):
                 continue
             name = absolute.relative_to(root).as_posix() if absolute.is_relative_to(root) else absolute.as_posix()
             found[name] = absolute

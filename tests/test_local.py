@@ -249,3 +249,41 @@ def test_github_format_writes_the_apps_summary_to_the_step_summary(folder: Path,
     text = summary.read_text()
     assert "<!-- atlas-bot:summary -->" in text and "## Atlas quality gates" in text
     assert "`docs/costs/cdn.md:3`" in text  # the summary table's row for the failing diagram
+
+
+# -- the Action's review, published with the workflow token (GitHub emulator) ----------------------------------
+
+
+@pytest.fixture
+def pull(repo: ScratchRepo, github_emulator, monkeypatch) -> int:
+    repo.git("checkout", "-q", "-b", "pr")
+    repo.write("docs/costs/cdn.md", BROKEN)
+    repo.commit("pr")
+    github_emulator.add_repo("octo/atlas", repo.path, default_branch="main")
+    monkeypatch.setenv("GITHUB_TOKEN", github_emulator.token)
+    monkeypatch.setenv("GITHUB_REPOSITORY", "octo/atlas")
+    monkeypatch.setenv("GITHUB_API_URL", github_emulator.base_url)
+    return github_emulator.add_pull("octo/atlas", "pr")
+
+
+def test_review_is_published_with_the_workflow_token_and_a_rerun_writes_nothing(
+        repo: ScratchRepo, pull: int, github_emulator, capsys) -> None:
+    args = ["check", "--repo", str(repo.path), "--base", "main", "--head", "pr", "--format", "github",
+            "--review", str(pull)]
+    code, out, _ = run_cli(capsys, *args)
+    assert code == EXIT_BLOCKED and "::error file=docs/costs/cdn.md,line=5" in out
+    (review,) = [r for r in github_emulator.writes() if r.endpoint.endswith("/pulls/{pull_number}/reviews")]
+    assert any("```suggestion\n" + FIXED_LINE in comment["body"] for comment in review.body["comments"])
+    mark = github_emulator.mark()
+    assert run_cli(capsys, *args)[0] == EXIT_BLOCKED
+    assert github_emulator.writes(since=mark) == []
+
+
+def test_a_token_that_cannot_write_falls_back_to_annotations(repo: ScratchRepo, pull: int, capsys,
+                                                            monkeypatch) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "not-a-valid-token")
+    code, out, _ = run_cli(capsys, "check", "--repo", str(repo.path), "--base", "main", "--head", "pr",
+                           "--format", "github", "--review", str(pull))
+    assert code == EXIT_BLOCKED
+    assert "::warning title=atlas-bot review not published::" in out
+    assert "::error file=docs/costs/cdn.md,line=5" in out
