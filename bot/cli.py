@@ -1,4 +1,4 @@
-"""`atlas-bot`: the command line (check, progress, serve, jobs, register).
+"""`atlas-bot`: the command line (check, config validate, progress, serve, jobs, register).
 
 Exit codes: 0 when nothing blocks, 1 when a blocking gate fails, 2 on usage, configuration or environment
 errors (always with a one-line reason on stderr).
@@ -173,6 +173,8 @@ def _check_usage(args: argparse.Namespace) -> None:
         raise UsageError("--workers must be at least 1")
     if args.dry_run and not args.fix:
         raise UsageError("--dry-run goes with --fix")
+    if args.review is not None and not args.base:
+        raise UsageError("--review publishes a pull request's review: use it with --base and --head")
     if args.fix and (args.all or args.head or args.staged):
         raise UsageError("--fix changes files on disk: use it with PATH... or --base REV (the work tree)")
 
@@ -322,8 +324,6 @@ def _publish_review(target: _Target, result, number: int) -> None:
     from bot.render import workflow_command
     from bot.review import build_publication
 
-    if target.repo is None:
-        raise UsageError("--review publishes a change: use it with --base and --head")
     client = actions_client(os.environ)
     try:
         publication = build_publication(

@@ -49,6 +49,8 @@ def folder(tmp_path: Path) -> Path:
     (root / "docs" / "costs" / "cdn.md").write_text(BROKEN)
     (root / "docs" / "systems" / "ledger.md").write_text(GOOD)
     (root / "docs" / "notes.txt").write_text(BROKEN)
+    (root / "docs" / ".git").mkdir()
+    (root / "docs" / ".git" / "stray.md").write_text(BROKEN)  # a nested repository's git directory
     return root
 
 
@@ -139,6 +141,7 @@ def test_fix_on_the_work_tree_against_a_base(repo: ScratchRepo, capsys) -> None:
     (["check", "--all", "--fix"], "--fix changes files on disk"),
     (["check", "{repo}/no-such.md"], "no such file or folder"),
     (["check"], "say what to check"),
+    (["check", "--all", "--review", "7"], "--review publishes a pull request's review"),
 ])
 def test_local_usage_errors_exit_2_with_one_line(repo: ScratchRepo, capsys, args: list[str], reason: str) -> None:
     code, out, err = run_cli(capsys, *[a.format(repo=repo.path) for a in args], "--repo", str(repo.path))
