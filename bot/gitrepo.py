@@ -36,6 +36,7 @@ _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _ORIGIN = "origin"
 
 UNCOMMITTED_SUBJECT = "atlas-bot: uncommitted changes"
+MARKDOWN_PATHSPECS = tuple(f":(glob,icase)**/*{suffix}" for suffix in MARKDOWN_SUFFIXES)
 # commit-tree needs an identity; the throw-away commit of uncommitted changes must not depend on the user's.
 _IDENTITY_ENV = {"GIT_AUTHOR_NAME": "atlas-bot", "GIT_AUTHOR_EMAIL": "atlas-bot@localhost",
                  "GIT_COMMITTER_NAME": "atlas-bot", "GIT_COMMITTER_EMAIL": "atlas-bot@localhost"}
@@ -344,7 +345,14 @@ class GitRepo:
                 if (git_dir / "index").exists():
                     shutil.copyfile(git_dir / "index", index)
                 env = {"GIT_INDEX_FILE": str(index)}
-                self._run("add", "--all", "--", ".", env=env)
+                # Only Markdown edits matter to a check: other untracked files (builds, binaries) are not
+                # hashed into the object database.
+                edited = self._run("ls-files", "-z", "--others", "--modified", "--deleted", "--exclude-standard",
+                                   "--", *MARKDOWN_PATHSPECS, env=env)
+                if edited:
+                    listing = Path(scratch) / "paths"
+                    listing.write_text(edited, encoding="utf-8", errors="surrogateescape")
+                    self._run("add", "--all", f"--pathspec-from-file={listing}", "--pathspec-file-nul", env=env)
                 tree = self._run("write-tree", env=env)
         if tree == self._run("rev-parse", f"{head}^{{tree}}"):
             return head

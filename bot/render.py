@@ -35,6 +35,8 @@ _PROPERTY_ESCAPES = _DATA_ESCAPES + ((":", "%3A"), (",", "%2C"))
 SUGGESTION_INTRO = "Suggested replacement:"
 # GitHub shows at most this many annotations of each kind (error, warning, notice) per step and drops the rest.
 ANNOTATIONS_PER_STEP = 10
+# A step's summary may hold 1 MiB; this many error lines (a few hundred bytes each) stay well inside it.
+JOB_SUMMARY_MAX_ERRORS = 2_000
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -344,7 +346,10 @@ def job_summary(summary_markdown: str, result: CheckResult) -> str:
         parts += ["", f"<details><summary>{plural(len(blocking), 'more blocking error')} "
                       "(past GitHub's annotation limit)</summary>", ""]
         parts += [f"- `{f.path}:{f.line}` {f.gate}/{f.rule}: {escape_html(first_line(f.message))}"
-                  for f in blocking]
+                  for f in blocking[:JOB_SUMMARY_MAX_ERRORS]]
+        if len(blocking) > JOB_SUMMARY_MAX_ERRORS:
+            parts.append(f"- … and {len(blocking) - JOB_SUMMARY_MAX_ERRORS:,} more: "
+                         "`atlas-bot check` lists every one")
         parts += ["", "</details>"]
     return "\n".join(parts) + "\n"
 

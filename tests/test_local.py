@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -243,6 +244,13 @@ def test_job_summary_lists_every_blocking_error_past_the_annotation_limit() -> N
     assert job_summary("summary", _result(errors[:3])) == "summary\n"
 
 
+def test_job_summary_stays_inside_githubs_size_limit(monkeypatch) -> None:
+    monkeypatch.setattr("bot.render.JOB_SUMMARY_MAX_ERRORS", 5)
+    errors = [_finding(100 + n, suggestion=None) for n in range(ANNOTATIONS_PER_STEP + 8)]
+    text = job_summary("summary", _result(errors))
+    assert text.count("\n- `docs/a.md:") == 5 and "… and 3 more: `atlas-bot check` lists every one" in text
+
+
 def test_github_format_writes_the_apps_summary_to_the_step_summary(folder: Path, capsys, monkeypatch,
                                                                   tmp_path: Path) -> None:
     summary = tmp_path / "step-summary.md"
@@ -290,3 +298,21 @@ def test_a_token_that_cannot_write_falls_back_to_annotations(repo: ScratchRepo, 
     assert code == EXIT_BLOCKED
     assert "::warning title=atlas-bot review not published::" in out
     assert "::error file=docs/costs/cdn.md,line=5" in out
+
+
+def test_the_work_tree_commit_holds_markdown_edits_and_hashes_nothing_else(repo: ScratchRepo) -> None:
+    from bot.gitrepo import GitRepo
+
+    repo.write("docs/systems/other.md", GOOD)
+    repo.commit("second file")
+    repo.write("docs/costs/New.MD", BROKEN)  # untracked, upper-case suffix
+    repo.remove("docs/systems/other.md")  # deleted, not staged
+    repo.write("build/output.bin", b"\x00not markdown")
+    blob = repo.git("hash-object", "build/output.bin")
+    with GitRepo(repo.path) as git_repo:
+        head = git_repo.uncommitted(staged_only=False)
+        assert head != git_repo.resolve("HEAD")
+        assert [path for path, _ in git_repo.list_files(head)] == ["docs/costs/New.MD", "docs/systems/ledger.md"]
+        assert git_repo.uncommitted(staged_only=True) == git_repo.resolve("HEAD")  # nothing staged
+    assert subprocess.run(["git", "cat-file", "-e", blob], cwd=repo.path).returncode != 0
+    assert repo.git("diff", "--cached", "--name-only") == ""  # the user's index is as it was
