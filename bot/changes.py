@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from pathlib import Path
 
 from bot.content import diff_diagrams, extract_diagrams, is_markdown_path
 from bot.gitrepo import ChangedPath, GitError, GitRepo
@@ -138,15 +139,16 @@ def collect_all(
     with status CHECKED. ``change`` is "A": with no base, every file is new to the check."""
     files_at = repo.list_files(rev, under)
     reads = _read_checked(repo, {sha for _, sha in files_at}, max_bytes)
-    files = []
-    for path, sha in files_at:
-        text, reason = reads[sha]
-        if text is None:
-            files.append(FileChange(path, "A", skip_reason=reason))
-            continue
-        diagrams = tuple(DiagramChange(DiagramStatus.CHECKED, d) for d in extract_diagrams(path, text))
-        files.append(FileChange(path, "A", diagrams=diagrams, text=text))
-    return tuple(files)
+    return tuple(_whole_file(path, reads[sha]) for path, sha in files_at)
+
+
+def _whole_file(path: str, read: _Read) -> FileChange:
+    """A file checked as a whole (no base): all its diagrams CHECKED, or its skip reason."""
+    text, reason = read
+    if text is None:
+        return FileChange(path, "A", skip_reason=reason)
+    diagrams = tuple(DiagramChange(DiagramStatus.CHECKED, d) for d in extract_diagrams(path, text))
+    return FileChange(path, "A", diagrams=diagrams, text=text)
 
 
 def texts_at(repo: GitRepo, rev: str, paths: Iterable[str]) -> dict[str, str]:
@@ -157,3 +159,25 @@ def texts_at(repo: GitRepo, rev: str, paths: Iterable[str]) -> dict[str, str]:
         if raw is not None:
             texts[path] = raw.decode("utf-8", errors="replace")
     return texts
+
+
+def collect_paths(
+    root: Path, paths: Iterable[Path], *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[FileChange, ...]:
+    """Markdown files read from disk, no git involved: each path a file or a folder (every Markdown file
+    below it), named relative to ``root`` when inside it. Every diagram has status CHECKED, as for ``--all``."""
+    root = root.resolve()
+    found: dict[str, Path] = {}
+    for given in paths:
+        if not given.exists():
+            raise FileNotFoundError(str(given))
+        # A folder's git directory holds no Markdown of the project (and may hold much else).
+        files = [given] if given.is_file() else [
+            p for p in given.rglob("*") if p.is_file() and ".git" not in p.relative_to(given).parts]
+        for file in files:
+            absolute = file.resolve()
+            if not is_markdown_path(file.name):
+                continue
+            name = absolute.relative_to(root).as_posix() if absolute.is_relative_to(root) else absolute.as_posix()
+            found[name] = absolute
+    return tuple(_whole_file(name, decode_markdown(found[name].read_bytes(), max_bytes)) for name in sorted(found))

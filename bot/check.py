@@ -37,6 +37,7 @@ from bot.stored import (
     results_to_json,
     source_revision,
 )
+from bot.suppress import apply_suppressions
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -104,9 +105,21 @@ def run_all(
 ) -> CheckResult:
     """Check every diagram of every Markdown file at one revision."""
     sha = repo.resolve(rev)
-    changes = collect_all(repo, sha, max_bytes=config.max_file_bytes)
+    return run_files(config, pool, collect_all(repo, sha, max_bytes=config.max_file_bytes), head=sha,
+                     on_progress=on_progress)
+
+
+def run_files(
+    config: Config,
+    pool: MermaidPool,
+    changes: tuple[FileChange, ...],
+    *,
+    head: str,
+    on_progress: ProgressCallback | None = None,
+) -> CheckResult:
+    """Check every diagram of whole files (a revision's, or files read from disk: ``bot.changes.collect_paths``)."""
     counts = {c.path: len(c.diagrams) for c in changes if c.diagrams}
-    return _evaluate(config, pool, changes, base=None, head=sha, before=counts, after=counts,
+    return _evaluate(config, pool, changes, base=None, head=head, before=counts, after=counts,
                      on_progress=on_progress)
 
 
@@ -152,6 +165,7 @@ def _evaluate(
     after: Mapping[str, int],
     on_progress: ProgressCallback | None,
 ) -> CheckResult:
+    changes = tuple(change for change in changes if not config.is_excluded(change.path))
     checked = {i: [item for item in change.diagrams if item.status in CHECKED_STATUSES]
                for i, change in enumerate(changes)}
     # A file's results are a function of its path, text, which of its diagrams are checked, the configuration,
@@ -181,7 +195,7 @@ def _evaluate(
     return CheckResult(
         base=base,
         head=head,
-        diagrams=tuple(result for i in sorted(per_file) for result in per_file[i]),
+        diagrams=tuple(apply_suppressions(result) for i in sorted(per_file) for result in per_file[i]),
         file_findings=tuple(skipped_file_finding(c) for c in changes if c.skip_reason),
         totals=category_totals(config, before, after),
         removed=tuple(item.old for c in changes for item in c.diagrams

@@ -1,4 +1,4 @@
-"""`atlas-bot`: the command line (check, progress, serve, worker, jobs, register).
+"""`atlas-bot`: the command line (check, config validate, progress, serve, worker, jobs, register).
 
 Exit codes: 0 when nothing blocks, 1 when a blocking gate fails, 2 on usage, configuration or environment
 errors (always with a one-line reason on stderr).
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 EXIT_OK, EXIT_BLOCKED, EXIT_USAGE = 0, 1, 2
+FORMATS = ("text", "json", "github", "sarif")
+WORKING_TREE = "working tree"
 REPO_CONFIG_PATH = ".github/atlas-bot.yml"
 # Below this many diagrams a progress bar is only noise.
 PROGRESS_BAR_MIN = 200
@@ -33,17 +35,35 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="atlas-bot", description="Quality gates and progress for Atlas diagram repositories.")
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    check = sub.add_parser("check", help="check the diagrams a change adds or modifies (or all of them)")
-    check.add_argument("--repo", type=Path, default=Path("."), help="git repository (default: .)")
+    check = sub.add_parser("check", help="check diagrams: files and folders, a change, the staged files, or all")
+    check.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                       help="Markdown files or folders to check as they are on disk (no git needed)")
+    check.add_argument("--repo", type=Path, default=Path("."), help="repository root (default: .)")
     check.add_argument("--base", help="base revision of the change (e.g. origin/main)")
-    check.add_argument("--head", help="head revision of the change (default: HEAD)")
+    check.add_argument("--head", help="head revision of the change (default: the work tree, uncommitted edits "
+                                      "included)")
+    check.add_argument("--staged", action="store_true", help="check what is staged for commit against --base "
+                                                             "(default: HEAD)")
     check.add_argument("--all", action="store_true", help="check every diagram at --rev instead of a change")
     check.add_argument("--rev", default="HEAD", help="revision for --all (default: HEAD)")
     check.add_argument("--config", type=Path, help=f"configuration file applied over {REPO_CONFIG_PATH}")
-    check.add_argument("--format", choices=("text", "json", "github"), default="text")
+    check.add_argument("--format", choices=FORMATS, default="text")
+    check.add_argument("--fix", action="store_true", help="apply every verified suggestion to the files in place")
+    check.add_argument("--dry-run", action="store_true", help="with --fix: print the diff instead of writing")
+    check.add_argument("--review", type=int, metavar="PR",
+                       help="GitHub Actions: also publish the App's review on pull request PR with GITHUB_TOKEN")
     check.add_argument("--workers", type=int, help="mermaid worker processes (default: one per core)")
+    check.add_argument("--install-mermaid", action="store_true",
+                       help="first install the pinned mermaid with npm when it is missing (pre-commit, CI)")
+
+    config_cmd = sub.add_parser("config", help="configuration tools")
+    config_sub = config_cmd.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
+    validate = config_sub.add_parser("validate", help="report every error of a configuration file with file:line")
+    validate.add_argument("file", nargs="?", type=Path, default=Path(REPO_CONFIG_PATH),
+                          help=f"the file to validate (default: {REPO_CONFIG_PATH})")
 
     progress = sub.add_parser("progress", help="diagram totals per category, as the progress issue shows them")
     progress.add_argument("--repo", type=Path, default=Path("."))
@@ -68,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--limit", type=int, default=50)
     jobs.add_argument("--retry", type=int, metavar="ID", help="queue dead letter ID again")
 
-    register = sub.add_parser("register", help="create the GitHub App from app.yml (manifest flow)")
+    register = sub.add_parser("register", help="create the GitHub App from its manifest (manifest flow)")
+    register.add_argument("--webhook-url", help="where GitHub sends webhooks: https://YOUR-SERVER/webhook")
+    register.add_argument("--name", help="the App's name (default: atlas-bot; names are unique on GitHub)")
     register.add_argument("--github-url", default="https://github.com")
     register.add_argument("--org", help="create the App under this organisation instead of your account")
     register.add_argument("--port", type=int, default=8765)
@@ -86,8 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.register import RegisterError
     from bot.settings import SettingsError
 
-    handlers = {"check": _check, "progress": _progress, "serve": _serve, "worker": _worker, "jobs": _jobs,
-                "register": _register}
+    handlers = {"check": _check, "config": _config, "progress": _progress, "serve": _serve, "worker": _worker,
+                "jobs": _jobs, "register": _register}
     try:
         return handlers[args.command](args)
     except (UsageError, ConfigError, GitError, MermaidUnavailable, PublishSetupError, RegisterError,
@@ -122,37 +144,265 @@ def _load_config(repo, rev: str, override: Path | None):
 
 
 def _check(args: argparse.Namespace) -> int:
-    from bot.changes import texts_at
-    from bot.check import run_all, run_check
     from bot.gates.mermaid import MermaidPool, VerdictCache
-    from bot.render import render_github, render_json, render_text
 
-    if args.all and args.base:
+    _check_usage(args)
+    if args.install_mermaid:
+        install_mermaid()
+    target = _Target(args)
+    with MermaidPool(workers=args.workers, cache=VerdictCache()) as pool:
+        result = target.run(pool)
+        if args.fix:
+            applied = _apply_fixes(target, result, dry_run=args.dry_run)
+            if applied and not args.dry_run:
+                result = target.run(pool)
+    if args.review is not None:
+        _publish_review(target, result, args.review)
+    sys.stdout.write(_ensure_newline(_render(args.format, target, result)))
+    if args.format == "github":
+        _write_job_summary(target, result)
+    return EXIT_OK if result.passed else EXIT_BLOCKED
+
+
+def _check_usage(args: argparse.Namespace) -> None:
+    if args.paths and (args.base or args.all or args.staged or args.head):
+        raise UsageError("PATH arguments are checked as they are on disk; they take no --base, --head, --staged "
+                         "or --all")
+    if args.all and (args.base or args.staged):
         raise UsageError("--all checks one revision (--rev); it does not take --base")
-    if not args.all and not args.base:
-        raise UsageError("say what to check: --base REV [--head REV] for a change, or --all [--rev REV]")
+    if args.staged and args.head:
+        raise UsageError("--staged checks the index; it does not take --head")
+    if not (args.paths or args.all or args.base or args.staged):
+        raise UsageError("say what to check: PATH... (files or folders), --base REV [--head REV] for a change, "
+                         "--staged, or --all [--rev REV]")
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    repo = _open_repo(args.repo)
-    config_rev = args.rev if args.all else args.base
-    config = _load_config(repo, repo.resolve(config_rev), args.config)
-    with MermaidPool(workers=args.workers, cache=VerdictCache()) as pool:
+    if args.dry_run and not args.fix:
+        raise UsageError("--dry-run goes with --fix")
+    if args.review is not None and not args.base:
+        raise UsageError("--review publishes a pull request's review: use it with --base and --head")
+    if args.fix and (args.all or args.head or args.staged):
+        raise UsageError("--fix changes files on disk: use it with PATH... or --base REV (the work tree)")
+
+
+class _Target:
+    """What one ``check`` looks at, and how to read the texts its findings point into."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.repo = None
+        self.root = args.repo.resolve()
+        if args.paths:
+            self.config = _load_disk_config(self.root, args.config)
+            return
+        self.repo = _open_repo(args.repo)
+        self.root = self.repo.work_tree or self.root
+        if args.all:
+            self.head = self.repo.resolve(args.rev)
+            config_rev = self.head
+        else:
+            self.base = args.base or "HEAD"
+            self.head = self._change_head()
+            config_rev = self.repo.resolve(self.base)
+        self.config = _load_config(self.repo, config_rev, args.config)
+
+    def _change_head(self) -> str:
+        """The named head, or a commit of the index or the work tree as they are now (uncommitted edits count)."""
+        if self.args.head:
+            return self.repo.resolve(self.args.head)
+        if self.repo.work_tree is not None:
+            return self.repo.uncommitted(staged_only=self.args.staged)
+        return self.repo.resolve("HEAD")
+
+    @property
+    def on_disk(self) -> bool:
+        """True when the checked texts are the files on disk (paths, or the work tree)."""
+        return self.repo is None or (not self.args.all and not self.args.head and not self.args.staged)
+
+    def run(self, pool):
+        from bot.changes import collect_paths
+        from bot.check import run_all, run_check, run_files
+
         with _ProgressBar(sys.stderr) as bar:
-            if args.all:
-                result = run_all(repo, config, pool, rev=args.rev, on_progress=bar.update)
-            else:
-                result = run_check(repo, config, pool, base=args.base, head=args.head or "HEAD",
-                                   on_progress=bar.update)
-    if args.format == "json":
-        output = render_json(result)
-    elif args.format == "github":
-        output = render_github(result)
-    else:
-        with_suggestions = {f.path for f in result.findings if f.suggestion is not None}
-        sources = texts_at(repo, result.head, with_suggestions)
-        output = render_text(result, color=_color(sys.stdout), sources=sources)
-    sys.stdout.write(output if output.endswith("\n") else output + "\n")
-    return EXIT_OK if result.passed else EXIT_BLOCKED
+            if self.repo is None:
+                try:
+                    changes = collect_paths(self.root, self.args.paths, max_bytes=self.config.max_file_bytes)
+                except FileNotFoundError as exc:
+                    raise UsageError(f"{exc}: no such file or folder") from None
+                return run_files(self.config, pool, changes, head=WORKING_TREE, on_progress=bar.update)
+            if self.args.all:
+                return run_all(self.repo, self.config, pool, rev=self.head, on_progress=bar.update)
+            self.head = self._change_head()  # again: --fix may have changed the work tree since
+            return run_check(self.repo, self.config, pool, base=self.base, head=self.head, on_progress=bar.update)
+
+    def texts(self, paths) -> dict[str, str]:
+        """Texts of the files the findings point into, as checked."""
+        from bot.changes import texts_at
+
+        if self.repo is None:
+            return {path: _read_text_file(self.root / path) for path in set(paths) if (self.root / path).is_file()}
+        return texts_at(self.repo, self.head, paths)
+
+
+def _read_text_file(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def _load_disk_config(root: Path, override: Path | None):
+    """Configuration for files on disk: ``.github/atlas-bot.yml`` under the root as it is now, then --config."""
+    from bot.config import load_config
+
+    if override is not None and not override.is_file():
+        raise UsageError(f"--config {override}: no such file")
+    repo_file = root / REPO_CONFIG_PATH
+    text = _read_text_file(repo_file) if repo_file.is_file() else None
+    return load_config(repo_config_text=text, repo_config_source=REPO_CONFIG_PATH, override_path=override)
+
+
+def _apply_fixes(target: _Target, result, *, dry_run: bool) -> int:
+    """Write (or with ``dry_run`` print as a diff) every suggestion into the files; the count applied."""
+    from bot.local_fix import apply_suggestions, unified_diff
+
+    by_path: dict[str, list] = {}
+    for finding in result.findings:
+        if finding.suggestion is not None:
+            by_path.setdefault(finding.path, []).append(finding)
+    applied = overlapping = 0
+    for path in sorted(by_path):
+        file = target.root / path
+        before = _read_text_file(file)
+        outcome = apply_suggestions(before, by_path[path])
+        applied += outcome.applied
+        overlapping += outcome.overlapping
+        if dry_run:
+            sys.stdout.write(unified_diff(path, before, outcome.text))
+        elif outcome.text != before:
+            file.write_text(outcome.text, encoding="utf-8", newline="")
+    verb = "would apply" if dry_run else "applied"
+    note = f" ({overlapping:,} overlapping another one: run --fix again)" if overlapping else ""
+    print(f"atlas-bot: {verb} {applied:,} suggestion{'s' if applied != 1 else ''} in "
+          f"{len(by_path):,} file{'s' if len(by_path) != 1 else ''}{note}", file=sys.stderr)
+    return applied
+
+
+def _render(output_format: str, target: _Target, result) -> str:
+    from bot.render import render_github, render_json, render_sarif, render_text
+
+    if output_format == "json":
+        return render_json(result)
+    if output_format == "github":
+        return render_github(result)
+    if output_format == "sarif":
+        return render_sarif(result, tool_version=package_version())
+    sources = target.texts(f.path for f in result.findings if f.suggestion is not None)
+    return render_text(result, color=_color(sys.stdout), sources=sources)
+
+
+def _ensure_newline(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _summary_markdown(target: _Target, result) -> str:
+    """The App's summary table for this result (bot.review builds it; nothing here re-implements it)."""
+    from bot.review import build_publication
+
+    sources = target.texts(f.path for f in result.findings)
+    return build_publication(result, target.config, pr_patches={}, head_sha=result.head, sources=sources).summary
+
+
+def _write_job_summary(target: _Target, result) -> None:
+    """GitHub Actions: the summary table and the blocking errors past the annotation limit, to
+    $GITHUB_STEP_SUMMARY (nothing when it is not set, as outside Actions)."""
+    from bot.render import job_summary
+
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(job_summary(_summary_markdown(target, result), result))
+
+
+def _publish_review(target: _Target, result, number: int) -> None:
+    """The App's review, summary comment, labels and check run on pull request ``number``, with the workflow's
+    token. A token that may not write (a fork's pull request) leaves the summary and annotations to do it."""
+    from bot.github.transport import GitHubError
+    from bot.progress_job import actions_client
+    from bot.render import workflow_command
+    from bot.review import build_publication
+
+    client = actions_client(os.environ)
+    try:
+        publication = build_publication(
+            result, target.config, pr_patches=client.pr_patches(number), head_sha=result.head,
+            sources=target.texts(f.path for f in result.findings),
+            already_posted=client.posted_fingerprints(number))
+        client.publish(number, publication)
+    except GitHubError as exc:
+        reason = _one_line(exc)
+        print(workflow_command("warning", {"title": "atlas-bot review not published"},
+                               f"The token could not write the review on #{number} ({reason}); the job summary "
+                               "and annotations show the findings. Same-repository pull requests need "
+                               "permissions pull-requests: write, issues: write and checks: write."))
+
+
+def _config(args: argparse.Namespace) -> int:
+    """``config validate [FILE]``: every error of the file (layered over the defaults), one ``file:line`` each."""
+    from bot.config import ConfigError, load_config
+
+    if not args.file.is_file():
+        raise UsageError(f"{args.file}: no such file")
+    try:
+        load_config(repo_config_text=_read_text_file(args.file), repo_config_source=str(args.file))
+    except ConfigError as exc:
+        problems = getattr(exc, "errors", (exc,))
+        for problem in problems:
+            print(f"atlas-bot: {problem}", file=sys.stderr)
+        print(f"{args.file}: {len(problems)} error{'s' if len(problems) != 1 else ''}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{args.file}: valid")
+    return EXIT_OK
+
+
+def install_mermaid() -> None:
+    """``npm ci`` of the pinned mermaid next to the installed bot, unless it is there already."""
+    import shutil
+    import subprocess
+
+    from bot.paths import mermaid_dir
+
+    folder = mermaid_dir()
+    if (folder / "node_modules" / "mermaid" / "package.json").is_file():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise UsageError("npm is needed to install mermaid's parser (npm not found; install Node.js 18+)")
+    done = subprocess.run([npm, "ci", "--prefix", str(folder), "--no-audit", "--no-fund", "--loglevel=error"],
+                          stdout=sys.stderr, check=False)
+    if done.returncode != 0:
+        raise UsageError(f"npm ci in {folder} failed (exit status {done.returncode})")
+
+
+def package_version() -> str:
+    """The installed atlas-bot's version (the checkout's pyproject version for an editable install)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("atlas-bot")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def version_text() -> str:
+    """``atlas-bot 0.1.0 (mermaid 11.17.2)``: the bot and the mermaid its verdicts come from (as pinned)."""
+    import json
+
+    from bot.paths import mermaid_dir
+
+    try:
+        pinned = json.loads((mermaid_dir() / "package.json").read_text("utf-8"))["dependencies"]["mermaid"]
+    except (OSError, ValueError, KeyError):
+        pinned = "not installed"
+    return f"atlas-bot {package_version()} (mermaid {pinned})"
 
 
 def _color(stream: TextIO) -> bool:
@@ -192,7 +442,8 @@ def _jobs(args: argparse.Namespace) -> int:
 def _register(args: argparse.Namespace) -> int:
     from bot.register import register_command
 
-    return register_command(github_url=args.github_url, org=args.org, port=args.port)
+    return register_command(github_url=args.github_url, org=args.org, port=args.port,
+                            webhook_url=args.webhook_url, name=args.name)
 
 
 class _ProgressBar:

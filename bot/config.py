@@ -17,7 +17,9 @@ import os
 import re
 import string
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,7 +38,7 @@ SEVERITIES = tuple(s.value for s in Severity)
 
 TOP_KEYS = (
     "docs_root", "max_file_bytes", "categories", "limits", "review", "progress", "gates", "palette", "glossary",
-    "technologies",
+    "technologies", "exclude",
 )
 CATEGORY_KEYS = ("title", "target")
 GATE_KEYS = ("title", "enabled", "evidence", "categories", "blocking", "severity", "rules")
@@ -49,7 +51,7 @@ PLANE_KEYS = ("colour", "legacy")
 GLOSSARY_KEYS = ("acronyms", "not_acronyms")
 TECHNOLOGY_KEYS = ("example", "aliases")
 # Lists under these paths extend the list of the layer below instead of replacing it.
-EXTENDING_LISTS = (("glossary", "acronyms"), ("glossary", "not_acronyms"))
+EXTENDING_LISTS = (("glossary", "acronyms"), ("glossary", "not_acronyms"), ("exclude",))
 
 # libyaml's parser when PyYAML was built with it (several times faster); the node marks are the same.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -68,6 +70,24 @@ class ConfigError(Exception):
         self.line = line
         self.reason = reason
         super().__init__(f"{source}:{line}: {reason}" if line is not None else f"{source}: {reason}")
+
+
+class ConfigErrors(ConfigError):
+    """Several problems found in one pass; ``errors`` lists each (``atlas-bot config validate`` prints them all),
+    and the exception reads as the first one with a count of the others."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more: `atlas-bot config validate` lists them)" if len(errors) > 1 else ""
+        super().__init__(first.source, first.line, first.reason + more)
+        self.errors = tuple(errors)
+
+
+def _raise_all(errors: list[ConfigError]) -> None:
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ConfigErrors(errors)
 
 
 # ------------------------------------------------------------------------------------------- the model
@@ -178,6 +198,8 @@ class Config:
     max_file_bytes: int = 1_000_000
     review: ReviewSettings = ReviewSettings()
     progress: ProgressSettings = ProgressSettings()
+    # Globs of repository paths never checked (``docs/templates/**``); see ``is_excluded``.
+    exclude: tuple[str, ...] = ()
     compiled: Mapping[tuple[str, str], Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -204,6 +226,10 @@ class Config:
         folder, slash, _ = path.partition("/")
         return folder if slash and folder else None
 
+    def is_excluded(self, path: str) -> bool:
+        """True when ``path`` matches one of the ``exclude`` globs (``*`` within a folder, ``**`` across them)."""
+        return any(_glob_regex(pattern).match(path.removeprefix("./")) for pattern in self.exclude)
+
     def category(self, folder: str) -> Category:
         """The configured category, or one titled by its folder name without a target."""
         for category in self.categories:
@@ -224,6 +250,38 @@ class RuleParamError(ValueError):
     def __init__(self, gate: str, rule: str, param: str | None, reason: str, index: int | None = None) -> None:
         super().__init__(f"gates.{gate}.rules.{rule}: {reason}")
         self.gate, self.rule, self.param, self.reason, self.index = gate, rule, param, reason, index
+
+
+@lru_cache(maxsize=256)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A repository-path glob as a regex: ``**/`` any folders (none too), ``**`` anything, ``*`` and ``?``
+    within one path segment, ``[...]`` a character class; a pattern ending in ``/`` means everything below."""
+    pattern = pattern.strip().removeprefix("./")
+    if pattern.endswith("/"):
+        pattern += "**"
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 2:]:
+            end = pattern.index("]", i + 2)
+            body = pattern[i + 1:end]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
 
 
 def _normalise_root(root: str) -> str:
@@ -254,14 +312,23 @@ def load_config(
 ) -> Config:
     """rules/ defaults ← the repository's YAML text ← the override file, validated; ConfigError otherwise."""
     rules_dir = rules_dir if rules_dir is not None else default_rules_dir()
-    layers: list[_Layer] = []
-    for name in RULES_FILES:
-        path = rules_dir / name
-        layers.append(_read_layer(str(path), _read_text(path)))
+    sources = [(str(rules_dir / name), lambda path=rules_dir / name: _read_text(path)) for name in RULES_FILES]
     if repo_config_text is not None:
-        layers.append(_read_layer(repo_config_source, repo_config_text))
+        sources.append((repo_config_source, lambda: repo_config_text))
     if override_path is not None:
-        layers.append(_read_layer(str(override_path), _read_text(override_path)))
+        sources.append((str(override_path), lambda: _read_text(override_path)))
+    layers: list[_Layer] = []
+    errors: list[ConfigError] = []
+    for source, read in sources:
+        # Every layer is read even when an earlier one is broken, so that one run reports every problem.
+        try:
+            layer = _read_layer(source, read())
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        layers.append(layer)
+        errors.extend(layer.errors)
+    _raise_all(errors)
     merged = _Merged()
     for index, layer in enumerate(layers):
         merged.apply(layer, index)
@@ -284,6 +351,7 @@ class _Layer:
     source: str
     data: dict[str, Any]
     lines: dict[Path_, int]
+    errors: list[ConfigError] = field(default_factory=list)
 
 
 class _Reader:
@@ -292,7 +360,16 @@ class _Reader:
     def __init__(self, source: str) -> None:
         self.source = source
         self.lines: dict[Path_, int] = {}
+        self.errors: list[ConfigError] = []
         self._constructor = yaml.constructor.SafeConstructor()
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Record a problem found inside the block and go on with the next value, instead of stopping."""
+        try:
+            yield
+        except ConfigError as exc:
+            self.errors.append(exc)
 
     def fail(self, node: yaml.Node, reason: str) -> ConfigError:
         return ConfigError(self.source, node.start_mark.line + 1, reason)
@@ -315,11 +392,13 @@ class _Reader:
                 raise self.fail(key_node, f"{_dotted(path)}: keys must be names")
             key = str(key)
             if key in seen:
-                raise self.fail(key_node, f"{_dotted(path + (key,))} is given twice")
+                self.errors.append(self.fail(key_node, f"{_dotted(path + (key,))} is given twice"))
+                continue
             seen.add(key)
             if allowed is not None and key not in allowed:
-                raise self.fail(key_node, f"unknown key {_dotted(path + (key,))!r}; expected one of: "
-                                          + ", ".join(allowed))
+                self.errors.append(self.fail(key_node, f"unknown key {_dotted(path + (key,))!r}; expected one "
+                                                       "of: " + ", ".join(allowed)))
+                continue
             yield key, value_node
 
     def plain(self, node: yaml.Node, path: Path_) -> Any:
@@ -389,9 +468,11 @@ def _read_layer(source: str, text: str) -> _Layer:
     reader = _Reader(source)
     data: dict[str, Any] = {}
     if root is not None:
-        for key, node in reader.mapping(root, (), TOP_KEYS):
-            data[key] = _TOP_READERS[key](reader, node, (key,))
-    return _Layer(source, data, reader.lines)
+        with reader.guard():
+            for key, node in reader.mapping(root, (), TOP_KEYS):
+                with reader.guard():
+                    data[key] = _TOP_READERS[key](reader, node, (key,))
+    return _Layer(source, data, reader.lines, reader.errors)
 
 
 def _read_docs_root(r: _Reader, node: yaml.Node, path: Path_) -> str:
@@ -417,7 +498,11 @@ def _read_categories(r: _Reader, node: yaml.Node, path: Path_) -> dict[str, Any]
 
 def _read_section(keys: tuple[str, ...], readers: Mapping[str, Any]) -> Any:
     def read(r: _Reader, node: yaml.Node, path: Path_) -> dict[str, Any]:
-        return {key: readers[key](r, item, path + (key,)) for key, item in r.mapping(node, path, keys)}
+        out: dict[str, Any] = {}
+        for key, item in r.mapping(node, path, keys):
+            with r.guard():
+                out[key] = readers[key](r, item, path + (key,))
+        return out
 
     return read
 
@@ -548,8 +633,18 @@ def _read_technologies(r: _Reader, node: yaml.Node, path: Path_) -> dict[str, An
     return out
 
 
+def _read_exclude(r: _Reader, node: yaml.Node, path: Path_) -> list[str]:
+    globs = r.strings(node, path)
+    for i, glob in enumerate(globs):
+        if glob.strip().startswith("/") or ".." in glob.split("/"):
+            raise r.fail(node.value[i], f"exclude: {glob!r} must be a path glob inside the repository "
+                                        "(e.g. docs/templates/**)")
+    return globs
+
+
 _TOP_READERS: dict[str, Any] = {
     "docs_root": _read_docs_root,
+    "exclude": _read_exclude,
     "max_file_bytes": _positive,
     "categories": _read_categories,
     "limits": _read_section(LIMIT_KEYS, {key: _positive for key in LIMIT_KEYS}),
@@ -644,10 +739,15 @@ def _build(merged: _Merged, *, default_layers: int) -> Config:
         for folder, entry in data.get("categories", {}).items()
     )
     known_folders = {c.folder for c in categories}
-    gates = tuple(
-        _build_gate(merged, gate_id, entry, known_folders, default_layers)
-        for gate_id, entry in data.get("gates", {}).items()
-    )
+    built: list[Gate] = []
+    errors: list[ConfigError] = []
+    for gate_id, entry in data.get("gates", {}).items():
+        try:
+            built.append(_build_gate(merged, gate_id, entry, known_folders, default_layers))
+        except ConfigError as exc:
+            errors.append(exc)
+    _raise_all(errors)
+    gates = tuple(built)
     palette = Palette(tuple(
         _build_plane(merged, name, entry) for name, entry in data.get("palette", {}).get("planes", {}).items()
     ))
@@ -668,6 +768,7 @@ def _build(merged: _Merged, *, default_layers: int) -> Config:
             max_file_bytes=data.get("max_file_bytes", Config.max_file_bytes),
             review=ReviewSettings(**data.get("review", {})),
             progress=ProgressSettings(**data.get("progress", {})),
+            exclude=tuple(data.get("exclude", ())),
         )
     except RuleParamError as exc:
         path = ("gates", exc.gate, "rules", exc.rule, "params")

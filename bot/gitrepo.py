@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +36,12 @@ GITLINK_MODE = "160000"
 _FULL_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _ORIGIN = "origin"
+
+UNCOMMITTED_SUBJECT = "atlas-bot: uncommitted changes"
+MARKDOWN_PATHSPECS = tuple(f":(glob,icase)**/*{suffix}" for suffix in MARKDOWN_SUFFIXES)
+# commit-tree needs an identity; the throw-away commit of uncommitted changes must not depend on the user's.
+_IDENTITY_ENV = {"GIT_AUTHOR_NAME": "atlas-bot", "GIT_AUTHOR_EMAIL": "atlas-bot@localhost",
+                 "GIT_COMMITTER_NAME": "atlas-bot", "GIT_COMMITTER_EMAIL": "atlas-bot@localhost"}
 
 MSG_NOT_A_REPO = "not a git repository: {path}"
 MSG_UNKNOWN_REV = "unknown revision {rev!r} in {path}"
@@ -314,6 +321,44 @@ class GitRepo:
                 blobs[parts[0].decode("ascii")] = out[position : position + size]
             position += size + 1
         return blobs
+
+    # Uncommitted changes ---------------------------------------------------------------------------------
+
+    @property
+    def work_tree(self) -> Path | None:
+        """The work tree's top folder; None for a bare repository (the App's mirrors)."""
+        return None if self._repo.bare else Path(self._repo.working_tree_dir or self.path)
+
+    def uncommitted(self, *, staged_only: bool) -> str:
+        """A commit holding what ``git commit`` would record now: the index (``staged_only``) or the whole work
+        tree, untracked files that are not ignored included. HEAD itself when that equals HEAD's tree.
+
+        The commit is a loose object that no ref points to (git gc removes it); the repository's index, refs
+        and files are left as they are.
+        """
+        head = self.resolve("HEAD")
+        if staged_only:
+            tree = self._run("write-tree")
+        else:
+            # A private copy of the index, so the user's staging area stays as it is.
+            git_dir = Path(self._run("rev-parse", "--absolute-git-dir"))
+            with tempfile.TemporaryDirectory(prefix="atlas-index-") as scratch:
+                index = Path(scratch) / "index"
+                if (git_dir / "index").exists():
+                    shutil.copyfile(git_dir / "index", index)
+                env = {"GIT_INDEX_FILE": str(index)}
+                # Only Markdown edits matter to a check: other untracked files (builds, binaries) are not
+                # hashed into the object database.
+                edited = self._run("ls-files", "-z", "--others", "--modified", "--deleted", "--exclude-standard",
+                                   "--", *MARKDOWN_PATHSPECS, env=env)
+                if edited:
+                    listing = Path(scratch) / "paths"
+                    listing.write_text(edited, encoding="utf-8", errors="surrogateescape")
+                    self._run("add", "--all", f"--pathspec-from-file={listing}", "--pathspec-file-nul", env=env)
+                tree = self._run("write-tree", env=env)
+        if tree == self._run("rev-parse", f"{head}^{{tree}}"):
+            return head
+        return self._run("commit-tree", tree, "-p", head, "-m", UNCOMMITTED_SUBJECT, env=_IDENTITY_ENV)
 
     # Mirrors for the App ---------------------------------------------------------------------------------
 

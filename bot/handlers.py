@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 REPO_CONFIG_PATH = ".github/atlas-bot.yml"
 REVIEW_ACTIONS = ("opened", "synchronize", "reopened", "ready_for_review")
 INSTALLATION_EVENTS = ("installation", "installation_repositories")
+# The Checks tab's "Re-run" on the bot's check run, or on the whole suite.
+RERUN_EVENTS = ("check_run", "check_suite")
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 COMMAND_RE = re.compile(r"^\s*/atlas(?:\s+(?P<command>[A-Za-z-]+))?\s*$", re.MULTILINE | re.IGNORECASE)
 PR_KEY = "pr:{repo}#{number}"
@@ -222,10 +224,10 @@ def route(delivery: Delivery) -> Route | None:
     if handler is None or (delivery.repository is None and delivery.event not in INSTALLATION_EVENTS):
         return None
     payload = delivery.payload
-    if delivery.event in ("pull_request", RECHECK_EVENT):
+    if delivery.event in ("pull_request", RECHECK_EVENT, *RERUN_EVENTS):
         number = pr_number(delivery)
         if number is None:
-            return None
+            return None  # a re-run of a check with no pull request of this repository behind it (a fork's head)
         return Route(handler, PR_KEY.format(repo=delivery.repository, number=number))
     if delivery.event == "push":
         default = payload.get("repository", {}).get("default_branch")
@@ -252,6 +254,8 @@ def pr_number(delivery: Delivery) -> int | None:
     if delivery.event == RECHECK_EVENT:
         number = delivery.payload.get("number")
         return number if isinstance(number, int) and not isinstance(number, bool) else None
+    if delivery.event in RERUN_EVENTS:
+        return rerun_pull_number(delivery.event, delivery.payload)
     return delivery.pr_number
 
 
@@ -303,6 +307,18 @@ def on_recheck(ctx: Context) -> str:
         installation_id=delivery.installation_id, repository=delivery.repository)
     ctx.services.enqueue(follow_up, PR_KEY.format(repo=delivery.repository, number=number))
     return "queued:recheck"
+
+
+def rerun_pull_number(event: str, payload: Mapping[str, Any]) -> int | None:
+    """The pull request a check_run / check_suite event belongs to (GitHub lists none for a fork's head)."""
+    pulls = (payload.get(event) or {}).get("pull_requests") or []
+    number = pulls[0].get("number") if pulls and isinstance(pulls[0], dict) else None
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
+
+
+def on_rerun(ctx: Context) -> str:
+    """check_run / check_suite ``rerequested`` ("Re-run" in the Checks tab): review the current head again."""
+    return review_current_head(ctx, recheck=True)
 
 
 def review(ctx: Context, target: PullTarget, *, recheck: bool = False) -> str:
@@ -444,4 +460,5 @@ ROUTES: dict[tuple[str, str | None], Handler] = {
     ("push", None): on_push,
     ("installation", None): on_installation,
     ("installation_repositories", None): on_installation,
+    **{(event, "rerequested"): on_rerun for event in RERUN_EVENTS},
 }

@@ -158,12 +158,12 @@ def progress_command(repo: GitRepo, config: Config, *, rev: str, output_format: 
         job = ProgressJob(store, pool)
         if not publish:
             return job.region(repo, config, repo_key, sha) + "\n"
-        client = _actions_client(environ)
+        client = actions_client(environ)
         published = job.publish(repo, config, repo_key, client, rev=rev)
     return f"progress issue of {repo_key}: {'updated' if published else 'unchanged'}\n"
 
 
-def _actions_client(environ: Mapping[str, str]):
+def actions_client(environ: Mapping[str, str]):
     """A client on GitHub Actions' built-in token (GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_API_URL)."""
     from bot.github import GitHubClient
 

@@ -30,7 +30,11 @@ import yaml
 from bot.settings import APP_FILE, DEFAULT_API_URL, KEY_FILE, Settings
 
 DEFAULT_GITHUB_URL = "https://github.com"
-MANIFEST_PATH = Path(__file__).resolve().parent.parent / "app.yml"
+# Shipped inside the package, so a pip-installed bot can register too.
+MANIFEST_PATH = Path(__file__).resolve().parent / "app.yml"
+# Hosts of the manifest's placeholder URLs: GitHub would send every webhook there.
+PLACEHOLDER_HOSTS = ("example.com", "example.org", "example.net")
+APP_NAME_LIMIT = 34
 REQUIRED_KEYS = ("name", "url", "hook_attributes", "default_permissions", "default_events")
 CONVERSION_PATH = "/app-manifests/{code}/conversions"
 # What the conversion returns that serve needs (the rest is kept for the maintainer's reference).
@@ -85,6 +89,30 @@ def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, Any]:
     if not isinstance(hook, dict) or not str(hook.get("url", "")).startswith(("http://", "https://")):
         raise RegisterError(f"{path}: hook_attributes.url must be the http(s) URL of your /webhook")
     return data
+
+
+def fill_manifest(manifest: Mapping[str, Any], webhook_url: str | None, name: str | None = None) -> dict[str, Any]:
+    """The manifest with the server's webhook URL (and its origin as the App's homepage) and name filled in.
+
+    A manifest still pointing at a placeholder host is refused: the App would be created, and every webhook
+    lost.
+    """
+    filled = json.loads(json.dumps(manifest))
+    if webhook_url is not None:
+        parts = urllib.parse.urlsplit(webhook_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RegisterError(f"--webhook-url {webhook_url!r} must be the http(s) URL of your server's /webhook")
+        filled["hook_attributes"]["url"] = webhook_url
+        filled["url"] = f"{parts.scheme}://{parts.netloc}"
+    if name is not None:
+        if not name.strip() or len(name) > APP_NAME_LIMIT:
+            raise RegisterError(f"--name must be 1 to {APP_NAME_LIMIT} characters (GitHub's limit for App names)")
+        filled["name"] = name
+    host = (urllib.parse.urlsplit(str(filled["hook_attributes"]["url"])).hostname or "").lower()
+    if any(host == placeholder or host.endswith("." + placeholder) for placeholder in PLACEHOLDER_HOSTS):
+        raise RegisterError(f"the webhook URL points at the placeholder host {host}: pass --webhook-url "
+                            "https://YOUR-SERVER/webhook (where `atlas-bot serve` is reachable from GitHub)")
+    return filled
 
 
 def api_url_for(github_url: str, settings: Settings | None = None) -> str:
@@ -225,6 +253,8 @@ def register_command(
     org: str | None = None,
     port: int = 8765,
     *,
+    webhook_url: str | None = None,
+    name: str | None = None,
     settings: Settings | None = None,
     manifest_path: Path = MANIFEST_PATH,
     exchange: Callable[[str], dict[str, Any]] | None = None,
@@ -235,7 +265,8 @@ def register_command(
     out = out or sys.stdout
     settings = settings or Settings.load()
     api_url = api_url_for(github_url, settings)
-    flow = ManifestFlow(manifest=load_manifest(manifest_path), github_url=github_url, org=org,
+    manifest = fill_manifest(load_manifest(manifest_path), webhook_url, name)
+    flow = ManifestFlow(manifest=manifest, github_url=github_url, org=org,
                         store_dir=settings.credentials_dir,
                         exchange=exchange or (lambda code: exchange_code(api_url, code)))
     server = make_server(flow, port)

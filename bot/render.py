@@ -33,6 +33,10 @@ _DATA_ESCAPES = (("%", "%25"), ("\r", "%0D"), ("\n", "%0A"))
 _PROPERTY_ESCAPES = _DATA_ESCAPES + ((":", "%3A"), (",", "%2C"))
 
 SUGGESTION_INTRO = "Suggested replacement:"
+# GitHub shows at most this many annotations of each kind (error, warning, notice) per step and drops the rest.
+ANNOTATIONS_PER_STEP = 10
+# A step's summary may hold 1 MiB; this many error lines (a few hundred bytes each) stay well inside it.
+JOB_SUMMARY_MAX_ERRORS = 2_000
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -286,14 +290,124 @@ def annotation_message(finding: Finding) -> str:
     return f"{finding.message}\n\n{SUGGESTION_INTRO}\n{finding.suggestion}"
 
 
+def rank_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """The order every cut list uses: blocking errors, then other errors, warnings, notices; file order within."""
+    return sorted(findings, key=lambda f: (not f.blocking, SEVERITY_ORDER[f.severity], f.path, f.line, f.gate,
+                                           f.rule))
+
+
+def annotated_findings(findings: Iterable[Finding]) -> tuple[list[Finding], list[Finding]]:
+    """(shown, left out): the most important findings within GitHub's per-step annotation limits."""
+    shown: list[Finding] = []
+    left_out: list[Finding] = []
+    used = {severity: 0 for severity in Severity}
+    for finding in rank_findings(findings):
+        if used[finding.severity] < ANNOTATIONS_PER_STEP:
+            used[finding.severity] += 1
+            shown.append(finding)
+        else:
+            left_out.append(finding)
+    return shown, left_out
+
+
+def left_out_line(left_out: Sequence[Finding]) -> str:
+    """``atlas-bot: 65 more findings (60 errors, 5 warnings) are not annotated …`` (empty when none are)."""
+    if not left_out:
+        return ""
+    return (f"atlas-bot: {findings_tally(left_out).replace(' finding', ' more finding', 1)} not shown as "
+            f"annotations (GitHub shows {ANNOTATIONS_PER_STEP} of each kind per step); the job summary and "
+            "`atlas-bot check` list every blocking error")
+
+
 def render_github(result: CheckResult) -> str:
-    """One annotation command per finding, then a plain summary line for the job log."""
+    """Annotation commands for the most important findings (blocking errors first, within GitHub's per-step
+    limits), a line saying how many were left out, then a plain summary line for the job log."""
+    shown, left_out = annotated_findings(result.findings)
     lines = []
-    for finding in sort_findings(result.findings):
+    for finding in shown:
         properties: dict[str, object] = {"file": finding.path}
         if finding.line >= 1:
             properties.update(line=finding.line, endLine=finding.last_line)
         properties["title"] = f"Atlas {finding.gate}/{finding.rule}"
         lines.append(workflow_command(GITHUB_COMMAND[finding.severity], properties, annotation_message(finding)))
+    if left_out:
+        lines.append(left_out_line(left_out))
     lines.append(f"atlas-bot: {verdict_headline(result)}; {findings_tally(result.findings)}")
     return "\n".join(lines)
+
+
+def job_summary(summary_markdown: str, result: CheckResult) -> str:
+    """The Actions job summary: the App's summary table, then every blocking error that is not an annotation
+    (GitHub drops annotations past its per-step limit, so this is where the rest stays visible)."""
+    _, left_out = annotated_findings(result.findings)
+    blocking = [f for f in left_out if f.blocking]
+    parts = [summary_markdown.rstrip("\n")]
+    if blocking:
+        parts += ["", f"<details><summary>{plural(len(blocking), 'more blocking error')} "
+                      "(past GitHub's annotation limit)</summary>", ""]
+        parts += [f"- `{f.path}:{f.line}` {f.gate}/{f.rule}: {escape_html(first_line(f.message))}"
+                  for f in blocking[:JOB_SUMMARY_MAX_ERRORS]]
+        if len(blocking) > JOB_SUMMARY_MAX_ERRORS:
+            parts.append(f"- … and {len(blocking) - JOB_SUMMARY_MAX_ERRORS:,} more: "
+                         "`atlas-bot check` lists every one")
+        parts += ["", "</details>"]
+    return "\n".join(parts) + "\n"
+
+
+def first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
+
+
+def escape_html(text: str) -> str:
+    """Text that stays text inside Markdown with HTML around it (``<``, ``>``, ``&``)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SARIF 2.1.0, for code scanning (https://docs.oasis-open.org/sarif/sarif/v2.1.0/sarif-v2.1.0.html)
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_VERSION = "2.1.0"
+SARIF_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTICE: "note"}
+SRCROOT = "%SRCROOT%"
+
+
+def result_to_sarif(result: CheckResult, *, tool_version: str) -> dict[str, Any]:
+    """One run: a rule per gate/rule that fired, a result per finding, suggestions as SARIF fixes."""
+    findings = sort_findings(result.findings)
+    rule_ids = sorted({f"{f.gate}/{f.rule}" for f in findings})
+    index = {rule_id: i for i, rule_id in enumerate(rule_ids)}
+    rules = [{"id": rule_id, "name": rule_id.replace("/", "."),
+              "shortDescription": {"text": f"Atlas quality gate {rule_id}"}} for rule_id in rule_ids]
+    results = []
+    for finding in findings:
+        rule_id = f"{finding.gate}/{finding.rule}"
+        region = {"startLine": max(1, finding.line), "endLine": max(1, finding.last_line)}
+        location = {"physicalLocation": {"artifactLocation": {"uri": finding.path, "uriBaseId": SRCROOT},
+                                         "region": region}}
+        item: dict[str, Any] = {
+            "ruleId": rule_id, "ruleIndex": index[rule_id], "level": SARIF_LEVELS[finding.severity],
+            "message": {"text": finding.message}, "locations": [location],
+            "properties": {"blocking": finding.blocking},
+        }
+        if finding.suggestion is not None:
+            item["fixes"] = [{
+                "description": {"text": SUGGESTION_INTRO.rstrip(":")},
+                "artifactChanges": [{
+                    "artifactLocation": {"uri": finding.path, "uriBaseId": SRCROOT},
+                    "replacements": [{"deletedRegion": region,
+                                      "insertedContent": {"text": finding.suggestion + "\n"}}],
+                }],
+            }]
+        results.append(item)
+    run: dict[str, Any] = {
+        "tool": {"driver": {"name": "atlas-bot", "version": tool_version, "rules": rules}},
+        "originalUriBaseIds": {SRCROOT: {"description": {"text": "The repository root"}}},
+        "results": results,
+    }
+    return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
+
+
+def render_sarif(result: CheckResult, *, tool_version: str) -> str:
+    """``--format sarif``: the SARIF 2.1.0 log, indented (code scanning uploads are read by people too)."""
+    return json.dumps(result_to_sarif(result, tool_version=tool_version), ensure_ascii=False, indent=2)

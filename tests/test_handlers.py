@@ -393,4 +393,5 @@ def test_context_makes_one_client_per_job() -> None:
 
 def test_routes_cover_the_subscribed_events() -> None:
     events = {event for event, _ in handlers.ROUTES} - {handlers.RECHECK_EVENT}  # queued by the bot itself
-    assert events == {"pull_request", "issue_comment", "push", "installation", "installation_repositories"}
+    assert events == {"pull_request", "issue_comment", "push", "installation", "installation_repositories",
+                      "check_run", "check_suite"}

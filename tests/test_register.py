@@ -21,12 +21,14 @@ from bot.register import (
     RegisterError,
     api_url_for,
     exchange_code,
+    fill_manifest,
     load_manifest,
     new_app_url,
     register_command,
 )
 from bot.settings import Settings
 
+WEBHOOK_URL = "https://atlas.test.invalid/webhook"
 PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEtest\n-----END RSA PRIVATE KEY-----\n"
 CONVERSION = {"id": 4242, "slug": "atlas-bot-test", "name": "atlas-bot test", "pem": PEM,
               "webhook_secret": "whsec-from-github", "client_id": "Iv1.x", "client_secret": "cs",
@@ -46,7 +48,7 @@ def test_app_yml_is_a_complete_manifest() -> None:
     assert manifest["default_permissions"] == {"pull_requests": "write", "issues": "write", "checks": "write",
                                                "contents": "read", "metadata": "read"}
     # installation events reach every App unasked; GitHub rejects a manifest that lists them.
-    assert set(manifest["default_events"]) == {"pull_request", "push", "issue_comment"}
+    assert set(manifest["default_events"]) == {"pull_request", "push", "issue_comment", "check_run", "check_suite"}
     assert manifest["hook_attributes"]["url"].endswith("/webhook")
     assert manifest["public"] is False
 
@@ -84,7 +86,8 @@ def run_register(tmp_path: Path, exchange, **kwargs) -> tuple[threading.Thread, 
 
     def target() -> None:
         result["code"] = register_command("https://github.com", kwargs.get("org"), 0, settings=settings,
-                                          exchange=exchange, out=out, timeout=30)
+                                          exchange=exchange, out=out, timeout=30, webhook_url=WEBHOOK_URL,
+                                          name=kwargs.get("name"))
 
     thread = threading.Thread(target=target)
     thread.start()
@@ -176,3 +179,42 @@ def test_exchange_code_posts_to_the_conversions_endpoint() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_manifest_ships_inside_the_package() -> None:
+    import bot
+
+    assert MANIFEST_PATH.parent == Path(bot.__file__).resolve().parent
+
+
+@pytest.mark.parametrize("webhook_url, name, reason", [
+    (None, None, "placeholder host atlas-bot.example.com"),  # app.yml as shipped
+    ("https://hooks.example.com/webhook", None, "placeholder host hooks.example.com"),
+    ("ftp://atlas.test.invalid/webhook", None, "http(s) URL"),
+    ("atlas.test.invalid/webhook", None, "http(s) URL"),
+    (WEBHOOK_URL, "x" * 35, "1 to 34 characters"),
+])
+def test_fill_manifest_refuses_placeholders_and_bad_values(webhook_url, name, reason) -> None:
+    with pytest.raises(RegisterError, match=re.escape(reason)):
+        fill_manifest(load_manifest(MANIFEST_PATH), webhook_url, name)
+
+
+def test_fill_manifest_sets_the_webhook_the_homepage_and_the_name() -> None:
+    original = load_manifest(MANIFEST_PATH)
+    filled = fill_manifest(original, "https://atlas.test.invalid:8443/gh/webhook", "atlas-bot staging")
+    assert filled["hook_attributes"]["url"] == "https://atlas.test.invalid:8443/gh/webhook"
+    assert filled["url"] == "https://atlas.test.invalid:8443"
+    assert filled["name"] == "atlas-bot staging"
+    assert original["name"] == "atlas-bot"  # the loaded manifest is left as it was
+
+
+def test_register_page_carries_the_filled_in_manifest(tmp_path: Path) -> None:
+    thread, result, _ = run_register(tmp_path, lambda code: CONVERSION, name="atlas-bot staging")
+    status, page = fetch(result["url"])
+    manifest = json.loads(html.unescape(re.search(r'name="manifest" value="([^"]*)"', page).group(1)))
+    assert status == 200 and WEBHOOK_URL in page
+    assert (manifest["hook_attributes"]["url"], manifest["name"]) == (WEBHOOK_URL, "atlas-bot staging")
+    state = html.unescape(re.search(r'action="([^"]+)"', page).group(1)).split("state=")[1]
+    fetch(f"{result['url']}callback?code=c&state={state}")
+    thread.join(10)
+    assert result["code"] == 0
