@@ -259,7 +259,7 @@ def test_github_format_writes_the_apps_summary_to_the_step_summary(folder: Path,
     assert code == EXIT_BLOCKED and out.startswith("::error file=docs/costs/cdn.md,line=5")
     text = summary.read_text()
     assert "<!-- atlas-bot:summary -->" in text and "## Atlas quality gates" in text
-    assert "`docs/costs/cdn.md:3`" in text  # the summary table's row for the failing diagram
+    assert "| `cdn.md:3` " in text  # the summary table's row for the failing diagram (shortest unambiguous name)
 
 
 # -- the Action's review, published with the workflow token (GitHub emulator) ----------------------------------
