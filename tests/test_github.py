@@ -748,6 +748,15 @@ def test_a_lost_check_run_post_is_not_confused_with_a_half_annotated_older_run(g
     assert [r["output"]["annotations_count"] for r in runs] == [50, 60]
 
 
+def test_an_annotation_update_whose_answer_was_lost_is_not_appended_twice(gh: EmulatorHandle,
+                                                                         repo: RepoClient) -> None:
+    number = gh.add_pull(REPO, "feature")
+    gh.inject_fault("PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}", BAD_GATEWAY_AFTER_WRITE)
+    repo.publish(number, publication(head_of(gh, number), {}, annotations=120, summary="many"))
+    [run] = gh.state.repo(REPO).check_runs.values()
+    assert run["output"]["annotations_count"] == 120
+
+
 def test_a_review_requesting_changes_is_dismissed_once_its_findings_are_fixed(gh: EmulatorHandle,
                                                                               repo: RepoClient) -> None:
     number = gh.add_pull(REPO, "feature")
