@@ -43,7 +43,7 @@ from bot.review import (
     build_publication,
 )
 from emulator.fixtures import EmulatorHandle
-from emulator.state import BOT_LOGIN, BAD_GATEWAY, BAD_GATEWAY_AFTER_WRITE, CONNECTION_CLOSE, SECONDARY_RATE_LIMIT
+from emulator.state import BAD_GATEWAY, BAD_GATEWAY_AFTER_WRITE, BOT_LOGIN, CONNECTION_CLOSE, SECONDARY_RATE_LIMIT
 
 API = "https://api.github.com"
 # PyGithub's connection names the port explicitly, and responses matches URLs literally.
