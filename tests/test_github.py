@@ -43,7 +43,7 @@ from bot.review import (
     build_publication,
 )
 from emulator.fixtures import EmulatorHandle
-from emulator.state import BOT_LOGIN, BAD_GATEWAY, BAD_GATEWAY_AFTER_WRITE, CONNECTION_CLOSE, SECONDARY_RATE_LIMIT
+from emulator.state import BAD_GATEWAY, BAD_GATEWAY_AFTER_WRITE, BOT_LOGIN, CONNECTION_CLOSE, SECONDARY_RATE_LIMIT
 
 API = "https://api.github.com"
 # PyGithub's connection names the port explicitly, and responses matches URLs literally.
@@ -746,6 +746,15 @@ def test_a_lost_check_run_post_is_not_confused_with_a_half_annotated_older_run(g
     runs = list(gh.state.repo(REPO).check_runs.values())
     assert len(runs) == 2
     assert [r["output"]["annotations_count"] for r in runs] == [50, 60]
+
+
+def test_an_annotation_update_whose_answer_was_lost_is_not_appended_twice(gh: EmulatorHandle,
+                                                                         repo: RepoClient) -> None:
+    number = gh.add_pull(REPO, "feature")
+    gh.inject_fault("PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}", BAD_GATEWAY_AFTER_WRITE)
+    repo.publish(number, publication(head_of(gh, number), {}, annotations=120, summary="many"))
+    [run] = gh.state.repo(REPO).check_runs.values()
+    assert run["output"]["annotations_count"] == 120
 
 
 def test_a_review_requesting_changes_is_dismissed_once_its_findings_are_fixed(gh: EmulatorHandle,

@@ -24,7 +24,8 @@ show a stale verdict and minimise the newer head's still-valid comments. Otherwi
    Missing repository labels are created with colour and description first.
 
 A POST that got no answer is looked for before it is sent again, by what makes it this very write: the review
-by its head commit and body, the check run by an ``external_id`` unique to the attempt.
+by its head commit and body, the check run by an ``external_id`` unique to the attempt; an annotation update
+(which appends) by the run's annotation count.
 
 Write budget on a new head: 1 check run + 1 review + 1 minimise + 1 summary + 1 label added + 1 per label
 removed (usually 1), whatever the number of findings, plus one check-run update per 50 annotations beyond the
@@ -233,9 +234,19 @@ def _sync_check_run(repo: RepoClient, draft: CheckRunDraft, actions: list[str]) 
                              None),
     ).data
     for index in range(1, len(batches)):
-        repo.call("PATCH", CHECK_RUN, {"check_run_id": created["id"]}, body={"output": output(index)})
+        # An update appends its annotations, so a lost answer is confirmed by the run's count, never resent.
+        expected = min(ANNOTATIONS_PER_REQUEST * (index + 1), len(draft.annotations))
+        repo.call("PATCH", CHECK_RUN, {"check_run_id": created["id"]}, body={"output": output(index)},
+                  idempotent=False, confirm=lambda want=expected: _run_with(repo, draft, created["id"], want))
     actions.append(f"check run: {draft.conclusion}, {len(draft.annotations)} annotations "
                    f"in {len(batches)} request{'s' if len(batches) > 1 else ''}")
+
+
+def _run_with(repo: RepoClient, draft: CheckRunDraft, run_id: int, annotations: int) -> dict[str, Any] | None:
+    """The run ``run_id`` once it carries at least ``annotations`` annotations."""
+    return next((r for r in _head_check_runs(repo, draft)
+                 if r.get("id") == run_id and (r.get("output") or {}).get("annotations_count", 0) >= annotations),
+                None)
 
 
 def _head_check_runs(repo: RepoClient, draft: CheckRunDraft) -> list[dict[str, Any]]:
@@ -397,7 +408,8 @@ def _sync_labels(repo: RepoClient, number: int, current: frozenset[str], publica
         _create_missing_labels(repo, add, publication)
     params = {"issue_number": number}
     if add:
-        repo.call("POST", ISSUE_LABELS, params, body={"labels": sorted(add)})
+        # Adding labels a pull request already has changes nothing: safe to send again.
+        repo.call("POST", ISSUE_LABELS, params, body={"labels": sorted(add)}, idempotent=True)
     for name in sorted(remove):
         try:
             repo.call("DELETE", ISSUE_LABEL, {**params, "name": name})

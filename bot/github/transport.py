@@ -54,9 +54,10 @@ BACKOFF_SECONDS = 0.5
 MAX_RATE_WAIT_SECONDS = 60.0
 # "If you exceed a secondary rate limit and no retry-after header is present, wait for at least one minute."
 SECONDARY_WAIT_SECONDS = 60.0
-# After a POST got no answer: look for it at once, then after these waits (31 s in all). GitHub has been seen
-# committing a write 20 s after the client gave up on it.
-CONFIRM_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
+# After a POST got no answer: look for it at once, then after these waits (31 s in all; every 8 s at the end,
+# so a write committed 20 s late is found 23 s in). GitHub has been seen committing a write 20 s after the
+# client gave up on it.
+CONFIRM_DELAYS = (1.0, 2.0, 4.0, 8.0, 8.0, 8.0)
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 RATE_LIMIT_STATUSES = frozenset({403, 429})
 NO_RESPONSE = 0
