@@ -307,7 +307,14 @@ def _summary_markdown(target: _Target, result) -> str:
     from bot.review import build_publication
 
     sources = target.texts(f.path for f in result.findings)
-    return build_publication(result, target.config, pr_patches={}, head_sha=result.head, sources=sources).summary
+    return build_publication(result, target.config, pr_patches={}, head_sha=result.head, sources=sources,
+                             repository_url=_actions_repository_url()).summary
+
+
+def _actions_repository_url() -> str | None:
+    """The repository's web address inside GitHub Actions (summary paths link to the file at the head)."""
+    server, repository = os.environ.get("GITHUB_SERVER_URL"), os.environ.get("GITHUB_REPOSITORY")
+    return f"{server.rstrip('/')}/{repository}" if server and repository else None
 
 
 def _write_job_summary(target: _Target, result) -> None:
@@ -335,7 +342,7 @@ def _publish_review(target: _Target, result, number: int) -> None:
         publication = build_publication(
             result, target.config, pr_patches=client.pr_patches(number), head_sha=result.head,
             sources=target.texts(f.path for f in result.findings),
-            already_posted=client.posted_fingerprints(number))
+            already_posted=client.posted_fingerprints(number), repository_url=_actions_repository_url())
         client.publish(number, publication)
     except GitHubError as exc:
         reason = _one_line(exc)

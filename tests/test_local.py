@@ -316,3 +316,13 @@ def test_the_work_tree_commit_holds_markdown_edits_and_hashes_nothing_else(repo:
         assert git_repo.uncommitted(staged_only=True) == git_repo.resolve("HEAD")  # nothing staged
     assert subprocess.run(["git", "cat-file", "-e", blob], cwd=repo.path).returncode != 0
     assert repo.git("diff", "--cached", "--name-only") == ""  # the user's index is as it was
+
+
+def test_github_format_summary_links_paths_to_the_repository(folder: Path, capsys, monkeypatch,
+                                                             tmp_path: Path) -> None:
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "octo/atlas")
+    run_cli(capsys, "check", "--repo", str(folder), str(folder / "docs"), "--format", "github")
+    assert "https://github.com/octo/atlas/blob/" in summary.read_text()
