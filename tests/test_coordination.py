@@ -104,7 +104,9 @@ def test_write_slots_across_processes_have_one_holder_and_keep_the_interval(shar
         thread.join()
     assert max(overlaps) == 1
     gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:])]
-    assert len(starts) == 16 and min(gaps) >= interval * 0.9
+    # The starts are taken in Python after the slot is entered, so a thread the GIL delays shortens the next
+    # gap; unpaced, the gaps would be the 10 ms a holder sleeps.
+    assert len(starts) == 16 and min(gaps) >= interval * 0.5
 
 
 def test_tokens_and_named_locks_are_shared_across_processes(shared) -> None:
