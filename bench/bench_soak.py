@@ -4,7 +4,8 @@ The bot's runtime (uvicorn on 127.0.0.1, SQLite queue, worker threads, mermaid p
 emulator, with a short retention (``--keep-seconds`` for finished jobs and dead letters, pruned every
 ``--prune-seconds``) so that "flat after retention" shows within minutes rather than days. The deliveries mix
 synchronize events of a few pull requests (each a new delivery id; most are re-runs of a head already
-reviewed), pushes to the default branch (progress updates) and redeliveries of earlier delivery ids. Every
+reviewed), pushes to the default branch (progress updates; each a new commit, the page cycling through a few
+versions) and redeliveries of earlier delivery ids. Every
 ``--every`` deliveries the queue's rows by state and the size of each entry of the data directory (job queue,
 progress store, verdict cache, git mirrors) are printed.
 
@@ -40,6 +41,7 @@ from e2e.harness import (  # noqa: E402
 )
 
 PULL_REQUESTS = 8
+PAGE_VERSIONS = 4
 DRAIN_TIMEOUT_SECONDS = 600.0
 
 
@@ -100,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         bot = BotServer(data_dir, emulator.base_url, private_key, keep_done_days=keep_days,
                         keep_dead_days=keep_days, prune_interval_seconds=args.prune_seconds)
         sent: list[str] = []
+        pushes = 0
         print(f"soak: {args.deliveries} deliveries at {args.rate:g}/s, retention {args.keep_seconds:g} s, "
               f"pruned every {args.prune_seconds:g} s")
         print("| after | queue rows | stores (data directory) |")
@@ -114,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
                     bot.deliver("pull_request", pull_request_payload(emulator, REPO, numbers[0], "synchronize"),
                                 delivery_id)
                 elif roll < 0.25:
-                    sample.write("docs/systems/payments.md", f"# Payments {index}\n\n" + GOOD_DIAGRAM)
+                    pushes += 1  # a merge: the page cycles through a few versions, so its diagrams recur
+                    version = pushes % PAGE_VERSIONS
+                    sample.write("docs/systems/payments.md",
+                                 f"# Payments\n\nVersion {version}.\n\n"
+                                 + GOOD_DIAGRAM.replace("API", f"API v{version}"))
                     head = sample.commit(f"payments {index}")
                     response = bot.deliver("push", push_payload(emulator, head))
                     sent.append(response.request.headers["X-GitHub-Delivery"])
