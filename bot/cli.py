@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--state", help="only jobs in this state")
     jobs.add_argument("--limit", type=int, default=50)
 
+    _add_gates_parser(sub)
+
     register = sub.add_parser("register", help="create the GitHub App from app.yml (manifest flow)")
     register.add_argument("--github-url", default="https://github.com")
     register.add_argument("--org", help="create the App under this organisation instead of your account")
@@ -80,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.register import RegisterError
     from bot.settings import SettingsError
 
-    handlers = {"check": _check, "progress": _progress, "serve": _serve, "jobs": _jobs, "register": _register}
+    handlers = {"check": _check, "progress": _progress, "serve": _serve, "jobs": _jobs, "register": _register,
+                "gates": _gates}
     try:
         return handlers[args.command](args)
     except (UsageError, ConfigError, GitError, MermaidUnavailable, PublishSetupError, RegisterError,
@@ -180,6 +183,46 @@ def _register(args: argparse.Namespace) -> int:
     from bot.register import register_command
 
     return register_command(github_url=args.github_url, org=args.org, port=args.port)
+
+
+# --- atlas-bot gates score: the gates against hand labels ------------------------------------------------
+
+def _add_gates_parser(sub: argparse._SubParsersAction) -> None:
+    gates = sub.add_parser("gates", help="calibrate the content gates")
+    actions = gates.add_subparsers(dest="gates_command", required=True, parser_class=_Parser)
+    score = actions.add_parser("score", help="compare the gates with hand labels (JSON Lines)")
+    score.add_argument("--repo", type=Path, default=Path("."), help="git repository (default: .)")
+    score.add_argument("--labels", type=Path, required=True, help="labelled diagrams, one JSON object a line")
+    score.add_argument("--config", type=Path, help=f"configuration file applied over {REPO_CONFIG_PATH}")
+    score.add_argument("--rev", default="HEAD", help="revision for rows without a commit, and of the "
+                                                      "repository's configuration (default: HEAD)")
+    score.add_argument("--every-category", action="store_true",
+                       help='judge every gate on every diagram (categories: "*"), whatever its scope')
+    score.add_argument("--quiet", action="store_true", help="the table only, no disagreements")
+
+
+def _gates(args: argparse.Namespace) -> int:
+    from bot.changes import decode_markdown
+    from bot.gates.score import LabelsError, every_category, read_labels, render_report, score
+
+    repo = _open_repo(args.repo)
+    config = _load_config(repo, repo.resolve(args.rev), args.config)
+    if args.every_category:
+        config = every_category(config)
+    try:
+        with args.labels.open(encoding="utf-8") as lines:
+            labels = read_labels(lines, str(args.labels))
+    except OSError as exc:
+        raise UsageError(f"--labels {args.labels}: {exc.strerror or exc}") from None
+    except LabelsError as exc:
+        raise UsageError(str(exc)) from None
+
+    def read_file(commit: str | None, path: str) -> str | None:
+        data = repo.read_blob(commit or args.rev, path)
+        return None if data is None else decode_markdown(data, config.max_file_bytes)[0]
+
+    sys.stdout.write(render_report(score(config, labels, read_file), config, disagreements=not args.quiet))
+    return EXIT_OK
 
 
 class _ProgressBar:

@@ -35,6 +35,14 @@ SEQUENCE_KEYWORDS = frozenset({"sequenceDiagram"})
 WHOLE_LINE_KINDS = frozenset({"timeline", "mindmap", "quadrantChart", "kanban"})
 # Diagram types where a line's text before its first colon is what the reader sees (the rest is data).
 BEFORE_COLON_KINDS = frozenset({"gantt", "journey"})
+# Diagram types that draw no flow between parts, and types that are all flow (a sankey's links are flows).
+NO_FLOW_KINDS = frozenset({
+    "pie", "gantt", "timeline", "journey", "mindmap", "quadrantChart", "xychart-beta", "xychart", "erDiagram",
+    "gitGraph", "kanban", "radar-beta", "packet-beta", "treemap-beta", "requirementDiagram",
+})
+FLOW_KINDS = frozenset({"sankey-beta", "sankey"})
+# An arrowhead in a sequence, state, class or architecture diagram: ->> -> --> -x -) <-- <|-- ..> ==>.
+_ARROWHEAD = re.compile(r"-{1,2}[>x)]|<-|<\|-|\.\.>|==>|--\|>")
 
 # --------------------------------------------------------------------------------------- flowchart grammar
 
@@ -1059,12 +1067,23 @@ def _has_version(text: str, end: int) -> bool:
     return "." in found.group("num") or not _COUNT_NOUNS.match(found.group("rest"))
 
 
-@_register("directed_flow", fields=("edges",))
+@_register("directed_flow", fields=("why",))
 def directed_flow(state: Any, subject: Subject, evidence: str) -> Iterator[Hit]:
-    """A flowchart with edges none of which has an arrowhead: the reader cannot tell which way data flows."""
+    """No direction of flow for a reader to follow: a flowchart whose links have no arrowhead or that has no
+    links, a diagram type that draws no flow (timeline, pie, chart, gantt, entity relations), or a sequence,
+    state or other diagram without an arrow."""
     graph = subject.graph
-    if graph is not None and graph.edges and not graph.directed:
-        yield Hit(fields={"edges": str(graph.edges)})
+    if graph is not None:
+        if not graph.edges:
+            yield Hit(fields={"why": "its nodes are not linked"})
+        elif not graph.directed:
+            yield Hit(fields={"why": f"none of its {graph.edges} links has an arrowhead"})
+        return
+    keyword = subject.keyword
+    if keyword in NO_FLOW_KINDS:
+        yield Hit(fields={"why": f"a {keyword} diagram shows no flow"})
+    elif keyword not in FLOW_KINDS and not any(_ARROWHEAD.search(line) for line in subject.lines[subject.header + 1:]):
+        yield Hit(fields={"why": "no link has an arrowhead"})
 
 
 @_register("orphan_nodes", fields=("nodes", "first", "count"))
@@ -1100,7 +1119,16 @@ class _Pattern:
     folded: re.Pattern[str] | None
 
 
-def _prepare_evidence(params: Mapping[str, Any], config: Config) -> tuple[_Pattern, ...]:
+@dataclass(frozen=True)
+class _Evidence:
+    patterns: tuple[_Pattern, ...]
+    # Words that, on the same line within ``window`` characters before (after) a match, make it not count.
+    unless_before: re.Pattern[str] | None
+    unless_after: re.Pattern[str] | None
+    window: int
+
+
+def _prepare_evidence(params: Mapping[str, Any], config: Config) -> _Evidence:
     patterns = params["patterns"]
     if not patterns:
         raise CheckParamError("patterns", "needs at least one pattern")
@@ -1117,8 +1145,19 @@ def _prepare_evidence(params: Mapping[str, Any], config: Config) -> tuple[_Patte
             reach,
             re.compile(folded, re.MULTILINE) if folded is not None else None,
         ))
+
+    def words(name: str) -> re.Pattern[str] | None:
+        terms = params[name]
+        if not terms:
+            return None
+        return re.compile(r"\b(?:" + "|".join(re.escape(t) for t in terms) + r")\b", re.IGNORECASE)
+
+    window = params["window"]
+    if window < 1:
+        raise CheckParamError("window", "must be at least 1")
     # Patterns that can be ruled out by a substring test go last: the others are searched anyway.
-    return tuple(sorted(prepared, key=lambda item: item.needles is not None))
+    return _Evidence(tuple(sorted(prepared, key=lambda item: item.needles is not None)),
+                     words("unless_before"), words("unless_after"), window)
 
 
 @_register(
@@ -1126,14 +1165,19 @@ def _prepare_evidence(params: Mapping[str, Any], config: Config) -> tuple[_Patte
     params={
         "patterns": Param((list,), required=True, item_type=str),
         "ignore_case": Param((bool,), default=True),
+        "unless_before": Param((list,), default=[], item_type=str),
+        "unless_after": Param((list,), default=[], item_type=str),
+        "window": Param((int,), default=40),
     },
     prepare=_prepare_evidence,
 )
-def evidence_matches(state: tuple[_Pattern, ...], subject: Subject, evidence: str) -> Iterator[Hit]:
-    """The evidence (diagram, section or file, per the gate) must match one of ``patterns``."""
+def evidence_matches(state: _Evidence, subject: Subject, evidence: str) -> Iterator[Hit]:
+    """The evidence (diagram, section or file, per the gate) must match one of ``patterns``; a match with one
+    of ``unless_before`` (``unless_after``) words shortly before (after) it on its line does not count."""
     text = subject.evidence_text(evidence)
     lower = subject.lower_evidence(evidence)
-    for pattern in state:
+    screened = state.unless_before is not None or state.unless_after is not None
+    for pattern in state.patterns:
         start = 0
         if pattern.needles is not None and lower is not None:
             needle = pattern.needles.search(lower)
@@ -1141,12 +1185,29 @@ def evidence_matches(state: tuple[_Pattern, ...], subject: Subject, evidence: st
                 continue
             if pattern.reach is not None:
                 start = max(0, needle.start() - pattern.reach)
-        if pattern.folded is not None and lower is not None:
-            if pattern.folded.search(lower, start):
+        regex, haystack = ((pattern.folded, lower) if pattern.folded is not None and lower is not None
+                           else (pattern.regex, text))
+        if not screened:
+            if regex.search(haystack, start):
                 return
-        elif pattern.regex.search(text, start):
-            return
+            continue
+        for found in regex.finditer(haystack, start):
+            if not _screened_out(state, text, found.start(), found.end()):
+                return
     yield Hit()
+
+
+def _screened_out(state: _Evidence, text: str, start: int, end: int) -> bool:
+    if state.unless_before is not None:
+        line_start = text.rfind("\n", 0, start) + 1
+        if state.unless_before.search(text, max(line_start, start - state.window), start):
+            return True
+    if state.unless_after is not None:
+        line_end = text.find("\n", end)
+        stop = min(end + state.window, len(text) if line_end < 0 else line_end)
+        if state.unless_after.search(text, end, stop):
+            return True
+    return False
 
 
 # ------------------------------------------------------------------------------------------- prefilter
