@@ -401,8 +401,8 @@ def test_evidence_rules_answer_as_a_plain_search_would() -> None:
                 line_end = (text + "\n").find("\n", found.end())
                 before = text[max(line_start, found.start() - window):found.start()].lower()
                 after = text[found.end():min(line_end, found.end() + window)].lower()
-                return (any(re.search(rf"\b{re.escape(w.lower())}\b", before) for w in rule.params.get("unless_before", []))
-                        or any(re.search(rf"\b{re.escape(w.lower())}\b", after) for w in rule.params.get("unless_after", [])))
+                return (any(re.search(rf"\b(?:{w})\b", before, re.I) for w in rule.params.get("unless_before", []))
+                        or any(re.search(rf"\b(?:{w})\b", after, re.I) for w in rule.params.get("unless_after", [])))
 
             for text in texts:
                 subject = Subject(diagram(BARE), verdict=OK, syntax_fix=None, evidence_text=lambda kind: text,

@@ -240,3 +240,25 @@ def test_a_file_seen_before_costs_no_parse_and_gives_the_same_results(atlas: Pat
     stricter = load_config(repo_config_text="limits:\n  max_nodes: 1\n")
     with pytest.raises(AssertionError, match="parsed 3 diagrams"):
         run_all(repo, stricter, NoParsing(), rev="pr")
+
+
+def test_results_cut_short_by_the_gate_budget_are_not_stored(atlas: Path, tmp_path: Path) -> None:
+    repo = GitRepo(atlas)
+    # A change deadline already passed: every gate of every diagram is reported as not evaluated.
+    spent = load_config(repo_config_text="gate_budget: {change_seconds: 0.000001}\n")
+    cache = VerdictCache(tmp_path / "results.sqlite3")
+    with MermaidPool(workers=1, cache=cache) as pool:
+        result = run_all(repo, spent, pool, rev="pr")
+        assert all(any(f.rule == "time_budget" for f in d.findings) for d in result.diagrams)
+        assert not any(all(d.gates_passed.values()) for d in result.diagrams)
+
+        class Counting:
+            version, cache, parsed = pool.version, VerdictCache(tmp_path / "results.sqlite3"), []
+
+            def parse_many(self, codes, on_progress=None):
+                self.parsed.extend(codes)
+                return pool.parse_many(codes)
+
+        counting = Counting()
+        run_all(repo, spent, counting, rev="pr")
+    assert len(counting.parsed) == len(result.diagrams)

@@ -126,14 +126,14 @@ _SEQ_PARTICIPANT = re.compile(r"^\s*(?:participant|actor)\s+(?P<name>[^\s]+)(?:\
 _SEQ_BLOCK = re.compile(r"^\s*(?:loop|alt|else|opt|par|and|critical|break|box|title)\b[ \t]*(?P<text>.*)$")
 _SEQ_SILENT = re.compile(r"^\s*(?:autonumber|activate|deactivate|end|rect|create|destroy|%%|links?\b)")
 _QUOTED = re.compile(r'"([^"\n]*)"')
-_BRACKETED = re.compile(r"\[([^\]\n]*)\]")
+_BRACKETED = re.compile(r"\[([^\[\]\n]*)\]")
 _GENERIC_SKIP = re.compile(
     r"^\s*(?:%%|classDef\b|class\s+\w+(?:,\w+)*\s+\w+\s*$|style\b|linkStyle\b|click\b|accTitle\b|accDescr\b"
     r"|dateFormat\b|axisFormat\b|tickInterval\b|todayMarker\b|excludes\b|includes\b|direction\b)"
 )
-_HTML_TAG = re.compile(r"<[^>\n]*>")
+_HTML_TAG = re.compile(r"<[^<>\n]*>")
 _ENTITY = re.compile(r"[#&]\w+;")
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+")
+_URL = re.compile(r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*+://\S+")
 # Tags so common in labels that plain replacement beats a regex callback per tag.
 _COMMON_TAGS = tuple((tag, " " * len(tag)) for tag in ("<br/>", "<br>", "<br />", "<b>", "</b>"))
 # (a character without which the pattern cannot match, the pattern): markup blanked out of labels.
@@ -141,10 +141,10 @@ _MARKUP = (("<", _HTML_TAG), ("#", _ENTITY), ("&", _ENTITY), ("://", _URL))
 
 # ------------------------------------------------------------------------------------------------ acronyms
 
-# Two to six capitals (digits may follow: EC2, HTTP2), optionally a plural "s", not followed by a word
-# character. The character before is tested in Python (``_ACRONYM_NOT_AFTER``): a leading look-behind would
+# Two to six capitals (digits may follow: EC2, HTTP2), or a mixed-case abbreviation ("PoP", "QoS", "mTLS"),
+# optionally a plural "s", not followed by a word character. The character before is tested in Python (``_ACRONYM_NOT_AFTER``): a leading look-behind would
 # cost the regex its fast scan for a first capital.
-_ACRONYM = re.compile(r"([A-Z]{2,6}[0-9]{0,2})s?(?!\w)")
+_ACRONYM = re.compile(r"((?:[A-Z]{2,6}|[A-Z][a-z][A-Z]|[a-z][A-Z]{3,5})[0-9]{0,2})s?(?!\w)")
 # Not an acronym when glued to these: part of a longer word, a hex colour, an entity, a path or a flag.
 _ACRONYM_NOT_AFTER = frozenset("#&@$.\\-_")
 # A capitalised word this long is shouting, not an acronym; a label that shouts is skipped.
@@ -164,10 +164,11 @@ _FILLER_WORDS = frozenset({"of", "and", "for", "the", "to", "in", "on", "as", "a
 # ----------------------------------------------------------------------------------------------- versions
 
 # A version right after a technology's name, with at most one word in between ("Redis Cluster 7.2"); a number
-# running on into more digits ("1,000", "50/50") or a unit ("100GB", "99%") is not one.
+# running on into more digits ("1,000", "50/50") or a unit ("100GB", "99%") is not one. Possessive repeats: a
+# name followed by a long run of spaces must not make the match try every split of the run.
 _VERSION_AFTER = re.compile(
-    r"[ \t]*(?:[A-Z][\w-]*[ \t]+)?[(\[]?[ \t]*(?:v|version[ \t]*)?"
-    r"(?P<num>\d+(?:\.(?:\d+|x))+|\d{1,2})(?![\w%]|[.,/]\d)(?P<rest>[ \t]*\S*)"
+    r"[ \t]*+(?:[A-Z][\w-]*+[ \t]++)?[(\[]?[ \t]*+(?:v|version[ \t]*+)?"
+    r"(?P<num>\d++(?:\.(?:\d++|x))+|\d{1,2})(?![\w%]|[.,/]\d)(?P<rest>[ \t]*+\S*+)"
 )
 # A bare small number followed by one of these is a count, not a version ("Kafka 50 brokers").
 _COUNT_NOUNS = re.compile(
@@ -870,7 +871,8 @@ def acronyms(state: _Glossary, subject: Subject, evidence: str) -> Iterator[Hit]
     one hit per line, each acronym reported once per diagram, where it first appears. A label that shouts (a
     long word in capitals) is skipped: its capitals are emphasis, not acronyms."""
     joined, starts, numbers = subject.visible_joined
-    unknown = set(_ACRONYM.findall(joined)).difference(state.known)
+    # The glossary is in capitals; a mixed-case abbreviation ("PoP") is known by its capitalised form.
+    unknown = {token for token in set(_ACRONYM.findall(joined)) if token.upper() not in state.known}
     if not unknown:
         return
     shouting = {bisect_right(starts, m.start()) - 1 for m in _SHOUT.finditer(joined)}
@@ -880,7 +882,7 @@ def acronyms(state: _Glossary, subject: Subject, evidence: str) -> Iterator[Hit]
             continue
         stem = token.rstrip("0123456789")
         segment = bisect_right(starts, at) - 1
-        if stem in state.known or segment in shouting or subject.is_expanded(token) or subject.is_expanded(stem):
+        if stem.upper() in state.known or segment in shouting or subject.is_expanded(token) or subject.is_expanded(stem):
             continue
         per_line.setdefault(numbers[segment], []).append(token)
     for number, tokens in sorted(per_line.items()):
@@ -950,7 +952,7 @@ def _initials_match(acronym: str, words: list[str], *, from_end: bool) -> bool:
     """Whether the words next to the acronym (the last ones before "(CDN)", or the first ones inside
     "CDN (...)") spell its letters by their initials. Filler words ("of", "and") may be skipped, and a
     CamelCase word may give several letters ("PostgreSQL" gives P, S, Q, L)."""
-    letters = [c for c in acronym if c.isalpha()]
+    letters = [c.upper() for c in acronym if c.isalpha()]
     if len(letters) < 2 or not words:
         return False
     window = len(letters) + 4
@@ -1150,7 +1152,9 @@ def _prepare_evidence(params: Mapping[str, Any], config: Config) -> _Evidence:
         terms = params[name]
         if not terms:
             return None
-        return re.compile(r"\b(?:" + "|".join(re.escape(t) for t in terms) + r")\b", re.IGNORECASE)
+        for index, term in enumerate(terms):
+            _compile(term, name, index=index)
+        return re.compile(r"\b(?:" + "|".join(terms) + r")\b", re.IGNORECASE)
 
     window = params["window"]
     if window < 1:
