@@ -16,7 +16,7 @@ from bot.config import Config
 from bot.counting import DiagramCounter
 from bot.gates import checks, engine
 from bot.gates import fixes as fix_rules
-from bot.gates.engine import evaluate_diagram, skipped_file_finding
+from bot.gates.engine import BUDGET_RULE, change_deadline, evaluate_diagram, skipped_file_finding
 from bot.gates.fixes import SyntaxFix, choose_fixes
 from bot.gates.mermaid import CACHE_TABLE, FILE_RESULTS, SUGGESTIONS, MermaidPool, code_hash
 from bot.gitrepo import GitRepo
@@ -183,14 +183,17 @@ def _evaluate(
     failing = [n for n, verdict in enumerate(verdicts) if not verdict.ok]
     fixes = dict(zip(failing, syntax_fixes(pool, [(work[n][1].new.code, verdicts[n]) for n in failing]), strict=True))
     fresh: dict[int, list[DiagramResult]] = {}
+    deadline = change_deadline(config)
     for n, ((i, item), verdict) in enumerate(zip(work, verdicts, strict=True)):
         change = changes[i]
         fresh.setdefault(i, []).append(evaluate_diagram(
             config, item.new, status=item.status, category=config.category_of(change.path),
-            file_text=change.text, verdict=verdict, syntax_fix=fixes.get(n),
+            file_text=change.text, verdict=verdict, syntax_fix=fixes.get(n), deadline=deadline,
         ))
-    if pool.cache and fresh:
-        pool.cache.put_stored(FILE_RESULTS, version, {keys[i]: results_to_json(rs) for i, rs in fresh.items()})
+    # Gates cut short by the time budget are evaluated again next time, not remembered as not passed.
+    complete = {i: rs for i, rs in fresh.items() if not any(f.rule == BUDGET_RULE for r in rs for f in r.findings)}
+    if pool.cache and complete:
+        pool.cache.put_stored(FILE_RESULTS, version, {keys[i]: results_to_json(rs) for i, rs in complete.items()})
     per_file.update(fresh)
     return CheckResult(
         base=base,

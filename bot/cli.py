@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--limit", type=int, default=50)
     jobs.add_argument("--retry", type=int, metavar="ID", help="queue dead letter ID again")
 
+    _add_gates_parser(sub)
+
     register = sub.add_parser("register", help="create the GitHub App from its manifest (manifest flow)")
     register.add_argument("--webhook-url", help="where GitHub sends webhooks: https://YOUR-SERVER/webhook")
     register.add_argument("--name", help="the App's name (default: atlas-bot; names are unique on GitHub)")
@@ -109,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.settings import SettingsError
 
     handlers = {"check": _check, "config": _config, "progress": _progress, "serve": _serve, "worker": _worker,
-                "jobs": _jobs, "register": _register}
+                "jobs": _jobs, "register": _register, "gates": _gates}
     try:
         return handlers[args.command](args)
     except (UsageError, ConfigError, GitError, MermaidUnavailable, PublishSetupError, RegisterError,
@@ -451,6 +453,46 @@ def _register(args: argparse.Namespace) -> int:
 
     return register_command(github_url=args.github_url, org=args.org, port=args.port,
                             webhook_url=args.webhook_url, name=args.name)
+
+
+# --- atlas-bot gates score: the gates against hand labels ------------------------------------------------
+
+def _add_gates_parser(sub: argparse._SubParsersAction) -> None:
+    gates = sub.add_parser("gates", help="calibrate the content gates")
+    actions = gates.add_subparsers(dest="gates_command", required=True, parser_class=_Parser)
+    score = actions.add_parser("score", help="compare the gates with hand labels (JSON Lines)")
+    score.add_argument("--repo", type=Path, default=Path("."), help="git repository (default: .)")
+    score.add_argument("--labels", type=Path, required=True, help="labelled diagrams, one JSON object a line")
+    score.add_argument("--config", type=Path, help=f"configuration file applied over {REPO_CONFIG_PATH}")
+    score.add_argument("--rev", default="HEAD", help="revision for rows without a commit, and of the "
+                                                      "repository's configuration (default: HEAD)")
+    score.add_argument("--every-category", action="store_true",
+                       help='judge every gate on every diagram (categories: "*"), whatever its scope')
+    score.add_argument("--quiet", action="store_true", help="the table only, no disagreements")
+
+
+def _gates(args: argparse.Namespace) -> int:
+    from bot.changes import decode_markdown
+    from bot.gates.score import LabelsError, every_category, read_labels, render_report, score
+
+    repo = _open_repo(args.repo)
+    config = _load_config(repo, repo.resolve(args.rev), args.config)
+    if args.every_category:
+        config = every_category(config)
+    try:
+        with args.labels.open(encoding="utf-8") as lines:
+            labels = read_labels(lines, str(args.labels))
+    except OSError as exc:
+        raise UsageError(f"--labels {args.labels}: {exc.strerror or exc}") from None
+    except LabelsError as exc:
+        raise UsageError(str(exc)) from None
+
+    def read_file(commit: str | None, path: str) -> str | None:
+        data = repo.read_blob(commit or args.rev, path)
+        return None if data is None else decode_markdown(data, config.max_file_bytes)[0]
+
+    sys.stdout.write(render_report(score(config, labels, read_file), config, disagreements=not args.quiet))
+    return EXIT_OK
 
 
 class _ProgressBar:

@@ -38,11 +38,14 @@ SEVERITIES = tuple(s.value for s in Severity)
 
 TOP_KEYS = (
     "docs_root", "max_file_bytes", "categories", "limits", "review", "progress", "gates", "palette", "glossary",
-    "technologies", "exclude",
+    "technologies", "exclude", "gate_budget",
 )
 CATEGORY_KEYS = ("title", "target")
-GATE_KEYS = ("title", "enabled", "evidence", "categories", "blocking", "severity", "rules")
-RULE_KEYS = ("id", "check", "enabled", "severity", "categories", "params", "message", "example")
+GATE_KEYS = ("title", "enabled", "evidence", "categories", "blocking", "severity", "pass", "rules")
+RULE_KEYS = ("id", "check", "enabled", "severity", "categories", "params", "title", "message", "example")
+# A pass condition is {all: [...]} or {any: [...]} over rule ids and nested conditions.
+CONDITION_KINDS = ("all", "any")
+BUDGET_KEYS = ("diagram_seconds", "change_seconds")
 LIMIT_KEYS = ("max_nodes", "max_edges", "max_lines")
 REVIEW_KEYS = ("request_changes_on_failure", "max_inline_comments", "review_drafts")
 PROGRESS_KEYS = ("label", "when_closed", "recent_merges")
@@ -112,10 +115,36 @@ class Rule:
     params: Mapping[str, Any] = field(default_factory=dict)
     categories: frozenset[str] | None = None
     enabled: bool = True
+    # How a failing gate names this rule among alternatives ("none of: exact error, command or runbook").
+    title: str = ""
 
     def applies_to(self, category: str | None) -> bool:
         """Enabled, and ``categories`` None (every diagram) or holding ``category``, as for a gate."""
         return self.enabled and (self.categories is None or category in self.categories)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A gate's pass condition: ``all`` or ``any`` of its items, each a rule id or a nested condition."""
+
+    kind: Literal["all", "any"]
+    items: tuple[str | Condition, ...]
+
+    def rule_ids(self) -> Iterator[str]:
+        for item in self.items:
+            if isinstance(item, Condition):
+                yield from item.rule_ids()
+            else:
+                yield item
+
+
+@dataclass(frozen=True)
+class GateBudget:
+    """How long gate evaluation may take per diagram and per change (a check run or a pull request) before
+    the remaining gates are reported as not evaluated."""
+
+    diagram_seconds: float = 2.0
+    change_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -129,6 +158,9 @@ class Gate:
     blocking: bool = False
     rules: tuple[Rule, ...] = ()
     enabled: bool = True
+    # What must hold for the gate to pass; rules it does not name are advice. None: every rule is required,
+    # and each finding stands on its own (the technical gate).
+    condition: Condition | None = None
 
     def applies_to(self, category: str | None) -> bool:
         """``categories`` None means every diagram, including those outside the docs root."""
@@ -200,6 +232,7 @@ class Config:
     progress: ProgressSettings = ProgressSettings()
     # Globs of repository paths never checked (``docs/templates/**``); see ``is_excluded``.
     exclude: tuple[str, ...] = ()
+    gate_budget: GateBudget = GateBudget()
     compiled: Mapping[tuple[str, str], Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -523,6 +556,13 @@ def _text(r: _Reader, node: yaml.Node, path: Path_) -> str:
     return r.text(node, path)
 
 
+def _seconds(r: _Reader, node: yaml.Node, path: Path_) -> float:
+    value = r.scalar(node, path, (int, float), "a number of seconds")
+    if value <= 0:
+        raise r.fail(node, f"{_dotted(path)} must be more than 0 seconds")
+    return float(value)
+
+
 def _read_gates(r: _Reader, node: yaml.Node, path: Path_) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for gate_id, value in r.mapping(node, path, None):
@@ -542,10 +582,44 @@ def _read_gates(r: _Reader, node: yaml.Node, path: Path_) -> dict[str, Any]:
                 gate[key] = r.choice(item, at, SEVERITIES)
             elif key == "categories":
                 gate[key] = r.categories_value(item, at)
+            elif key == "pass":
+                gate[key] = _read_condition(r, item, at)
             else:
                 gate[key] = _read_rules(r, item, at)
         out[gate_id] = gate
     return out
+
+
+@dataclass(frozen=True)
+class _RawCondition:
+    """A pass condition as read, with the file and line of each rule id (checked once the rules are merged).
+    Not a mapping, so a later layer's condition replaces an earlier one whole instead of merging into it."""
+
+    kind: str
+    items: tuple[tuple[str, int] | _RawCondition, ...]
+    source: str
+    line: int
+
+
+def _read_condition(r: _Reader, node: yaml.Node, path: Path_) -> _RawCondition:
+    pairs = list(r.mapping(node, path, CONDITION_KINDS))
+    if len(pairs) != 1:
+        raise r.fail(node, f"{_dotted(path)} must have exactly one key, all or any (e.g. {{all: [metric, "
+                           "{any: [error_signal, runbook]}]}})")
+    kind, items_node = pairs[0]
+    at = path + (kind,)
+    if not isinstance(items_node, yaml.SequenceNode):
+        raise r.fail(items_node, f"{_dotted(at)} must be a list of rule ids and conditions")
+    if not items_node.value:
+        raise r.fail(items_node, f"{_dotted(at)} is empty: name at least one rule")
+    items: list[tuple[str, int] | _RawCondition] = []
+    for index, item in enumerate(items_node.value):
+        if isinstance(item, yaml.MappingNode):
+            items.append(_read_condition(r, item, at + (index,)))
+        else:
+            items.append((r.text(item, at + (index,)), item.start_mark.line + 1))
+    r.keep(node, path, None)
+    return _RawCondition(kind, tuple(items), r.source, node.start_mark.line + 1)
 
 
 def _read_rules(r: _Reader, node: yaml.Node, path: Path_) -> dict[str, Any]:
@@ -661,6 +735,7 @@ _TOP_READERS: dict[str, Any] = {
     "palette": _read_palette,
     "glossary": _read_glossary,
     "technologies": _read_technologies,
+    "gate_budget": _read_section(BUDGET_KEYS, {key: _seconds for key in BUDGET_KEYS}),
 }
 
 
@@ -769,6 +844,7 @@ def _build(merged: _Merged, *, default_layers: int) -> Config:
             review=ReviewSettings(**data.get("review", {})),
             progress=ProgressSettings(**data.get("progress", {})),
             exclude=tuple(data.get("exclude", ())),
+            gate_budget=GateBudget(**data.get("gate_budget", {})),
         )
     except RuleParamError as exc:
         path = ("gates", exc.gate, "rules", exc.rule, "params")
@@ -805,7 +881,10 @@ def _build_gate(merged: _Merged, gate_id: str, entry: Mapping[str, Any], folders
             params=params,
             categories=_categories(merged, here + ("categories",), rule.get("categories", ALL_CATEGORIES), folders),
             enabled=rule.get("enabled", True),
+            title=rule.get("title", rule_id.replace("_", " ")),
         ))
+    raw = entry.get("pass")
+    condition = _condition(raw, {rule.id: rule for rule in rules}, gate_categories, set()) if raw else None
     return Gate(
         id=gate_id,
         title=entry.get("title", gate_id),
@@ -814,7 +893,32 @@ def _build_gate(merged: _Merged, gate_id: str, entry: Mapping[str, Any], folders
         blocking=entry.get("blocking", False),
         rules=tuple(rules),
         enabled=entry.get("enabled", True),
+        condition=condition,
     )
+
+
+def _condition(raw: _RawCondition, rules: Mapping[str, Rule], gate_categories: frozenset[str] | None,
+               seen: set[str]) -> Condition:
+    """The condition read, checked against the gate's merged rules: every id names a rule, none twice, and
+    each can apply to some diagram the gate judges."""
+    items: list[str | Condition] = []
+    for item in raw.items:
+        if isinstance(item, _RawCondition):
+            items.append(_condition(item, rules, gate_categories, seen))
+            continue
+        rule_id, line = item
+        if rule_id not in rules:
+            raise ConfigError(raw.source, line, f"pass names no rule of this gate: {rule_id!r} (its rules: "
+                                                + ", ".join(rules) + ")")
+        if rule_id in seen:
+            raise ConfigError(raw.source, line, f"pass names {rule_id!r} twice; the second can never matter")
+        rule = rules[rule_id]
+        if rule.categories is not None and gate_categories is not None and not rule.categories & gate_categories:
+            raise ConfigError(raw.source, line, f"pass names {rule_id!r}, which can never matter: its categories "
+                                                "share none with the gate's")
+        seen.add(rule_id)
+        items.append(rule_id)
+    return Condition(raw.kind, tuple(items))  # type: ignore[arg-type]
 
 
 def _categories(merged: _Merged, path: Path_, value: str | list[str], folders: set[str]) -> frozenset[str] | None:

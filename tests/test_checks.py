@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -105,7 +106,11 @@ DIAGRAM_CASES = [
     # new hire: direction and orphans (flowcharts only)
     ("new_hire", "direction", "graph TD\n    A --- B\n    B -.- C", [None]),
     ("new_hire", "direction", "graph TD\n    A --- B\n    B --> C", []),
-    ("new_hire", "direction", "graph TD\n    A", []),
+    ("new_hire", "direction", "graph TD\n    A", [None]),
+    ("new_hire", "direction", "pie\n    \"A\" : 1", [None]),
+    ("new_hire", "direction", "timeline\n    2020 : launch", [None]),
+    ("new_hire", "direction", "stateDiagram-v2\n    A --> B", []),
+    ("new_hire", "direction", "classDiagram\n    A -- B", [None]),
     ("new_hire", "direction", "sequenceDiagram\n    A->>B: hi", []),
     ("new_hire", "orphans", "graph TD\n    A --> B\n    C[Lonely]", [2]),
     ("new_hire", "orphans", "graph TD\n    subgraph S[Plane]\n        A\n    end\n    A & B --> C", []),
@@ -114,9 +119,6 @@ DIAGRAM_CASES = [
                             "    subgraph P2\n        D\n    end\n    P1 --> P2", []),
     ("new_hire", "orphans", "graph TD\n    subgraph P1[Phase 1]\n        C\n    end\n    E\n    P1 --> Q", [4]),
     ("new_hire", "orphans", "pie\n    \"A\" : 1", []),
-    ("new_hire", "scale_metric", "graph TD\n    A[Gateway<br/>50K req/s] --> B", []),
-    ("new_hire", "scale_metric", "graph TD\n    A[Store<br/>2 TB] --> B[40 brokers]", []),
-    ("new_hire", "scale_metric", "graph TD\n    A[Gateway] --> B[Store]", [None]),
 ]
 
 
@@ -136,43 +138,91 @@ SECTION_CASES = [
     ("three_am", "error_signal", "Clients get HTTP 503 back.", True),
     ("three_am", "error_signal", "Something goes wrong and errors happen.", False),
     ("three_am", "error_signal", "filler " * 80 + 'Clients log "upstream said: connection refused".', True),
-    ("three_am", "metric", "Alert when p99 exceeds the budget.", True),
+    ("three_am", "error_signal", "Clients see `ECONNRESET` and `429 Too Many Requests`.", True),
+    ("three_am", "error_signal", "The queue backs up and timeouts happen.", False),
+    # 3 AM metric: an operational metric with a value; not impact figures, inventory or a bare name
+    ("three_am", "metric", "Alert when p99 exceeds 800 ms.", True),
     ("three_am", "metric", "Latency climbs past 250 ms.", True),
     ("three_am", "metric", "Throughput drops to 2,000 req/s.", True),
-    ("three_am", "metric", "The error rate rises.", True),
+    ("three_am", "metric", "Error rate: 🔴 85% for the user service.", True),
+    ("three_am", "metric", "Consumer lag > 50,000 messages on orders.", True),
+    ("three_am", "metric", "Rebalances at 10/minute.", True),
+    ("three_am", "metric", "The error rate rises.", False),
     ("three_am", "metric", "It gets slow.", False),
-    ("three_am", "runbook", "See the runbook for details.", True),
+    ("three_am", "metric", "2M users affected, MTTR 45 min, $1.2M lost.", False),
+    ("three_am", "metric", "The cluster has 40 nodes with 2 TB each.", False),
+    ("three_am", "metric", "CPU bottlenecks appear at peak.", False),
+    # 3 AM command or runbook: a real invocation or a runbook link; not a flag name, not the bare word
+    ("three_am", "runbook", "See the [checkout runbook](https://wiki.example/runbooks/checkout).", True),
     ("three_am", "runbook", "Run `kubectl rollout undo deploy/checkout`.", True),
     ("three_am", "runbook", "```bash\nsystemctl status nginx\n```", True),
     ("three_am", "runbook", "$ redis-cli INFO replication", True),
+    ("three_am", "runbook", "See the runbook for details.", False),
+    ("three_am", "runbook", "Check max.poll.interval.ms and session.timeout.ms.", False),
     ("three_am", "runbook", "Ask the team what to do.", False),
+    # 3 AM recovery: an action that restores or protects service; not diagnosis or a responsibility label
     ("three_am", "recovery", "Fail over to the replica.", True),
     ("three_am", "recovery", "Roll back the deploy, then restart the workers.", True),
+    ("three_am", "recovery", "The breaker trips open and the API serves a fallback response.", True),
+    ("three_am", "recovery", "Add consumers to drain the backlog.", True),
+    ("three_am", "recovery", "Reset the connection pool.", True),
+    ("three_am", "recovery", "Saga compensation refunds the charge.", True),
     ("three_am", "recovery", "Nothing can be done.", False),
+    ("three_am", "recovery", "Analyse the slow query log.", False),
+    ("three_am", "recovery", "Orchestrator: failover decisions.", False),
+    ("three_am", "recovery", "Multi-region failover, rollback capabilities.", False),
+    # CFO: a cost amount framed per unit or per period; not revenue, GMV, balances or a one-off total
     ("cfo", "cost", "Runs at $42K/month.", True),
     ("cfo", "cost", "About 12,000 USD a month.", True),
+    ("cfo", "cost", "That is $0.004 per request.", True),
+    ("cfo", "cost", "Storage costs $0.023/GB.", True),
+    ("cfo", "cost", "The fleet costs $180M monthly.", True),
+    ("cfo", "cost", "Search tuning: $18M savings/year.", True),
+    ("cfo", "cost", "Downtime costs $5K per minute.", True),
     ("cfo", "cost", "It is expensive.", False),
-    ("cfo", "unit_cost", "That is $0.004 per request.", True),
-    ("cfo", "unit_cost", "Storage costs $0.023/GB.", True),
-    ("cfo", "unit_cost", "Runs at $42K in total.", False),
+    ("cfo", "cost", "Runs at $42K in total.", False),
+    ("cfo", "cost", "Revenue: $10B/year, GMV $50B/year.", False),
+    ("cfo", "cost", "The outage cost $2M.", False),
+    ("cfo", "cost", "Financial impact: $0/day.", False),
     ("cfo", "commitment_or_growth", "Reserved instances save 40% over on-demand.", True),
     ("cfo", "commitment_or_growth", "Projected growth to $80K/month by 2026.", True),
     ("cfo", "commitment_or_growth", "Runs at $42K/month.", False),
+    # Incident failure mode: what breaks and how; not a demand surge or redundancy alone
     ("incident", "failure_modes", "The primary crashed and writes timed out.", True),
+    ("incident", "failure_modes", "Consumer lag builds a backlog of 2M events.", True),
+    ("incident", "failure_modes", "A health-check failure marks the primary down.", True),
     ("incident", "failure_modes", "A calm day.", False),
+    ("incident", "failure_modes", "Traffic surges 10x on Black Friday; autoscaling absorbs it.", False),
+    ("incident", "failure_modes", "Two replicas behind a load balancer; a single point of failure.", False),
+    # Incident blast radius: stated scope or quantified impact; a question or topology is not
     ("incident", "blast_radius", "Blast radius: EU checkout.", True),
     ("incident", "blast_radius", "About 12% of requests were dropped.", True),
     ("incident", "blast_radius", "Customers affected in two regions.", True),
+    ("incident", "blast_radius", "Session loss costs $10K/minute.", True),
+    ("incident", "blast_radius", "147M consumers exposed.", True),
     ("incident", "blast_radius", "Some things broke.", False),
+    ("incident", "blast_radius", "Scope: are all services affected?", False),
     ("incident", "recovery_time", "RTO: 15 min", True),
     ("incident", "recovery_time", "Service restored after 45 minutes.", True),
+    ("incident", "recovery_time", "Automatic failover in ~60 seconds.", True),
+    ("incident", "recovery_time", "13:54 full restoration of S3 APIs.", True),
     ("incident", "recovery_time", "It came back eventually.", False),
+    ("incident", "recovery_time", "Alert fired at 14:30 UTC.", False),
     ("incident", "data_loss", "RPO: 5 s of writes.", True),
     ("incident", "data_loss", "No data was lost.", True),
     ("incident", "data_loss", "Writes were slow.", False),
     ("incident", "rollback", "Rollback: helm rollback checkout 41", True),
     ("incident", "rollback", "The config change was reverted.", True),
+    ("incident", "rollback", "The saga runs compensating transactions.", True),
     ("incident", "rollback", "The team watched dashboards.", False),
+    # New Hire scale: load, users, data volume, a fleet of tens; not latency, one machine, team or impact
+    ("new_hire", "scale_metric", "The gateway takes 50K req/s from 20M users.", True),
+    ("new_hire", "scale_metric", "Holds 4 PB across 1,200 brokers.", True),
+    ("new_hire", "scale_metric", "Users: 300M-500M+ across 50+ services.", True),
+    ("new_hire", "scale_metric", "p99 is 40 ms and 99.9% of calls succeed.", False),
+    ("new_hire", "scale_metric", "Two servers with 16 GB RAM, run by 50 engineers.", False),
+    ("new_hire", "scale_metric", "1.8B users offline for 45 minutes.", False),
+    ("new_hire", "scale_metric", "Nodes use fill #2563EB and #3B82F6.", False),
 ]
 
 
@@ -344,11 +394,22 @@ def test_evidence_rules_answer_as_a_plain_search_would() -> None:
                 continue
             plain = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in rule.params["patterns"]]
             state = CONFIG.compiled[(gate.id, rule.id)]
+            window = rule.params.get("window", 40)
+
+            def screened(text: str, found: re.Match[str], rule: Any = rule, window: int = window) -> bool:
+                line_start = text.rfind("\n", 0, found.start()) + 1
+                line_end = (text + "\n").find("\n", found.end())
+                before = text[max(line_start, found.start() - window):found.start()].lower()
+                after = text[found.end():min(line_end, found.end() + window)].lower()
+                return (any(re.search(rf"\b(?:{w})\b", before, re.I) for w in rule.params.get("unless_before", []))
+                        or any(re.search(rf"\b(?:{w})\b", after, re.I) for w in rule.params.get("unless_after", [])))
+
             for text in texts:
                 subject = Subject(diagram(BARE), verdict=OK, syntax_fix=None, evidence_text=lambda kind: text,
                                   expansions=lambda: Expansions(text))
                 found = not list(checks.evidence_matches(state, subject, checks.EVIDENCE_SECTION))
-                assert found == any(p.search(text) for p in plain), (gate.id, rule.id, text[-80:])
+                expected = any(not screened(text, m) for p in plain for m in p.finditer(text))
+                assert found == expected, (gate.id, rule.id, text[-80:])
 
 
 @pytest.mark.parametrize(("pattern", "folded"), [

@@ -263,3 +263,25 @@ def test_a_modified_diagram_carries_what_the_gates_found_at_the_merge_base(scrat
     assert syntax.line == BROKEN_LINE + 2
     assert any(f.rule == "syntax" and f.line == BROKEN_LINE for f in diagram.base_findings)
     assert syntax in preexisting_findings(result)
+
+
+def test_results_cut_short_by_the_gate_budget_are_not_stored(atlas: Path, tmp_path: Path) -> None:
+    repo = GitRepo(atlas)
+    # A change deadline already passed: every gate of every diagram is reported as not evaluated.
+    spent = load_config(repo_config_text="gate_budget: {change_seconds: 0.000001}\n")
+    cache = VerdictCache(tmp_path / "results.sqlite3")
+    with MermaidPool(workers=1, cache=cache) as pool:
+        result = run_all(repo, spent, pool, rev="pr")
+        assert all(any(f.rule == "time_budget" for f in d.findings) for d in result.diagrams)
+        assert not any(all(d.gates_passed.values()) for d in result.diagrams)
+
+        class Counting:
+            version, cache, parsed = pool.version, VerdictCache(tmp_path / "results.sqlite3"), []
+
+            def parse_many(self, codes, on_progress=None):
+                self.parsed.extend(codes)
+                return pool.parse_many(codes)
+
+        counting = Counting()
+        run_all(repo, spent, counting, rev="pr")
+    assert len(counting.parsed) == len(result.diagrams)

@@ -12,8 +12,10 @@ import pytest
 from bot.config import (
     REPO_CONFIG_SOURCE,
     Category,
+    Condition,
     Config,
     ConfigError,
+    GateBudget,
     default_rules_dir,
     load_config,
 )
@@ -155,7 +157,7 @@ def test_gate_severity_does_not_override_a_rule_severity_set_in_a_later_layer(tm
     override.write_text("gates:\n  cfo:\n    rules:\n      cost: {severity: notice}\n")
     config = load_config(repo_config_text="gates:\n  cfo:\n    severity: error\n", override_path=override)
     assert {r.id: r.severity.value for r in config.gate("cfo").rules} == {
-        "cost": "notice", "unit_cost": "error", "commitment_or_growth": "error"}
+        "cost": "notice", "commitment_or_growth": "error"}
 
 
 def test_glossary_extends_and_technologies_add() -> None:
@@ -226,7 +228,7 @@ ERROR_CASES = [
     pytest.param("gates:\n  cfo:\n    rules:\n      x:\n        check: magic\n", 5, ["unknown check 'magic'"],
                  id="unknown-check"),
     pytest.param("gates:\n  cfo:\n    rules:\n      costt: {severity: error}\n", 4,
-                 ["no rule 'costt'", "its rules: cost, unit_cost"], id="rule-typo-is-a-new-rule-without-check"),
+                 ["no rule 'costt'", "its rules: cost, commitment_or_growth"], id="rule-typo-is-a-new-rule-without-check"),
     pytest.param("gates:\n  cfo:\n    rules:\n      cost:\n        params: {pattern: ['x']}\n", 5,
                  ["takes no parameter 'pattern'", "patterns"], id="unknown-param"),
     pytest.param("gates:\n  cfo:\n    rules:\n      cost:\n        params: {patterns: 'x'}\n", 5,
@@ -248,6 +250,20 @@ ERROR_CASES = [
     pytest.param("review: [1, 2]\n", 1, ["review must be a mapping"], id="list-for-mapping"),
     pytest.param("review:\n  max_inline_comments: [5\n", 3, ["not valid YAML"], id="yaml-syntax"),
     pytest.param("- just\n- a list\n", 1, ["the document must be a mapping"], id="top-level-list"),
+    # pass conditions
+    pytest.param("gates:\n  cfo:\n    pass: {all: [cost, costs]}\n", 3, ["names no rule of this gate: 'costs'",
+                 "its rules: cost, commitment_or_growth"], id="pass-unknown-rule"),
+    pytest.param("gates:\n  cfo:\n    pass:\n      all:\n        - cost\n        - {any: []}\n", 6, ["is empty"],
+                 id="pass-empty-list"),
+    pytest.param("gates:\n  cfo:\n    pass:\n      all:\n        - cost\n        - {any: [cost]}\n", 6,
+                 ["names 'cost' twice", "never matter"], id="pass-rule-twice"),
+    pytest.param("gates:\n  cfo:\n    pass: {all: [cost], any: [cost]}\n", 3, ["exactly one key"], id="pass-two-keys"),
+    pytest.param("gates:\n  cfo:\n    pass: {each: [cost]}\n", 3, ["unknown key", "all, any"], id="pass-bad-kind"),
+    pytest.param("gates:\n  cfo:\n    pass: {all: cost}\n", 3, ["must be a list"], id="pass-not-a-list"),
+    pytest.param("gates:\n  cfo:\n    pass: {all: [cost]}\n    rules:\n      cost: {categories: [systems]}\n", 3,
+                 ["'cost', which can never matter", "categories"], id="pass-rule-outside-the-gate-categories"),
+    pytest.param("gate_budget:\n  diagram_seconds: 0\n", 2, ["more than 0 seconds"], id="budget-zero"),
+    pytest.param("gate_budget:\n  per_pr: 3\n", 2, ["unknown key"], id="budget-unknown-key"),
 ]
 
 
@@ -298,3 +314,19 @@ def test_a_minimal_rules_directory_gives_a_minimal_config(tmp_path: Path) -> Non
     config = load_config(rules_dir=tmp_path)
     assert (config.docs_root, config.categories, config.gates, config.technologies) == ("docs", (), (), ())
     assert config.category_of("docs/x/y.md") == "x"
+
+
+def test_a_repository_replaces_a_gate_pass_condition_whole() -> None:
+    config = repo("""
+        gates:
+          three_am:
+            pass: {any: [metric, runbook]}
+    """)
+    assert config.gate("three_am").condition == Condition("any", ("metric", "runbook"))
+    assert config.gate("incident").condition == Condition(
+        "all", ("failure_modes", Condition("any", ("blast_radius", "recovery_time", "rollback"))))
+    assert config.gate("technical").condition is None
+
+
+def test_gate_budget_is_read_and_defaults_apply() -> None:
+    assert repo("gate_budget: {change_seconds: 30}").gate_budget == GateBudget(diagram_seconds=2.0, change_seconds=30.0)

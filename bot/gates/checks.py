@@ -35,6 +35,14 @@ SEQUENCE_KEYWORDS = frozenset({"sequenceDiagram"})
 WHOLE_LINE_KINDS = frozenset({"timeline", "mindmap", "quadrantChart", "kanban"})
 # Diagram types where a line's text before its first colon is what the reader sees (the rest is data).
 BEFORE_COLON_KINDS = frozenset({"gantt", "journey"})
+# Diagram types that draw no flow between parts, and types that are all flow (a sankey's links are flows).
+NO_FLOW_KINDS = frozenset({
+    "pie", "gantt", "timeline", "journey", "mindmap", "quadrantChart", "xychart-beta", "xychart", "erDiagram",
+    "gitGraph", "kanban", "radar-beta", "packet-beta", "treemap-beta", "requirementDiagram",
+})
+FLOW_KINDS = frozenset({"sankey-beta", "sankey"})
+# An arrowhead in a sequence, state, class or architecture diagram: ->> -> --> -x -) <-- <|-- ..> ==>.
+_ARROWHEAD = re.compile(r"-{1,2}[>x)]|<-|<\|-|\.\.>|==>|--\|>")
 
 # --------------------------------------------------------------------------------------- flowchart grammar
 
@@ -118,14 +126,14 @@ _SEQ_PARTICIPANT = re.compile(r"^\s*(?:participant|actor)\s+(?P<name>[^\s]+)(?:\
 _SEQ_BLOCK = re.compile(r"^\s*(?:loop|alt|else|opt|par|and|critical|break|box|title)\b[ \t]*(?P<text>.*)$")
 _SEQ_SILENT = re.compile(r"^\s*(?:autonumber|activate|deactivate|end|rect|create|destroy|%%|links?\b)")
 _QUOTED = re.compile(r'"([^"\n]*)"')
-_BRACKETED = re.compile(r"\[([^\]\n]*)\]")
+_BRACKETED = re.compile(r"\[([^\[\]\n]*)\]")
 _GENERIC_SKIP = re.compile(
     r"^\s*(?:%%|classDef\b|class\s+\w+(?:,\w+)*\s+\w+\s*$|style\b|linkStyle\b|click\b|accTitle\b|accDescr\b"
     r"|dateFormat\b|axisFormat\b|tickInterval\b|todayMarker\b|excludes\b|includes\b|direction\b)"
 )
-_HTML_TAG = re.compile(r"<[^>\n]*>")
+_HTML_TAG = re.compile(r"<[^<>\n]*>")
 _ENTITY = re.compile(r"[#&]\w+;")
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+")
+_URL = re.compile(r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*+://\S+")
 # Tags so common in labels that plain replacement beats a regex callback per tag.
 _COMMON_TAGS = tuple((tag, " " * len(tag)) for tag in ("<br/>", "<br>", "<br />", "<b>", "</b>"))
 # (a character without which the pattern cannot match, the pattern): markup blanked out of labels.
@@ -133,10 +141,10 @@ _MARKUP = (("<", _HTML_TAG), ("#", _ENTITY), ("&", _ENTITY), ("://", _URL))
 
 # ------------------------------------------------------------------------------------------------ acronyms
 
-# Two to six capitals (digits may follow: EC2, HTTP2), optionally a plural "s", not followed by a word
-# character. The character before is tested in Python (``_ACRONYM_NOT_AFTER``): a leading look-behind would
+# Two to six capitals (digits may follow: EC2, HTTP2), or a mixed-case abbreviation ("PoP", "QoS", "mTLS"),
+# optionally a plural "s", not followed by a word character. The character before is tested in Python (``_ACRONYM_NOT_AFTER``): a leading look-behind would
 # cost the regex its fast scan for a first capital.
-_ACRONYM = re.compile(r"([A-Z]{2,6}[0-9]{0,2})s?(?!\w)")
+_ACRONYM = re.compile(r"((?:[A-Z]{2,6}|[A-Z][a-z][A-Z]|[a-z][A-Z]{3,5})[0-9]{0,2})s?(?!\w)")
 # Not an acronym when glued to these: part of a longer word, a hex colour, an entity, a path or a flag.
 _ACRONYM_NOT_AFTER = frozenset("#&@$.\\-_")
 # A capitalised word this long is shouting, not an acronym; a label that shouts is skipped.
@@ -156,10 +164,11 @@ _FILLER_WORDS = frozenset({"of", "and", "for", "the", "to", "in", "on", "as", "a
 # ----------------------------------------------------------------------------------------------- versions
 
 # A version right after a technology's name, with at most one word in between ("Redis Cluster 7.2"); a number
-# running on into more digits ("1,000", "50/50") or a unit ("100GB", "99%") is not one.
+# running on into more digits ("1,000", "50/50") or a unit ("100GB", "99%") is not one. Possessive repeats: a
+# name followed by a long run of spaces must not make the match try every split of the run.
 _VERSION_AFTER = re.compile(
-    r"[ \t]*(?:[A-Z][\w-]*[ \t]+)?[(\[]?[ \t]*(?:v|version[ \t]*)?"
-    r"(?P<num>\d+(?:\.(?:\d+|x))+|\d{1,2})(?![\w%]|[.,/]\d)(?P<rest>[ \t]*\S*)"
+    r"[ \t]*+(?:[A-Z][\w-]*+[ \t]++)?[(\[]?[ \t]*+(?:v|version[ \t]*+)?"
+    r"(?P<num>\d++(?:\.(?:\d++|x))+|\d{1,2})(?![\w%]|[.,/]\d)(?P<rest>[ \t]*+\S*+)"
 )
 # A bare small number followed by one of these is a count, not a version ("Kafka 50 brokers").
 _COUNT_NOUNS = re.compile(
@@ -862,7 +871,8 @@ def acronyms(state: _Glossary, subject: Subject, evidence: str) -> Iterator[Hit]
     one hit per line, each acronym reported once per diagram, where it first appears. A label that shouts (a
     long word in capitals) is skipped: its capitals are emphasis, not acronyms."""
     joined, starts, numbers = subject.visible_joined
-    unknown = set(_ACRONYM.findall(joined)).difference(state.known)
+    # The glossary is in capitals; a mixed-case abbreviation ("PoP") is known by its capitalised form.
+    unknown = {token for token in set(_ACRONYM.findall(joined)) if token.upper() not in state.known}
     if not unknown:
         return
     shouting = {bisect_right(starts, m.start()) - 1 for m in _SHOUT.finditer(joined)}
@@ -872,7 +882,7 @@ def acronyms(state: _Glossary, subject: Subject, evidence: str) -> Iterator[Hit]
             continue
         stem = token.rstrip("0123456789")
         segment = bisect_right(starts, at) - 1
-        if stem in state.known or segment in shouting or subject.is_expanded(token) or subject.is_expanded(stem):
+        if stem.upper() in state.known or segment in shouting or subject.is_expanded(token) or subject.is_expanded(stem):
             continue
         per_line.setdefault(numbers[segment], []).append(token)
     for number, tokens in sorted(per_line.items()):
@@ -942,7 +952,7 @@ def _initials_match(acronym: str, words: list[str], *, from_end: bool) -> bool:
     """Whether the words next to the acronym (the last ones before "(CDN)", or the first ones inside
     "CDN (...)") spell its letters by their initials. Filler words ("of", "and") may be skipped, and a
     CamelCase word may give several letters ("PostgreSQL" gives P, S, Q, L)."""
-    letters = [c for c in acronym if c.isalpha()]
+    letters = [c.upper() for c in acronym if c.isalpha()]
     if len(letters) < 2 or not words:
         return False
     window = len(letters) + 4
@@ -1059,12 +1069,23 @@ def _has_version(text: str, end: int) -> bool:
     return "." in found.group("num") or not _COUNT_NOUNS.match(found.group("rest"))
 
 
-@_register("directed_flow", fields=("edges",))
+@_register("directed_flow", fields=("why",))
 def directed_flow(state: Any, subject: Subject, evidence: str) -> Iterator[Hit]:
-    """A flowchart with edges none of which has an arrowhead: the reader cannot tell which way data flows."""
+    """No direction of flow for a reader to follow: a flowchart whose links have no arrowhead or that has no
+    links, a diagram type that draws no flow (timeline, pie, chart, gantt, entity relations), or a sequence,
+    state or other diagram without an arrow."""
     graph = subject.graph
-    if graph is not None and graph.edges and not graph.directed:
-        yield Hit(fields={"edges": str(graph.edges)})
+    if graph is not None:
+        if not graph.edges:
+            yield Hit(fields={"why": "its nodes are not linked"})
+        elif not graph.directed:
+            yield Hit(fields={"why": f"none of its {graph.edges} links has an arrowhead"})
+        return
+    keyword = subject.keyword
+    if keyword in NO_FLOW_KINDS:
+        yield Hit(fields={"why": f"a {keyword} diagram shows no flow"})
+    elif keyword not in FLOW_KINDS and not any(_ARROWHEAD.search(line) for line in subject.lines[subject.header + 1:]):
+        yield Hit(fields={"why": "no link has an arrowhead"})
 
 
 @_register("orphan_nodes", fields=("nodes", "first", "count"))
@@ -1100,7 +1121,16 @@ class _Pattern:
     folded: re.Pattern[str] | None
 
 
-def _prepare_evidence(params: Mapping[str, Any], config: Config) -> tuple[_Pattern, ...]:
+@dataclass(frozen=True)
+class _Evidence:
+    patterns: tuple[_Pattern, ...]
+    # Words that, on the same line within ``window`` characters before (after) a match, make it not count.
+    unless_before: re.Pattern[str] | None
+    unless_after: re.Pattern[str] | None
+    window: int
+
+
+def _prepare_evidence(params: Mapping[str, Any], config: Config) -> _Evidence:
     patterns = params["patterns"]
     if not patterns:
         raise CheckParamError("patterns", "needs at least one pattern")
@@ -1117,8 +1147,21 @@ def _prepare_evidence(params: Mapping[str, Any], config: Config) -> tuple[_Patte
             reach,
             re.compile(folded, re.MULTILINE) if folded is not None else None,
         ))
+
+    def words(name: str) -> re.Pattern[str] | None:
+        terms = params[name]
+        if not terms:
+            return None
+        for index, term in enumerate(terms):
+            _compile(term, name, index=index)
+        return re.compile(r"\b(?:" + "|".join(terms) + r")\b", re.IGNORECASE)
+
+    window = params["window"]
+    if window < 1:
+        raise CheckParamError("window", "must be at least 1")
     # Patterns that can be ruled out by a substring test go last: the others are searched anyway.
-    return tuple(sorted(prepared, key=lambda item: item.needles is not None))
+    return _Evidence(tuple(sorted(prepared, key=lambda item: item.needles is not None)),
+                     words("unless_before"), words("unless_after"), window)
 
 
 @_register(
@@ -1126,14 +1169,19 @@ def _prepare_evidence(params: Mapping[str, Any], config: Config) -> tuple[_Patte
     params={
         "patterns": Param((list,), required=True, item_type=str),
         "ignore_case": Param((bool,), default=True),
+        "unless_before": Param((list,), default=[], item_type=str),
+        "unless_after": Param((list,), default=[], item_type=str),
+        "window": Param((int,), default=40),
     },
     prepare=_prepare_evidence,
 )
-def evidence_matches(state: tuple[_Pattern, ...], subject: Subject, evidence: str) -> Iterator[Hit]:
-    """The evidence (diagram, section or file, per the gate) must match one of ``patterns``."""
+def evidence_matches(state: _Evidence, subject: Subject, evidence: str) -> Iterator[Hit]:
+    """The evidence (diagram, section or file, per the gate) must match one of ``patterns``; a match with one
+    of ``unless_before`` (``unless_after``) words shortly before (after) it on its line does not count."""
     text = subject.evidence_text(evidence)
     lower = subject.lower_evidence(evidence)
-    for pattern in state:
+    screened = state.unless_before is not None or state.unless_after is not None
+    for pattern in state.patterns:
         start = 0
         if pattern.needles is not None and lower is not None:
             needle = pattern.needles.search(lower)
@@ -1141,12 +1189,29 @@ def evidence_matches(state: tuple[_Pattern, ...], subject: Subject, evidence: st
                 continue
             if pattern.reach is not None:
                 start = max(0, needle.start() - pattern.reach)
-        if pattern.folded is not None and lower is not None:
-            if pattern.folded.search(lower, start):
+        regex, haystack = ((pattern.folded, lower) if pattern.folded is not None and lower is not None
+                           else (pattern.regex, text))
+        if not screened:
+            if regex.search(haystack, start):
                 return
-        elif pattern.regex.search(text, start):
-            return
+            continue
+        for found in regex.finditer(haystack, start):
+            if not _screened_out(state, text, found.start(), found.end()):
+                return
     yield Hit()
+
+
+def _screened_out(state: _Evidence, text: str, start: int, end: int) -> bool:
+    if state.unless_before is not None:
+        line_start = text.rfind("\n", 0, start) + 1
+        if state.unless_before.search(text, max(line_start, start - state.window), start):
+            return True
+    if state.unless_after is not None:
+        line_end = text.find("\n", end)
+        stop = min(end + state.window, len(text) if line_end < 0 else line_end)
+        if state.unless_after.search(text, end, stop):
+            return True
+    return False
 
 
 # ------------------------------------------------------------------------------------------- prefilter

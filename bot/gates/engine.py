@@ -15,10 +15,13 @@ Pure: no I/O. The configuration has compiled every rule's check already.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from bot.config import Condition
 from bot.gates import checks
 from bot.model import Diagram, DiagramResult, DiagramStatus, FileChange, Finding, Severity, SyntaxVerdict
 
@@ -27,6 +30,10 @@ if TYPE_CHECKING:
     from bot.gates.fixes import SyntaxFix
 
 EXAMPLE_JOINER = ", e.g. "
+# The rule id of a failing gate's one finding, and of the finding naming gates left unevaluated.
+GATE_RULE = "gate"
+BUDGET_RULE = "time_budget"
+_SEVERITY_ORDER = (Severity.ERROR, Severity.WARNING, Severity.NOTICE)
 # Per-file work (lines, headings, acronym expansions) is kept for this many files: diagrams arrive grouped by
 # file, and a few files' texts is all the memory it should hold.
 FILE_CACHE_SIZE = 16
@@ -56,6 +63,11 @@ class _Fields(dict[str, str]):
         return ""
 
 
+def change_deadline(config: Config, now: float | None = None) -> float:
+    """The monotonic time by which gate evaluation of one change (a check run, a pull request) must end."""
+    return (time.monotonic() if now is None else now) + config.gate_budget.change_seconds
+
+
 def evaluate_diagram(
     config: Config,
     diagram: Diagram,
@@ -65,8 +77,12 @@ def evaluate_diagram(
     file_text: str,
     verdict: SyntaxVerdict,
     syntax_fix: SyntaxFix | None,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> DiagramResult:
-    """Run every enabled gate that applies to ``category`` on one diagram."""
+    """Run every enabled gate that applies to ``category`` on one diagram, within the diagram's time budget
+    and the change's ``deadline`` (monotonic; see ``change_deadline``): gates left when either runs out are
+    not passed and are named in one finding."""
     section: list[str] = []
 
     def evidence_text(kind: str) -> str:
@@ -87,20 +103,191 @@ def evaluate_diagram(
     )
     findings: list[Finding] = []
     passed: dict[str, bool] = {}
+    advised: set[str] = set()
+    started = clock()
+    own_deadline = started + config.gate_budget.diagram_seconds
+    not_evaluated: list[Gate] = []
     for gate in config.gates:
         if not gate.applies_to(category):
             continue
-        gate_findings: list[Finding] = []
+        now = clock()
+        if not_evaluated or now > own_deadline or (deadline is not None and now > deadline):
+            not_evaluated.append(gate)
+            passed[gate.id] = False
+            continue
+        hits: dict[str, list[checks.Hit]] = {}
         for rule in gate.rules:
-            if not rule.applies_to(category):
-                continue
-            run = checks.CHECKS[rule.check].run
-            for hit in run(config.compiled[(gate.id, rule.id)], subject, gate.evidence):
-                gate_findings.append(_finding(gate, rule, hit, diagram, subject, file_text))
-        passed[gate.id] = all(f.severity is Severity.NOTICE for f in gate_findings)
-        findings.extend(gate_findings)
+            if rule.applies_to(category):
+                run = checks.CHECKS[rule.check].run
+                hits[rule.id] = list(run(config.compiled[(gate.id, rule.id)], subject, gate.evidence))
+        if gate.condition is None:
+            gate_findings = [_finding(gate, rule, hit, diagram, subject, file_text)
+                             for rule in gate.rules for hit in hits.get(rule.id, ())]
+            passed[gate.id] = all(f.severity is Severity.NOTICE for f in gate_findings)
+            findings.extend(gate_findings)
+            continue
+        verdict_of_gate = judge(gate, hits)
+        passed[gate.id] = verdict_of_gate.holds
+        if not verdict_of_gate.holds:
+            findings.append(_gate_finding(gate, verdict_of_gate, hits, diagram))
+        required = set(gate.condition.rule_ids())
+        for rule in gate.rules:
+            if rule.id not in required:
+                for hit in hits.get(rule.id, ()):
+                    findings.append(_advice(gate, rule, hit, diagram))
+                    advised.add(gate.id)
+    if not_evaluated:
+        spent = clock() - started
+        findings.append(_budget_finding(config, not_evaluated, diagram, spent, own_deadline, deadline, clock()))
     return DiagramResult(diagram=diagram, status=status, syntax=verdict, findings=tuple(findings),
-                         gates_passed=passed)
+                         gates_passed=passed, gates_advised=frozenset(advised - {g for g, ok in passed.items()
+                                                                                  if not ok}))
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """Whether a gate's condition holds, and if not, what is missing: rule ids required on their own and
+    ``any`` conditions none of whose members held."""
+
+    holds: bool
+    unmet: tuple[str | Condition, ...] = ()
+
+
+def judge(gate: Gate, hits: Mapping[str, Sequence[checks.Hit]]) -> GateVerdict:
+    """The gate's condition over its rules: a rule holds when it ran and found nothing; a rule that did not
+    run (disabled, or not for this category) is left out of the condition, as if it were not named."""
+    assert gate.condition is not None
+    condition = _pruned(gate.condition, hits)
+    if condition is None or _holds(condition, hits):
+        return GateVerdict(True)
+    return GateVerdict(False, tuple(_unmet(condition, hits)))
+
+
+def _pruned(condition: Condition, ran: Mapping[str, object]) -> Condition | None:
+    items: list[str | Condition] = []
+    for item in condition.items:
+        kept = _pruned(item, ran) if isinstance(item, Condition) else (item if item in ran else None)
+        if kept is not None:
+            items.append(kept)
+    return Condition(condition.kind, tuple(items)) if items else None
+
+
+def _holds(item: str | Condition, hits: Mapping[str, Sequence[checks.Hit]]) -> bool:
+    if isinstance(item, str):
+        return not hits[item]
+    results = (_holds(child, hits) for child in item.items)
+    return all(results) if item.kind == "all" else any(results)
+
+
+def _unmet(condition: Condition, hits: Mapping[str, Sequence[checks.Hit]]) -> Iterator[str | Condition]:
+    if condition.kind == "any":
+        yield condition
+        return
+    for child in condition.items:
+        if _holds(child, hits):
+            continue
+        if isinstance(child, Condition):
+            yield from _unmet(child, hits)
+        else:
+            yield child
+
+
+def _gate_finding(gate: Gate, verdict: GateVerdict, hits: Mapping[str, Sequence[checks.Hit]],
+                  diagram: Diagram) -> Finding:
+    """One finding for a failing gate: each missing part with an example that would pass. It sits on the
+    line of the hits when every missing part is found on lines (an unexplained acronym), else on the fence."""
+    rules = {rule.id: rule for rule in gate.rules}
+    parts: list[str] = []
+    lines: list[int] = []
+    on_fence = False
+    severities: list[Severity] = []
+    for item in verdict.unmet:
+        if isinstance(item, str):
+            rule = rules[item]
+            severities.append(rule.severity)
+            rule_hits = hits[item]
+            located = [hit for hit in rule_hits if hit.line is not None]
+            on_fence = on_fence or len(located) < len(rule_hits)
+            described = []
+            for hit in rule_hits:
+                text = _fill(rule.message, hit.fields)
+                if hit.line is not None:
+                    line = _file_line(diagram, hit.line)
+                    lines.append(line)
+                    text += f" (line {line})"
+                described.append(text)
+            parts.append(_with_example("; ".join(described), _fill(rule.example, rule_hits[0].fields)))
+        else:
+            on_fence = True
+            members = list(item.rule_ids())
+            severities.extend(rules[m].severity for m in members)
+            examples = [_fill(rules[m].example, hits[m][0].fields) for m in members if rules[m].example]
+            parts.append(_with_example("none of: " + ", ".join(_title(child, rules) for child in item.items),
+                                       " or ".join(examples)))
+    severity = min(severities, key=_SEVERITY_ORDER.index)
+    message = f"{gate.title}: " + "; and ".join(parts)
+    return Finding(
+        gate=gate.id,
+        rule=GATE_RULE,
+        severity=severity,
+        path=diagram.path,
+        line=diagram.line if on_fence or not lines else min(lines),
+        message=message if message.endswith((".", "!", "?")) else message + ".",
+        blocking=gate.blocking and severity is Severity.ERROR,
+    )
+
+
+def _title(item: str | Condition, rules: Mapping[str, Rule]) -> str:
+    if isinstance(item, str):
+        return rules[item].title
+    joiner = " and " if item.kind == "all" else " or "
+    return "(" + joiner.join(_title(child, rules) for child in item.items) + ")"
+
+
+def _fill(template: str, fields: Mapping[str, str]) -> str:
+    return template.format_map(_Fields(fields)).strip()
+
+
+def _with_example(text: str, example: str) -> str:
+    return f"{text} — e.g. {example}" if example else text
+
+
+def _file_line(diagram: Diagram, code_line: int) -> int:
+    line_map = diagram.line_map
+    return line_map[code_line] if code_line < len(line_map) else diagram.line
+
+
+def _advice(gate: Gate, rule: Rule, hit: checks.Hit, diagram: Diagram) -> Finding:
+    """An advice rule's hit: a notice on its own line (the fence for whole-diagram hits), never blocking."""
+    return Finding(
+        gate=gate.id,
+        rule=rule.id,
+        severity=Severity.NOTICE,
+        path=diagram.path,
+        line=diagram.line if hit.line is None else _file_line(diagram, hit.line),
+        message=explain(rule, hit.fields),
+    )
+
+
+def _budget_finding(config: Config, gates: Sequence[Gate], diagram: Diagram, spent: float, own_deadline: float,
+                    deadline: float | None, now: float) -> Finding:
+    budget = config.gate_budget
+    if deadline is not None and now > deadline and not now > own_deadline:
+        why = (f"the change used up its gate budget of {budget.change_seconds:g} s before this diagram's turn "
+               "(gate_budget.change_seconds)")
+    else:
+        why = (f"this diagram took {spent:.1f} s, past its gate budget of {budget.diagram_seconds:g} s "
+               "(gate_budget.diagram_seconds)")
+    titles = ", ".join(gate.title for gate in gates)
+    return Finding(
+        gate=gates[0].id,
+        rule=BUDGET_RULE,
+        severity=Severity.WARNING,
+        path=diagram.path,
+        line=diagram.line,
+        message=(f"Not evaluated, so not passed: {titles}. {why}. Split the page or the diagram, or raise the "
+                 "budget in .github/atlas-bot.yml."),
+    )
 
 
 def skipped_file_finding(change: FileChange) -> Finding:
