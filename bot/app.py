@@ -52,6 +52,8 @@ STATUS_QUEUED, STATUS_DUPLICATE, STATUS_IGNORED = "queued", "duplicate", "ignore
 OUTCOME_SHED, OUTCOME_TIMEOUT, OUTCOME_DISCONNECTED, OUTCOME_FAILED = "shed", "timeout", "disconnected", "failed"
 # A body is hashed as it streams in; past this size the unverified part waits on disk, not in memory.
 SPOOL_BYTES = 1024 * 1024
+# Logged (at INFO) once a worker process leases: what a supervisor or a test waits for.
+WORKER_READY = "worker ready"
 # Bodies up to this size are verified and queued on the event loop (well under a millisecond); a thread hop
 # per request costs more than that once the workers compete for the GIL (measured: p99 71 ms vs 24 ms at
 # 200 deliveries/s). Larger bodies go to a thread so one huge delivery cannot stall the others.
@@ -389,18 +391,21 @@ def worker_command(*, update_progress: Callable[[ProgressJob], Any] | None = Non
                    stop: threading.Event | None = None) -> int:
     """``atlas-bot worker``: workers only, no HTTP. SIGTERM (or SIGINT) stops leasing, lets the running jobs
     finish for the stop timeout and releases the unfinished ones; ``stop`` replaces the signals in tests."""
+    stopping = stop or threading.Event()
+    if stop is None:
+        # Installed before anything starts, so a SIGTERM during start-up also ends in a clean stop.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stopping.set())
     settings = Settings.load()
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values())
     runtime = build_runtime(settings, update_progress=update_progress, http=False)
-    stopping = stop or threading.Event()
-    if stop is None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stopping.set())
-    log.info("working with %d workers (queue: %s)", settings.workers, _queue_name(settings))
-    runtime.start()
     started = time.monotonic()
     try:
-        stopping.wait()
+        if not stopping.is_set():
+            runtime.start()
+            log.info("%s: working with %d workers (queue: %s)", WORKER_READY, settings.workers,
+                     _queue_name(settings))
+            stopping.wait()
     finally:
         runtime.close()
         log.info("stopped after %.0f s", time.monotonic() - started)

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from bot.app import WORKER_READY
 from bot.queue import JobState
 from bot.queue_pg import PostgresJobQueue
 from bot.review import SUMMARY_MARKER
@@ -79,8 +80,15 @@ class Process:
     def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
         self.name, self.args, self.env, self.log = name, args, env, log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def ready(self) -> bool:
+        """A worker process has logged that it leases, once per start (its log is appended to)."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return text.count(WORKER_READY) >= self.starts
 
     def start(self) -> None:
+        self.starts += 1
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "bot.cli", *self.args], env=self.env,
                                          stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -125,7 +133,7 @@ class Deployment:
             "ATLAS_LEASE_SECONDS": str(lease_seconds), "ATLAS_POLL_SECONDS": "0.05",
             "ATLAS_RETRY_BASE_SECONDS": "0.2", "ATLAS_WRITE_INTERVAL_SECONDS": str(write_interval),
             "ATLAS_MAX_ATTEMPTS": str(max_attempts),
-            "ATLAS_LOG_FORMAT": "text", "ATLAS_LOG_LEVEL": "WARNING"})
+            "ATLAS_LOG_FORMAT": "text", "ATLAS_LOG_LEVEL": "INFO"})
         if queue_url is not None:
             base["ATLAS_QUEUE_URL"] = queue_url
         self.server_urls: list[str] = []
@@ -155,7 +163,13 @@ class Deployment:
                 time.sleep(0.05)
 
     def stop(self) -> list[str]:
-        """SIGTERM everything; the names of processes that did not exit 0."""
+        """SIGTERM everything once each worker has started up; the names of processes that did not exit 0.
+
+        (A process signalled while Python is still importing dies of the signal, holding nothing: that is not
+        the shutdown under test.)"""
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not all(w.ready() for w in self.workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
         return [p.name for p in self.servers + self.workers if p.terminate() != 0]
 
 
