@@ -285,3 +285,29 @@ def test_results_cut_short_by_the_gate_budget_are_not_stored(atlas: Path, tmp_pa
         counting = Counting()
         run_all(repo, spent, counting, rev="pr")
     assert len(counting.parsed) == len(result.diagrams)
+
+
+def test_gates_score_prints_the_matrix_and_each_disagreement(atlas: Path, tmp_path: Path, capsys) -> None:
+    labels = tmp_path / "labels.jsonl"
+    rows = [
+        {"path": "docs/systems/payments.md", "line": 3, "labels": {
+            "new_hire": {"pass": True, "why": "arrow, 2K req/s"},
+            "three_am": {"pass": True, "why": "p99 4 ms and a command (labelled wrongly on purpose)"}}},
+        {"path": "docs/systems/missing.md", "line": 1, "labels": {"new_hire": {"pass": False, "why": "x"}}},
+    ]
+    labels.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    code, out, _ = run_cli(capsys, "gates", "score", "--repo", str(atlas), "--labels", str(labels),
+                           "--every-category")
+    assert code == 0
+    assert "| New Hire Test | 1 | 0 | 0 | 0 | n/a (one class only) |" in out
+    assert "| 3 AM Test | 0 | 1 | 0 | 0 | n/a (one class only) |" in out
+    assert "- docs/systems/payments.md:3: labelled pass, gate fails" in out
+    assert "label: p99 4 ms and a command" in out and "gate:  line 3 [warning] 3 AM Test: none of:" in out
+    assert "docs/systems/missing.md:1 (no such file at the revision)" in out
+
+
+def test_gates_score_names_a_broken_labels_line(atlas: Path, tmp_path: Path, capsys) -> None:
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"path": "docs/a.md", "line": 1, "labels": {}}\n{"path": "docs/a.md"}\n')
+    code, _, err = run_cli(capsys, "gates", "score", "--repo", str(atlas), "--labels", str(labels))
+    assert code == EXIT_USAGE and f"{labels}:2: not a labelled diagram" in err

@@ -1119,6 +1119,8 @@ class _Pattern:
     reach: int | None
     # The pattern in lower case without IGNORECASE, for the lower-cased evidence (None: not safe to fold).
     folded: re.Pattern[str] | None
+    # A pattern merged from several (one scan instead of one per pattern): the patterns it was merged from.
+    parts: tuple[_Pattern, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -1159,9 +1161,34 @@ def _prepare_evidence(params: Mapping[str, Any], config: Config) -> _Evidence:
     window = params["window"]
     if window < 1:
         raise CheckParamError("window", "must be at least 1")
+    # One scan per group (folded or not) of the rule's patterns, as one alternation: cheaper than a needle test
+    # and a scan per pattern. A pattern left on its own keeps its needle test.
+    # Patterns led by an assertion (\b, a look-behind) are not merged: the engine cannot skip to a first
+    # character through them, so each keeps its needle test.
+    led = [item for item in prepared if _ASSERTION_LED.match(item.regex.pattern)]
+    rest = [item for item in prepared if not _ASSERTION_LED.match(item.regex.pattern)]
+    merged = led + (_merged([item for item in rest if item.folded is not None], flags, folded=True)
+                    + _merged([item for item in rest if item.folded is None], flags, folded=False))
     # Patterns that can be ruled out by a substring test go last: the others are searched anyway.
-    return _Evidence(tuple(sorted(prepared, key=lambda item: item.needles is not None)),
+    return _Evidence(tuple(sorted(merged, key=lambda item: item.needles is not None)),
                      words("unless_before"), words("unless_after"), window)
+
+
+_ASSERTION_LED = re.compile(r"\\b|\(\?<[=!]|\^|\(\?-i:\\b")
+# Group names and back references cannot be merged into one alternation.
+_UNMERGEABLE = re.compile(r"\\[1-9]|\(\?P[<=]|\(\?<(?![=!])")
+
+
+def _merged(items: list[_Pattern], flags: int, *, folded: bool) -> list[_Pattern]:
+    """One pattern that matches where any of ``items`` matches, searched in one pass (the regex engine skips
+    faster through one alternation than through one scan per pattern); the items as they are when fewer than
+    two or when one holds group names or back references."""
+    if len(items) < 2 or any(_UNMERGEABLE.search(item.regex.pattern) for item in items):
+        return items
+    regex = re.compile("|".join(f"(?:{item.regex.pattern})" for item in items), flags)
+    combined = (re.compile("|".join(f"(?:{item.folded.pattern})" for item in items), re.MULTILINE)  # type: ignore[union-attr]
+                if folded else None)
+    return [_Pattern(regex, None, None, combined, tuple(items))]
 
 
 @_register(
@@ -1189,16 +1216,26 @@ def evidence_matches(state: _Evidence, subject: Subject, evidence: str) -> Itera
                 continue
             if pattern.reach is not None:
                 start = max(0, needle.start() - pattern.reach)
-        regex, haystack = ((pattern.folded, lower) if pattern.folded is not None and lower is not None
-                           else (pattern.regex, text))
-        if not screened:
-            if regex.search(haystack, start):
-                return
+        regex, haystack = _haystack(pattern, text, lower)
+        found = regex.search(haystack, start)
+        if found is None:
             continue
-        for found in regex.finditer(haystack, start):
-            if not _screened_out(state, text, found.start(), found.end()):
-                return
+        if not screened or not _screened_out(state, text, found.start(), found.end()):
+            return
+        # The first match does not count: look at every match of every pattern (a merged pattern's matches
+        # may hide an overlapping match of one of its parts).
+        for part in pattern.parts or (pattern,):
+            part_regex, part_haystack = _haystack(part, text, lower)
+            for found in part_regex.finditer(part_haystack, start):
+                if not _screened_out(state, text, found.start(), found.end()):
+                    return
     yield Hit()
+
+
+def _haystack(pattern: _Pattern, text: str, lower: str | None) -> tuple[re.Pattern[str], str]:
+    if pattern.folded is not None and lower is not None:
+        return pattern.folded, lower
+    return pattern.regex, text
 
 
 def _screened_out(state: _Evidence, text: str, start: int, end: int) -> bool:

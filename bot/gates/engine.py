@@ -1,13 +1,16 @@
-"""Rules → findings: every gate that applies to a diagram's category, every rule of it, explained.
+"""Rules → findings: every gate that applies to a diagram's category, judged by its pass condition, explained.
 
 A finding says what is missing, on which file line (the fence line for whole-diagram findings, the exact line
 for line findings such as a placeholder, a legacy colour or an unexplained acronym) and what would pass; when a
 check knows a replacement (a syntax fix that parses, the modern colour of a plane) the finding carries it as a
 suggestion for the file lines it replaces, container prefixes (block quotes, list indentation) included.
 
-A finding blocks when its gate blocks and its severity is ``error``. A gate passes a diagram when it found no
-error and no warning there (notices are advice); gates that do not apply to the category are absent from
-``gates_passed``.
+A gate with a pass condition (``Gate.condition``) passes a diagram when the condition holds over its rules (a
+rule holds when it found nothing); when it fails, it is ONE finding naming every missing part with an example,
+and the hits of the rules the condition does not name are notices (advice; ``gates_advised``). A gate without
+a condition (technical) passes when it found no error and no warning, each finding on its own line. A finding
+blocks when its gate blocks and its severity is ``error``. Gates that do not apply to the category are absent
+from ``gates_passed``; gates left when the time budget runs out are there as not passed, named in one finding.
 
 Pure: no I/O. The configuration has compiled every rule's check already.
 """
