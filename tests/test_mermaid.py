@@ -7,8 +7,11 @@ MermaidUnavailable message that says how to fix it.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -169,6 +172,15 @@ def test_fast_config_copy_matches_mermaids_own(monkeypatch: pytest.MonkeyPatch) 
     with MermaidPool(workers=1) as pool:
         verdicts = pool.parse_many(codes)
     assert all(v.ok for v in verdicts), [v.error for v in verdicts if not v.ok]
+
+
+def test_worker_applies_every_bundle_patch() -> None:
+    # A patch whose anchor moved is skipped with a warning: verdicts stay right but the speed-ups are lost.
+    worker = subprocess.run([shutil.which("node") or "node", str(mermaid_dir() / "worker.mjs")], input="",
+                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
+    patches = json.loads(worker.stdout.splitlines()[0])["patches"]
+    assert {"fastCopy", "configCopy", "siteConfigChanged", "siteConfigCopy", "parserInput", "popInPlace"} <= set(patches)
+    assert all(patches.values()), patches
 
 
 def test_missing_node_is_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -7,11 +7,16 @@
 //
 // The verdict is exactly what the pinned package's mermaid.parse() says. mermaid is loaded from its own
 // single-file bundle (dist/mermaid.js) rather than the ESM build: one compile instead of resolving several
-// hundred modules, so a worker is ready in a fraction of a second. Before the bundle runs, three small patches
-// are made to its text, each at an anchor that must occur exactly once (otherwise it is skipped and reported):
-// - fastCopy, configCopy: route mermaid's configuration copies through fast-copy.mjs, which builds the same
-//   result faster (see there for why it is exact);
-// - parserInput: records the text handed to the diagram's parser, to map its "line N" back to the code.
+// hundred modules, so a worker is ready in a fraction of a second. Before the bundle runs, small patches are
+// made to its text, each at an anchor that must occur exactly as often as expected (otherwise it is skipped and
+// reported):
+// - fastCopy, configCopy, siteConfigChanged, siteConfigCopy: route mermaid's configuration copies through
+//   fast-copy.mjs, which builds the same result faster (see there for why it is exact);
+// - parserInput: records the text handed to the diagram's parser, to map its "line N" back to the code;
+// - popInPlace: every jison parser of the bundle (18, one template) copied its three stacks on each reduction
+//   (`stack = stack.slice(0, -n)`), quadratic in the length of a diagram whose statements nest right-recursively;
+//   truncating them in place leaves the same elements. The old arrays are never kept: the grammar actions read
+//   `$$[$0]` entries, never the stack itself.
 // Results are written synchronously right after each diagram, so the pool knows which diagram is in flight.
 import fs from "node:fs";
 import { createRequire } from "node:module";
@@ -27,7 +32,21 @@ const VERIFY_COPY = process.env.ATLAS_MERMAID_VERIFY_COPY === "1";
 
 const COPY_DEFINITION_START = "assignWithDepth = /* @__PURE__ */ __name((dst, src, { depth = 2 } = {}) => {";
 const COPY_DEFINITION_END = '}, "assignWithDepth");';
-// Each patch replaces its anchor, which must occur exactly once in the bundle, by its replacement.
+const POP_BY_COPY = `                  if (len) {
+                    stack = stack.slice(0, -1 * len * 2);
+                    vstack = vstack.slice(0, -1 * len);
+                    lstack = lstack.slice(0, -1 * len);
+                  }
+`;
+const POP_IN_PLACE = `                  if (len) {
+                    stack.length -= 2 * len;
+                    vstack.length -= len;
+                    lstack.length -= len;
+                  }
+`;
+const JISON_PARSERS = 18;
+// Each patch replaces every occurrence of its anchor by its replacement, when the anchor occurs exactly the
+// expected number of times in the bundle (once unless a third element says otherwise).
 const PATCHES = {
   fastCopy: [
     "      assignWithDepth_default = assignWithDepth;\n",
@@ -38,11 +57,23 @@ const PATCHES = {
     "        return assignWithDepth_default({}, currentConfig);\n",
     "        return globalThis.__atlasBot.copyConfig(currentConfig);\n",
   ],
+  siteConfigChanged: [
+    "        siteConfig = assignWithDepth_default(siteConfig, conf5);\n",
+    "        siteConfig = assignWithDepth_default(siteConfig, conf5);\n" +
+      "        globalThis.__atlasBot.forgetConfig(siteConfig);\n",
+    2,
+  ],
+  siteConfigCopy: [
+    "        let cfg = assignWithDepth_default({}, siteCfg);\n",
+    "        let cfg = siteCfg === currentConfig || siteCfg === siteConfig ? globalThis.__atlasBot.copyConfig(siteCfg)" +
+      " : assignWithDepth_default({}, siteCfg);\n",
+  ],
   parserInput: [
     '      text4 = encodeEntities(text4) + "\\n";\n',
     '      text4 = encodeEntities(text4) + "\\n";\n' +
       "      globalThis.__atlasBot.parserInput = { type: type3, text: text4 };\n",
   ],
+  popInPlace: [POP_BY_COPY, POP_IN_PLACE, JISON_PARSERS],
 };
 // "Parse error on line 3:" (jison), "Lexical error on line 3." (jison), "Parse error on line 3, column 5" (langium).
 const BLAMED_LINE = /\b(?:Parse|Lexical|Lexer) error on line (\d+)/;
@@ -58,14 +89,16 @@ const PARSER_REWRITES = [
 
 function patchBundle(source, bot) {
   const applied = {};
-  for (const [name, [anchor, replacement]] of Object.entries(PATCHES)) {
-    const at = source.indexOf(anchor);
-    // getConfig's copy is routed to bot.copyConfig, which exists only with the fast copy installed.
-    applied[name] = at >= 0 && source.indexOf(anchor, at + 1) < 0 && (name !== "configCopy" || applied.fastCopy);
+  for (const [name, [anchor, replacement, expected = 1]] of Object.entries(PATCHES)) {
+    const parts = source.split(anchor);
+    // Config copies are routed to bot.copyConfig, which exists only with the fast copy installed; the site
+    // config is copied through it only when its changes are reported.
+    const needs = { configCopy: applied.fastCopy, siteConfigCopy: applied.configCopy && applied.siteConfigChanged };
+    applied[name] = parts.length === expected + 1 && (needs[name] ?? true);
     if (applied[name]) {
-      source = source.slice(0, at) + replacement + source.slice(at + anchor.length);
+      source = parts.join(replacement);
     } else {
-      process.stderr.write(`atlas-bot mermaid worker: running without the ${name} patch (anchor not found once)\n`);
+      process.stderr.write(`atlas-bot mermaid worker: running without the ${name} patch (anchor not found as often as expected)\n`);
     }
   }
   let reference;
@@ -79,7 +112,7 @@ function patchBundle(source, bot) {
   bot.wrapCopy = (original) => {
     const compiledFor = makeShapeCache();
     const copy = wrapAssignWithDepth(original, compiledFor, { verify: VERIFY_COPY, reference });
-    bot.copyConfig = makeConfigCopier(copy, compiledFor, { verify: VERIFY_COPY, reference });
+    Object.assign(bot, makeConfigCopier(copy, compiledFor, { verify: VERIFY_COPY, reference }));
     return copy;
   };
   return { source, applied };
