@@ -4,6 +4,7 @@
 // Out: {"ready": true, "version": "11.17.2", "patches": {"fastCopy": true, ...}}   (once, after start-up)
 //      {"id": 7, "ok": true, "type": "flowchart-v2"}
 //      {"id": 8, "ok": false, "error": "Parse error on line 2:\n...", "line": 2}
+//      {"id": 9, "ok": false, "error": "Invalid date:30s", "line": null, "type": "gantt", "stage": "render"}
 //
 // The verdict is exactly what the pinned package's mermaid.parse() says. mermaid is loaded from its own
 // single-file bundle (dist/mermaid.js) rather than the ESM build: one compile instead of resolving several
@@ -17,6 +18,12 @@
 //   (`stack = stack.slice(0, -n)`), quadratic in the length of a diagram whose statements nest right-recursively;
 //   truncating them in place leaves the same elements. The old arrays are never kept: the grammar actions read
 //   `$$[$0]` entries, never the stack itself.
+// - parsedDiagram, dagreLayout: keep the diagram mermaid.parse built and expose the dagre layout's graph
+//   building (after clearing the layout state, as mermaid.render does first), for the render stage below.
+// Render stage: some diagrams parse but throw when mermaid.render draws them (GitHub shows an error box).
+// Where the throwing step needs no browser it is run here on the parsed diagram, through mermaid's own code:
+// the gantt database's task list (dates, `after` references) and the flowchart's layout graph (subgraph
+// parents). Such a diagram is reported with ok false, its parsed type and stage "render".
 // Results are written synchronously right after each diagram, so the pool knows which diagram is in flight.
 import fs from "node:fs";
 import { createRequire } from "node:module";
@@ -74,7 +81,26 @@ const PATCHES = {
       "      globalThis.__atlasBot.parserInput = { type: type3, text: text4 };\n",
   ],
   popInPlace: [POP_BY_COPY, POP_IN_PLACE, JISON_PARSERS],
+  parsedDiagram: [
+    "      const diagram38 = await getDiagramFromText(code);\n",
+    "      const diagram38 = await getDiagramFromText(code);\n" +
+      "      globalThis.__atlasBot.parsedDiagram = diagram38;\n",
+  ],
+  dagreLayout: [
+    "  var dagre_exports = {};\n",
+    "  var dagre_exports = {};\n" +
+      "  globalThis.__atlasBot.dagreLayout = () => (init_dagre2(), clearLayoutRenderState(), dagre_exports);\n",
+  ],
 };
+
+// The browser-free steps of mermaid.render that can throw on a diagram mermaid.parse accepted, by diagram type.
+const RENDER_STEPS = [
+  [(type) => type === "gantt", (diagram) => diagram.db.getTasks()],
+  [
+    (type) => type.startsWith("flowchart"),
+    (diagram, bot) => bot.dagreLayout().prepareLayoutForDagre(diagram.db.getData()),
+  ],
+];
 // "Parse error on line 3:" (jison), "Lexical error on line 3." (jison), "Parse error on line 3, column 5" (langium).
 const BLAMED_LINE = /\b(?:Parse|Lexical|Lexer) error on line (\d+)/;
 
@@ -210,14 +236,25 @@ async function judge({ mermaid, bot }, code) {
     runTestHook(code);
   }
   bot.parserInput = null;
+  bot.parsedDiagram = null;
+  let diagramType;
   try {
-    const { diagramType } = await mermaid.parse(code);
-    return { ok: true, type: diagramType };
+    ({ diagramType } = await mermaid.parse(code));
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     const blamed = BLAMED_LINE.exec(message);
     return { ok: false, error: message, line: blamed ? codeLine(code, bot.parserInput, Number(blamed[1])) : null };
   }
+  const step = bot.parsedDiagram && RENDER_STEPS.find(([applies]) => applies(diagramType));
+  if (step) {
+    try {
+      step[1](bot.parsedDiagram, bot);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      return { ok: false, error: message, line: null, type: diagramType, stage: "render" };
+    }
+  }
+  return { ok: true, type: diagramType };
 }
 
 function serve(engine) {
