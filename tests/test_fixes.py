@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.gates import fixes
 from bot.gates.fixes import SyntaxFix, apply_fix, candidate_fixes, choose_fixes
 from bot.model import SyntaxVerdict
 
@@ -285,3 +288,51 @@ def test_real_parser_no_fix_for_what_quoting_cannot_repair(mermaid_pool) -> None
     (verdict,) = mermaid_pool.parse_many([code])
     assert not verdict.ok
     assert choose_fixes([(code, verdict)], mermaid_pool.parse_many) == [None]
+
+
+def _compiled_patterns() -> dict[str, re.Pattern[str]]:
+    """Every regular expression bot.gates.fixes compiles at import, by where it sits (also inside tables)."""
+    found: dict[str, re.Pattern[str]] = {}
+
+    def walk(name: str, value: object, depth: int) -> None:
+        if isinstance(value, re.Pattern):
+            found.setdefault(name, value)
+        elif isinstance(value, (tuple, list)) and depth < 3:
+            for index, item in enumerate(value):
+                walk(f"{name}[{index}]", item, depth + 1)
+        elif isinstance(value, dict) and depth < 3:
+            for key, item in value.items():
+                walk(f"{name}[{key!r}]", item, depth + 1)
+
+    for name, value in vars(fixes).items():
+        walk(name, value, 0)
+    return found
+
+
+ADVERSARIAL_LENGTH = 100_000
+SEARCHED_PATTERNS = frozenset({"_RISKY_TEXT", "_RISKY_TEXT_BROAD", "_SHORT_ARROW"})
+# Prefixes that get a line past the patterns' keywords, and bodies that make overlapping quantifiers split
+# a long run in every possible way.
+ADVERSARIAL_PREFIXES = ("", "a", "  ", "A ->", "note over ", "section ", "subgraph ", "x-axis ", "title ",
+                        "classDef ", "A[", "%%")
+ADVERSARIAL_BODIES = (" ", "\t", "a", "a ", "a:", " :", "-", "--", "x-", "A->", "(", "[", '"', "a,", "1,",
+                      "#", ";", "a b", "a(")
+
+
+def test_no_fix_pattern_backtracks_super_linearly() -> None:
+    # Quadratic backtracking on a 100k-character line takes minutes; linear takes milliseconds. The bound is
+    # generous for a loaded machine and still far below what one quadratic pattern needs.
+    patterns = _compiled_patterns()
+    assert len(patterns) >= 20
+    slowest = (0.0, "")
+    for name, pattern in patterns.items():
+        for prefix in ADVERSARIAL_PREFIXES:
+            for body in ADVERSARIAL_BODIES:
+                run = prefix + body * (ADVERSARIAL_LENGTH // len(body))
+                started = time.perf_counter()
+                for text in (run + "x", run + ":", run + "x: y:z"):
+                    # As bot.gates.fixes uses them: most are matched at a line's start, a few searched.
+                    (pattern.search if name in SEARCHED_PATTERNS else pattern.match)(text)
+                elapsed = time.perf_counter() - started
+                slowest = max(slowest, (elapsed, f"{name} on {prefix!r} + {body!r} * n"))
+    assert slowest[0] < 2.0, slowest

@@ -62,7 +62,8 @@ _FLOW_KEYWORDS = ("classDef", "class", "style", "linkStyle", "subgraph", "end", 
 # Statement shapes whose first word must be a keyword: (pattern, the keywords that shape belongs to).
 _FLOW_KEYWORD_LINES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(r"^(\s*)([A-Za-z]+)(\s+[\w-]+\s+[\w-]+:\S.*)$"), ("classDef", "style")),
-    (re.compile(r"^(\s*)([A-Za-z]+)(\s+[\d,\s]+\s+[\w-]+:\S.*)$"), ("linkStyle",)),
+    # `\s[\d,\s]+\s` is `\s+[\d,\s]+\s+` without the three-way split of a run of blanks (cubic).
+    (re.compile(r"^(\s*)([A-Za-z]+)(\s[\d,\s]+\s[\w-]+:\S.*)$"), ("linkStyle",)),
     (re.compile(r"^(\s*)([A-Za-z]+)(\s+[\w-]+(?:\s*,\s*[\w-]+)*\s+[\w-]+\s*;?\s*)$"), ("class",)),
 )
 _SEQUENCE_KEYWORDS = (
@@ -98,11 +99,16 @@ _SEMICOLON_ENTITY = "#59;"
 # entity code works there; U+2236 RATIO reads the same.
 _TIMELINE_COLON = "\u2236"
 _TIMELINE_SECTION = re.compile(r"^(\s*section\s+)(.*)$")
-_TIMELINE_PERIOD = re.compile(r"^(\s*)([^:\s#][^#]*?)(\s+:\s.*|\s*:\s*$)")
-_SEQUENCE_MESSAGE = re.compile(r"^(\s*[^:%]+?(?:->>|-->>|->|-->|-x|--x|-\)|--\)|<<->>|<<-->>)[^:]*:)(.*)$")
-_SEQUENCE_NOTE = re.compile(r"^(\s*note\s+(?:left of|right of|over)\s+[^:]+:)(.*)$", re.IGNORECASE)
+# The period (group 2) ends with a non-blank character, one token of blanks and a non-blank at a time, and the
+# blanks before the colon are taken possessively: a long line of blanks costs linear time, not quadratic.
+_TIMELINE_PERIOD = re.compile(r"^(\s*)([^:\s#](?:\s*+[^\s#])*?)(\s++:\s.*|\s*:\s*$)")
+# Group 1 always ends at the line's first ':'; the look-ahead fails a line without one in linear time.
+_SEQUENCE_MESSAGE = re.compile(r"^(?=[^:]*:)([^:%]+?(?:->>|-->>|->|-->|-x|--x|-\)|--\)|<<->>|<<-->>)[^:]*:)(.*)$")
+_SEQUENCE_NOTE = re.compile(r"^(?=[^:]*:)(\s*note\s+(?:left of|right of|over)\s+[^:]+:)(.*)$", re.IGNORECASE)
 # stateDiagram: the text after the first ':' of a note, transition or description cannot hold another ':'.
-_STATE_TEXT = re.compile(r"^(\s*(?!classDef\s|class\s|style\s|%%)[^:%]+?:)(.*:.*)$")
+# (Leading blanks pass the look-ahead, as they did when `\s*` could give one back; without `\s*` in front of
+# the overlapping `[^:%]+` a long blank line is linear.)
+_STATE_TEXT = re.compile(r"^((?!classDef\s|class\s|style\s|%%)[^:%]+:)(.*:.*)$")
 _SANKEY_TITLE = re.compile(r'^\s*title\s+"?(.*?)"?\s*$')
 _XY_AXIS = re.compile(r'^(\s*[xy]-axis\s+(?:"[^"]*"\s*|[^\[\s"]+\s+)?)\[(.*)\](\s*)$')
 
