@@ -98,9 +98,26 @@ const RENDER_STEPS = [
   [(type) => type === "gantt", (diagram) => diagram.db.getTasks()],
   [
     (type) => type.startsWith("flowchart"),
-    (diagram, bot) => bot.dagreLayout().prepareLayoutForDagre(diagram.db.getData()),
+    (diagram, bot) => {
+      if (subgraphParentsMayCycle(diagram.db)) {
+        bot.dagreLayout().prepareLayoutForDagre(diagram.db.getData());
+      }
+    },
   ],
 ];
+
+// The layout graph's parents can only form a cycle when an id is both a subgraph and a node (or two
+// subgraphs), or subgraphs nest; otherwise every parent is a subgraph without a parent of its own. Building
+// the layout graph costs about as much as parsing, so it is done only then.
+function subgraphParentsMayCycle(db) {
+  const subGraphs = db.getSubGraphs();
+  const ids = new Set(subGraphs.map((subGraph) => subGraph.id));
+  const vertices = db.getVertices();
+  return (
+    ids.size !== subGraphs.length ||
+    subGraphs.some((subGraph) => vertices.has(subGraph.id) || subGraph.nodes.some((node) => ids.has(node)))
+  );
+}
 // "Parse error on line 3:" (jison), "Lexical error on line 3." (jison), "Parse error on line 3, column 5" (langium).
 const BLAMED_LINE = /\b(?:Parse|Lexical|Lexer) error on line (\d+)/;
 
