@@ -70,10 +70,11 @@ ONE_LINE_CASES = [
                  id="node-lost-opening-quote-and-bracket"),
     pytest.param("graph TB", '    A[ok] --> B[lost"', '    A[ok] --> B["lost"]', "Complete quotes",
                  id="second-node-lost-quote"),
-    pytest.param("timeline", "    10:00 : Table: 500M rows", "    10\u223600 : Table: 500M rows", "Timeline colon",
-                 id="timeline-period"),
-    pytest.param("timeline", "    section Cascade (11:30-13:00)", "    section Cascade (11\u223630-13\u223600)",
-                 "Timeline colon", id="timeline-section"),
+    # A timeline colon has no fix that keeps the text: a look-alike (U+2236) would change what readers see.
+    pytest.param("timeline", "    10:00 : Table: 500M rows", "    10:00 : Table: 500M rows", None,
+                 id="timeline-period-no-look-alike"),
+    pytest.param("timeline", "    section Cascade (11:30-13:00)", "    section Cascade (11:30-13:00)", None,
+                 id="timeline-section-no-look-alike"),
     pytest.param("timeline", "          : Query latency: p99", "          : Query latency: p99", None,
                  id="timeline-event-untouched"),
     pytest.param("sequenceDiagram", "    A->>B: BEGIN; COMMIT;", "    A->>B: BEGIN#59; COMMIT#59;", "Escape semicolon",
@@ -260,7 +261,6 @@ REAL_CASES = [
     "flowchart TD\n    A -->|retry (3x)| B{check {x}}\n    subgraph US[US-East (Primary)]\n        B\n    end\n",
     "graph TB\n    A[Lambda@Edge<br/>x] --> B[y (z)]\n",
     "graph TB\n    A[x (y)] --> B\n    classDf s fill:#fff\n    class A s\n",
-    "timeline\n    title Outage\n    section Cascade (11:30-13:00)\n        11:30 : Queries fail\n",
     "sequenceDiagram\n    A->>B: BEGIN; COMMIT;\n",
     "stateDiagram-v2\n    A --> B\n    note right of A : rate: 50%\n",
 ]
