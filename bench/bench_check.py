@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.gates.mermaid import RENDER_PREFIX  # noqa: E402
 GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
 
 
@@ -56,15 +59,20 @@ def compare(result: dict, verdicts_path: Path) -> dict[str, int]:
             row = json.loads(line)
             expected[(row["path"], row["line"])] = row
     seen = {(d["path"], d["line"]): d for d in result["diagrams"]}
+    # The reference is mermaid.parse's: a diagram that parses but fails to draw counts as parsing.
+    def parsed(diagram: dict) -> bool:
+        return diagram["syntax"]["ok"] or (diagram["syntax"]["error"] or "").startswith(RENDER_PREFIX)
+
     same = sum(1 for key, row in expected.items()
-               if key in seen and seen[key]["syntax"]["ok"] == row["ok"]
+               if key in seen and parsed(seen[key]) == row["ok"]
                and (not row["ok"] or seen[key]["type"] == row["type"]))
     failing = [d for d in result["diagrams"] if not d["syntax"]["ok"]]
     with_fix = sum(1 for d in failing
                    if any(f["rule"] == "syntax" and f["suggestion"] is not None for f in d["findings"]))
     return {"expected": len(expected), "listed": len(seen), "same_verdict": same,
             "missing": len(set(expected) - set(seen)), "extra": len(set(seen) - set(expected)),
-            "failing": len(failing), "failing_with_suggestion": with_fix}
+            "failing": len(failing), "failing_with_suggestion": with_fix,
+            "render_stage_failures": sum(1 for d in failing if parsed(d))}
 
 
 def main() -> int:

@@ -39,9 +39,10 @@ DONE_TIMEOUT_SECONDS = 600.0
 
 
 def sample_latency(bot: BotServer, seconds_between: float, until) -> list[float]:
-    """Acknowledgement latencies (ms) of ping deliveries, one every ``seconds_between``, until ``until()``."""
-    latencies = []
-    while not until():
+    """Acknowledgement latencies (ms) of ping deliveries, one every ``seconds_between``, until
+    ``until(latencies so far)``."""
+    latencies: list[float] = []
+    while not until(latencies):
         sent = time.perf_counter()
         response = bot.deliver("ping", PING)
         latencies.append((time.perf_counter() - sent) * 1000)
@@ -79,10 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             numbers = {name: emulator.add_pull(REPO, name) for name in heads}
             bot = BotServer(Path(tmp) / "data", emulator.base_url, private_key)
             try:
-                idle = []
-                for _ in range(args.idle_samples):
-                    idle += sample_latency(bot, gap, lambda: len(idle) >= args.idle_samples)
-                    break
+                idle = sample_latency(bot, gap, lambda taken: len(taken) >= args.idle_samples)
 
                 def checked(name: str) -> float | None:
                     for request in emulator.writes():
@@ -97,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 bot.deliver("pull_request", pull_request_payload(emulator, REPO, numbers["ordinary"], "opened"))
                 finished: dict[str, float] = {}
 
-                def all_done() -> bool:
+                def all_done(_taken: list[float]) -> bool:
                     for name in heads:
                         if name not in finished and (at := checked(name)) is not None:
                             finished[name] = at

@@ -18,7 +18,7 @@ from bot.gates import checks, engine
 from bot.gates import fixes as fix_rules
 from bot.gates.engine import BUDGET_RULE, change_deadline, evaluate_diagram, skipped_file_finding
 from bot.gates.fixes import SyntaxFix, choose_fixes
-from bot.gates.mermaid import CACHE_TABLE, FILE_RESULTS, SUGGESTIONS, MermaidPool, code_hash
+from bot.gates.mermaid import CACHE_TABLE, FILE_RESULTS, SUGGESTIONS, MermaidPool, code_hash, is_transient
 from bot.gitrepo import GitRepo
 from bot.model import (
     CheckResult,
@@ -140,18 +140,37 @@ def projected_counts(before: Mapping[str, int], changes: Iterable[FileChange]) -
     return {path: count for path, count in after.items() if count > 0}
 
 
+class _TransientWatch:
+    """A pool as one step of a run sees it, noting whether any verdict it handed out was transient."""
+
+    def __init__(self, pool: MermaidPool) -> None:
+        self.pool, self.version, self.cache = pool, pool.version, pool.cache
+        self.seen = False
+
+    def parse_many(self, codes: Sequence[str], on_progress: ProgressCallback | None = None) -> list[SyntaxVerdict]:
+        verdicts = self.pool.parse_many(codes, on_progress=on_progress)
+        self.seen = self.seen or any(map(is_transient, verdicts))
+        return verdicts
+
+
 def syntax_fixes(pool: MermaidPool, items: Sequence[tuple[str, SyntaxVerdict]]) -> list[SyntaxFix | None]:
-    """``choose_fixes`` over the pool, remembered in the pool's cache by diagram text and fix-rules revision."""
-    cache = pool.cache
-    if cache is None or not items:
-        return choose_fixes(items, pool.parse_many)
+    """``choose_fixes`` over the pool, remembered in the pool's cache by diagram text and fix-rules revision.
+
+    Diagrams whose verdict is transient (a timeout or crash) get no suggestion; when a candidate's parse was
+    transient, "no suggestion" is not remembered, since the candidate may parse next time.
+    """
+    wanted = [i for i, (_, verdict) in enumerate(items) if not is_transient(verdict)]
+    keys = {i: code_hash(items[i][0]) for i in wanted}
     version = f"{pool.version}/{FIXES_REVISION}"
-    keys = [code_hash(code) for code, _ in items]
-    known = cache.get_stored(SUGGESTIONS, version, keys)
-    todo = [i for i, key in enumerate(keys) if key not in known]
-    found = dict(zip(todo, choose_fixes([items[i] for i in todo], pool.parse_many), strict=True))
-    cache.put_stored(SUGGESTIONS, version, {keys[i]: fix_to_json(fix) for i, fix in found.items()})
-    return [found[i] if i in found else fix_from_json(known[key]) for i, key in enumerate(keys)]
+    known = pool.cache.get_stored(SUGGESTIONS, version, keys.values()) if pool.cache and keys else {}
+    todo = [i for i in wanted if keys[i] not in known]
+    watch = _TransientWatch(pool)
+    found = dict(zip(todo, choose_fixes([items[i] for i in todo], watch.parse_many), strict=True))
+    lasting = {keys[i]: fix_to_json(fix) for i, fix in found.items() if fix is not None or not watch.seen}
+    if pool.cache and lasting:
+        pool.cache.put_stored(SUGGESTIONS, version, lasting)
+    return [found[i] if i in found else fix_from_json(known[keys[i]]) if i in keys else None
+            for i in range(len(items))]
 
 
 def _evaluate(
@@ -181,7 +200,9 @@ def _evaluate(
     work = [(i, item) for i in keys if i not in per_file for item in checked[i]]
     verdicts = pool.parse_many([item.new.code for _, item in work], on_progress=on_progress)
     failing = [n for n, verdict in enumerate(verdicts) if not verdict.ok]
-    fixes = dict(zip(failing, syntax_fixes(pool, [(work[n][1].new.code, verdicts[n]) for n in failing]), strict=True))
+    watch = _TransientWatch(pool)
+    fixes = dict(zip(failing, syntax_fixes(watch, [(work[n][1].new.code, verdicts[n]) for n in failing]),
+                     strict=True))
     fresh: dict[int, list[DiagramResult]] = {}
     deadline = change_deadline(config)
     for n, ((i, item), verdict) in enumerate(zip(work, verdicts, strict=True)):
@@ -190,10 +211,13 @@ def _evaluate(
             config, item.new, status=item.status, category=config.category_of(change.path),
             file_text=change.text, verdict=verdict, syntax_fix=fixes.get(n), deadline=deadline,
         ))
-    # Gates cut short by the time budget are evaluated again next time, not remembered as not passed.
-    complete = {i: rs for i, rs in fresh.items() if not any(f.rule == BUDGET_RULE for r in rs for f in r.findings)}
-    if pool.cache and complete:
-        pool.cache.put_stored(FILE_RESULTS, version, {keys[i]: results_to_json(rs) for i, rs in complete.items()})
+    # A file with a timeout or crash among its verdicts, or whose missing suggestion may come from one, and one
+    # whose gates the time budget cut short, is evaluated again next time, never read back.
+    lasting = {i for i, rs in fresh.items()
+               if not any(is_transient(r.syntax) or (watch.seen and not r.syntax.ok)
+                          or any(f.rule == BUDGET_RULE for f in r.findings) for r in rs)}
+    if pool.cache and lasting:
+        pool.cache.put_stored(FILE_RESULTS, version, {keys[i]: results_to_json(fresh[i]) for i in lasting})
     per_file.update(fresh)
     return CheckResult(
         base=base,

@@ -10,7 +10,7 @@ import pytest
 from bot.check import projected_counts, run_all, run_check, syntax_fixes
 from bot.cli import EXIT_BLOCKED, EXIT_OK, EXIT_USAGE, main
 from bot.config import load_config
-from bot.gates.mermaid import MermaidPool, VerdictCache
+from bot.gates.mermaid import TIMEOUT_ERROR, MermaidPool, VerdictCache
 from bot.gitrepo import GitRepo
 from bot.model import Diagram, DiagramChange, DiagramStatus, FileChange, SyntaxVerdict
 from scratch import ScratchRepo
@@ -311,3 +311,31 @@ def test_gates_score_names_a_broken_labels_line(atlas: Path, tmp_path: Path, cap
     labels.write_text('{"path": "docs/a.md", "line": 1, "labels": {}}\n{"path": "docs/a.md"}\n')
     code, _, err = run_cli(capsys, "gates", "score", "--repo", str(atlas), "--labels", str(labels))
     assert code == EXIT_USAGE and f"{labels}:2: not a labelled diagram" in err
+
+
+class TimingOutPool:
+    """The real pool, except that every diagram mermaid judges in one phase gets the pool's timeout verdict."""
+
+    def __init__(self, pool: MermaidPool, *, phases: set[str]) -> None:
+        self.pool, self.version, self.cache, self.phases, self.calls = pool, pool.version, pool.cache, phases, 0
+
+    def parse_many(self, codes, on_progress=None):
+        self.calls += 1
+        phase = "diagrams" if self.calls == 1 else "fixes"
+        if phase in self.phases:
+            return [SyntaxVerdict(ok=False, error=TIMEOUT_ERROR.format(timeout=10)) for _ in codes]
+        return self.pool.parse_many(codes, on_progress=on_progress)
+
+
+@pytest.mark.parametrize("phases", [{"diagrams"}, {"fixes"}], ids=["diagram-timeout", "fix-candidate-timeout"])
+def test_nothing_derived_from_a_timeout_is_kept(atlas: Path, tmp_path: Path, phases: set[str]) -> None:
+    """A timeout (or crash) is never a lasting verdict: the next run, e.g. /atlas recheck, parses again."""
+    repo, config = GitRepo(atlas), load_config()
+    with MermaidPool(workers=1, cache=VerdictCache(tmp_path / "cache.sqlite3")) as pool:
+        flaky = run_all(repo, config, TimingOutPool(pool, phases=phases), rev="pr")
+        recheck = run_all(repo, config, pool, rev="pr")
+    broken = next(d for d in recheck.diagrams if d.diagram.path == "docs/costs/cdn.md")
+    assert not broken.syntax.ok and broken.syntax.error.startswith("Parse error")
+    assert any(f.rule == "syntax" and f.suggestion is not None for f in broken.findings)
+    assert [d.syntax.ok for d in recheck.diagrams] == [False, True, True]
+    assert flaky != recheck

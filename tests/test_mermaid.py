@@ -7,14 +7,25 @@ MermaidUnavailable message that says how to fix it.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from bot.gates.mermaid import MermaidPool, MermaidUnavailable, VerdictCache, code_hash
+from bot.gates.mermaid import (
+    RENDER_ERROR,
+    WORKER_ENV,
+    MermaidPool,
+    MermaidUnavailable,
+    VerdictCache,
+    code_hash,
+    parses,
+)
 from bot.model import SyntaxVerdict
 from bot.paths import mermaid_dir
 
@@ -169,6 +180,56 @@ def test_fast_config_copy_matches_mermaids_own(monkeypatch: pytest.MonkeyPatch) 
     with MermaidPool(workers=1) as pool:
         verdicts = pool.parse_many(codes)
     assert all(v.ok for v in verdicts), [v.error for v in verdicts if not v.ok]
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        # A colon in a task's title shifts its fields: the task has no start, and the gantt database throws.
+        ("gantt\n  dateFormat HH:mm\n  section Asia\n  India (UTC+5:30) :crit, india, 17:30, 2h\n",
+         "Cannot read properties of undefined (reading 'type')"),
+        ("gantt\n  dateFormat YYYY-MM-DD\n  section Rollout\n  Canary :a1, 10:30s, 1d\n", "Invalid date:10:30s"),
+        # A node inside the subgraph of the same id: the layout graph would be its own parent.
+        ("flowchart TB\n  subgraph Ratio[Revenue ratio]\n    Cost --> Ratio\n  end\n",
+         "Setting Ratio as parent of Ratio would create a cycle"),
+    ],
+    ids=["gantt-task-without-start", "gantt-invalid-date", "flowchart-subgraph-cycle"],
+)
+def test_diagram_that_parses_but_cannot_be_drawn_fails_with_the_renderers_message(
+    pool: MermaidPool, code: str, error: str
+) -> None:
+    verdict = pool.parse(code)
+    assert not verdict.ok and verdict.error == RENDER_ERROR.format(error=error)
+    assert parses(verdict) and verdict.type in ("gantt", "flowchart-v2") and verdict.error_line is None
+
+
+def test_drawable_gantt_and_subgraphs_stay_valid(pool: MermaidPool) -> None:
+    codes = ["gantt\n  dateFormat YYYY-MM-DD\n  section S\n  Task :a1, 2024-01-01, 1d\n  Next :after a1, 2d\n",
+             "flowchart TB\n  subgraph Edge\n    A --> B\n  end\n  B --> C\n  subgraph Core\n    C\n  end\n"]
+    assert [(v.ok, v.error) for v in pool.parse_many(codes)] == [(True, None), (True, None)]
+
+
+def test_worker_applies_every_bundle_patch() -> None:
+    # A patch whose anchor moved is skipped with a warning: verdicts stay right but the speed-ups are lost.
+    worker = subprocess.run([shutil.which("node") or "node", str(mermaid_dir() / "worker.mjs")], input="",
+                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
+    patches = json.loads(worker.stdout.splitlines()[0])["patches"]
+    assert {"fastCopy", "configCopy", "siteConfigChanged", "siteConfigCopy", "parserInput", "popInPlace",
+            "parsedDiagram", "dagreLayout"} <= set(patches)
+    assert all(patches.values()), patches
+
+
+def test_workers_start_with_a_minimal_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = {"ATLAS_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----", "ATLAS_WEBHOOK_SECRET": "hook",
+               "GITHUB_TOKEN": "ghs_x", "ATLAS_APP_ID": "1", "AWS_SECRET_ACCESS_KEY": "k"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    with MermaidPool(workers=1) as pool:
+        assert pool.parse(VALID).ok  # the worker runs with what it is given
+        environ = Path(f"/proc/{pool.worker_pids()[0]}/environ").read_bytes().split(b"\0")
+    names = {entry.split(b"=", 1)[0].decode() for entry in environ if entry}
+    assert names <= set(WORKER_ENV) and "PATH" in names
+    assert not names & set(secrets)
 
 
 def test_missing_node_is_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -62,7 +62,8 @@ _FLOW_KEYWORDS = ("classDef", "class", "style", "linkStyle", "subgraph", "end", 
 # Statement shapes whose first word must be a keyword: (pattern, the keywords that shape belongs to).
 _FLOW_KEYWORD_LINES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(r"^(\s*)([A-Za-z]+)(\s+[\w-]+\s+[\w-]+:\S.*)$"), ("classDef", "style")),
-    (re.compile(r"^(\s*)([A-Za-z]+)(\s+[\d,\s]+\s+[\w-]+:\S.*)$"), ("linkStyle",)),
+    # `\s[\d,\s]+\s` is `\s+[\d,\s]+\s+` without the three-way split of a run of blanks (cubic).
+    (re.compile(r"^(\s*)([A-Za-z]+)(\s[\d,\s]+\s[\w-]+:\S.*)$"), ("linkStyle",)),
     (re.compile(r"^(\s*)([A-Za-z]+)(\s+[\w-]+(?:\s*,\s*[\w-]+)*\s+[\w-]+\s*;?\s*)$"), ("class",)),
 )
 _SEQUENCE_KEYWORDS = (
@@ -94,22 +95,22 @@ _HEADER_ALIASES = {"bar": "xychart-beta", "line": "xychart-beta"}
 _QUOTE_ENTITY = "#quot;"
 _COLON_ENTITY = "#58;"
 _SEMICOLON_ENTITY = "#59;"
-# A timeline period or section title cannot contain ':' (it starts the events) nor `#` (a comment), so no
-# entity code works there; U+2236 RATIO reads the same.
-_TIMELINE_COLON = "\u2236"
-_TIMELINE_SECTION = re.compile(r"^(\s*section\s+)(.*)$")
-_TIMELINE_PERIOD = re.compile(r"^(\s*)([^:\s#][^#]*?)(\s+:\s.*|\s*:\s*$)")
-_SEQUENCE_MESSAGE = re.compile(r"^(\s*[^:%]+?(?:->>|-->>|->|-->|-x|--x|-\)|--\)|<<->>|<<-->>)[^:]*:)(.*)$")
-_SEQUENCE_NOTE = re.compile(r"^(\s*note\s+(?:left of|right of|over)\s+[^:]+:)(.*)$", re.IGNORECASE)
+# No fix for a colon in a timeline period or section title: no entity code works there, and a look-alike
+# character (U+2236) would change what the reader sees.
+# Group 1 always ends at the line's first ':'; the look-ahead fails a line without one in linear time.
+_SEQUENCE_MESSAGE = re.compile(r"^(?=[^:]*:)([^:%]+?(?:->>|-->>|->|-->|-x|--x|-\)|--\)|<<->>|<<-->>)[^:]*:)(.*)$")
+_SEQUENCE_NOTE = re.compile(r"^(?=[^:]*:)(\s*note\s+(?:left of|right of|over)\s+[^:]+:)(.*)$", re.IGNORECASE)
 # stateDiagram: the text after the first ':' of a note, transition or description cannot hold another ':'.
-_STATE_TEXT = re.compile(r"^(\s*(?!classDef\s|class\s|style\s|%%)[^:%]+?:)(.*:.*)$")
+# (Leading blanks pass the look-ahead, as they did when `\s*` could give one back; without `\s*` in front of
+# the overlapping `[^:%]+` a long blank line is linear.)
+_STATE_TEXT = re.compile(r"^((?!classDef\s|class\s|style\s|%%)[^:%]+:)(.*:.*)$")
 _SANKEY_TITLE = re.compile(r'^\s*title\s+"?(.*?)"?\s*$')
 _XY_AXIS = re.compile(r'^(\s*[xy]-axis\s+(?:"[^"]*"\s*|[^\[\s"]+\s+)?)\[(.*)\](\s*)$')
 
 # Header prefixes of the diagram families that have fixes.
 _FAMILY_PREFIXES = (
     ("flowchart", "flowchart"), ("graph", "flowchart"), ("sequenceDiagram", "sequence"),
-    ("stateDiagram", "state"), ("timeline", "timeline"), ("sankey", "sankey"), ("xychart", "xychart"),
+    ("stateDiagram", "state"), ("sankey", "sankey"), ("xychart", "xychart"),
 )
 
 # Descriptions start with the fix family and a colon; a fix made of several passes joins theirs with _JOIN.
@@ -118,7 +119,6 @@ _DESCRIBE_QUOTE = 'Quote labels: node or edge text holds characters mermaid rese
 _DESCRIBE_STRAY = "Complete quotes: a node label lost its opening quote and closing bracket"
 _DESCRIBE_FLOW_KEYWORD = "Keyword: a misspelt statement keyword"
 _DESCRIBE_ARROW = "Arrow: `-x`/`-o` are not arrows, `--x`/`--o` are"
-_DESCRIBE_TIMELINE = "Timeline colon: a period or section title cannot contain `:`, written as `∶` (U+2236)"
 _DESCRIBE_SEQUENCE = "Escape semicolon: `;` ends a sequence statement, written as `#59;`"
 _DESCRIBE_STATE = "Escape colon: only the first `:` separates state text, later ones written as `#58;`"
 _DESCRIBE_XY = "Quote axis labels: x/y-axis categories with reserved characters are quoted"
@@ -490,19 +490,6 @@ def _closes_node(line: str, pos: int, closers: Sequence[str], after: re.Pattern[
 # --- other diagram families ----------------------------------------------------------------------------
 
 
-def _timeline_colons(lines: Sequence[str]) -> list[str]:
-    out = []
-    for line in lines:
-        section = _TIMELINE_SECTION.match(line)
-        period = None if section else _TIMELINE_PERIOD.match(line)
-        if section:
-            line = section.group(1) + section.group(2).replace(":", _TIMELINE_COLON)
-        elif period:
-            line = period.group(1) + period.group(2).replace(":", _TIMELINE_COLON) + period.group(3)
-        out.append(line)
-    return out
-
-
 def _sequence_semicolons(lines: Sequence[str]) -> list[str]:
     escaped = _replace_in_group(_SEQUENCE_MESSAGE, lines, ";", _SEMICOLON_ENTITY)
     return _replace_in_group(_SEQUENCE_NOTE, escaped, ";", _SEMICOLON_ENTITY)
@@ -594,7 +581,6 @@ _PASS_SETS: dict[str, tuple[tuple[tuple[str, Rewrite], ...], ...]] = {
         _FLOW_PASSES,
         tuple((d, _flowchart_quote_labels_broad if r is _flowchart_quote_labels else r) for d, r in _FLOW_PASSES),
     ),
-    "timeline": (((_DESCRIBE_TIMELINE, _timeline_colons),),),
     "sequence": (((_DESCRIBE_SEQUENCE, _sequence_semicolons),),),
     "state": (((_DESCRIBE_STATE, _state_colons),),),
     "xychart": (((_DESCRIBE_XY, _xychart_axis_labels),),),

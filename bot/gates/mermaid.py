@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 NODE = "node"
 REQUIRED_PACKAGES = ("mermaid", "linkedom")
 CACHE_FILE = "mermaid-verdicts.sqlite3"
-CACHE_TABLE = "verdicts_v1"  # bump when the meaning of a stored verdict changes (e.g. error_line mapping)
+CACHE_TABLE = "verdicts_v2"  # bump when the meaning of a stored verdict changes (e.g. error_line mapping)
 # Tables of derived results: syntax suggestions by diagram text, gate results by file (bot.check).
 SUGGESTIONS, FILE_RESULTS = "suggestions_v2", "file_results_v1"
 STORED_TABLES = (SUGGESTIONS, FILE_RESULTS)
@@ -42,6 +42,11 @@ SQL_CHUNK = 500
 START_TIMEOUT = 60.0
 MAX_AHEAD = 32  # diagrams queued per worker: enough to ride out a busy moment of this process, few at the end
 MAX_ATTEMPTS = 2
+# The only variables a worker inherits: what Node and mermaid's date handling read, and the worker's own
+# switches. Secrets (ATLAS_PRIVATE_KEY, ATLAS_WEBHOOK_SECRET, tokens) never reach a process that runs code
+# from diagrams' parsers.
+WORKER_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "NODE_OPTIONS",
+              "ATLAS_MERMAID_TEST_HOOKS", "ATLAS_MERMAID_VERIFY_COPY")
 
 INSTALL_HINT = "install the worker's packages with `npm ci --prefix {dir}`"
 NO_NODE = "Node.js (`node`) was not found on PATH: install Node.js 18 or newer, then " + INSTALL_HINT
@@ -49,6 +54,21 @@ NO_PACKAGES = "the mermaid worker's packages are missing ({missing} under {dir}/
 START_FAILED = "the mermaid worker did not start: {reason}"
 TIMEOUT_ERROR = "mermaid did not finish parsing this diagram within {timeout:g} s; the worker was stopped"
 CRASH_ERROR = "the mermaid worker exited ({reason}) while parsing this diagram, twice"
+TRANSIENT_PREFIXES = tuple(message.split("{", 1)[0] for message in (TIMEOUT_ERROR, CRASH_ERROR))
+# A diagram mermaid.parse accepts but mermaid.render throws on (the worker runs the browser-free steps).
+RENDER_ERROR = "it parses, but drawing it fails: {error}"
+RENDER_PREFIX = RENDER_ERROR.split("{", 1)[0]
+
+
+def is_transient(verdict: SyntaxVerdict) -> bool:
+    """A verdict the pool made up because mermaid did not answer (timeout, worker crash), not mermaid's own: it
+    may differ on the next try, so nothing derived from it may be kept."""
+    return not verdict.ok and verdict.error is not None and verdict.error.startswith(TRANSIENT_PREFIXES)
+
+
+def parses(verdict: SyntaxVerdict) -> bool:
+    """Whether mermaid.parse itself accepts the diagram (true also when only drawing it fails)."""
+    return verdict.ok or (verdict.error or "").startswith(RENDER_PREFIX)
 
 
 class MermaidUnavailable(RuntimeError):
@@ -181,6 +201,7 @@ class MermaidPool:
             proc = subprocess.Popen(
                 [self._node, str(self._dir / "worker.mjs")],
                 cwd=self._dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=worker_env(os.environ),
             )
             for stream in (proc.stdin, proc.stdout, proc.stderr):
                 os.set_blocking(stream.fileno(), False)  # type: ignore[union-attr]
@@ -246,9 +267,11 @@ class MermaidPool:
                         raise MermaidUnavailable(f"the mermaid worker answered out of turn: {message}")
                     index = worker.queued.popleft()
                     worker.since = time.monotonic()
+                    error = message.get("error")
+                    if message.get("stage") == "render":
+                        error = RENDER_ERROR.format(error=error)
                     results[index] = SyntaxVerdict(
-                        ok=message["ok"], error=message.get("error"), error_line=message.get("line"),
-                        type=message.get("type"),
+                        ok=message["ok"], error=error, error_line=message.get("line"), type=message.get("type"),
                     )
                     cacheable.add(index)
                     remaining -= 1
@@ -401,6 +424,11 @@ class MermaidPool:
         for line in chunk.decode("utf-8", "replace").splitlines():
             log.debug("mermaid worker %d: %s", worker.proc.pid, line)
             worker.stderr.append(line)
+
+
+def worker_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment a worker starts with: ``environ`` cut down to WORKER_ENV."""
+    return {name: environ[name] for name in WORKER_ENV if name in environ}
 
 
 def _usable_cpus() -> int:

@@ -25,7 +25,7 @@
 //   original's key order, and runs only after the source's shape has been matched exactly. A literal key
 //   defines the same data property as defineProperty, except "__proto__": shapes with it are never compiled.
 //   The copy is moved into `dst` with Object.assign (same keys, same order).
-// getConfig's own copy (makeConfigCopier) matches the shape once per currentConfig object, not per call.
+// The copies of currentConfig and siteConfig (makeConfigCopier) match the shape once per object, not per call.
 //
 // ATLAS_MERMAID_VERIFY_COPY=1 also runs the untouched original on every fast copy and throws on any
 // difference in keys, order, property attributes, prototypes, fresh containers or identity of shared leaves.
@@ -34,6 +34,7 @@ const PROTO = "__proto__";
 const COMPILE_AFTER = 32; // compiling a 900-property shape costs about as much as a hundred copies
 const MAX_SHAPES = 16;
 const CONFIG_DEPTH = 2; // getConfig copies with assignWithDepth's default depth
+const REMEMBERED_CONFIGS = 4; // currentConfig and siteConfig, with room for the ones they just replaced
 
 const PRIMITIVE = 0;
 const NULL = 1;
@@ -247,31 +248,43 @@ const fastDepth = (options) => {
 };
 
 /**
- * Returns getConfig's copy step, `(currentConfig) => copy({}, currentConfig)`, with the shape matched once per
- * currentConfig object instead of once per call. In the pinned bundle currentConfig is only ever replaced,
- * by updateCurrentConfig with an object it has just built (its containers down to the copied depth are its
- * own), and never modified: updateCurrentConfig's return value is ignored by all its callers, checkConfig
- * only reads, and getConfig hands out copies. So the shape of a given currentConfig object cannot change
- * between calls; the values are read afresh by every call.
+ * Returns `copyConfig(config)`, the same as `copy({}, config)`, with the shape matched once per config object
+ * instead of once per call, and `forgetConfig(config)`, to call after a config object was changed in place.
+ * It serves the copies of the two objects the bundle keeps in place: currentConfig (getConfig, and
+ * updateCurrentConfig when setConfig passes it) and siteConfig (updateCurrentConfig from reset and
+ * addDirective). In the pinned bundle currentConfig is only ever replaced, by updateCurrentConfig with an
+ * object it has just built (its containers down to the copied depth are its own), and never modified:
+ * updateCurrentConfig's return value is ignored by all its callers, checkConfig only reads, and getConfig hands
+ * out copies. siteConfig is replaced by setSiteConfig and changed in place only by setSiteConfig and
+ * updateSiteConfig, which the worker patches to call forgetConfig. So the shape of a remembered object cannot
+ * change between calls; the values are read afresh by every call.
  */
 export function makeConfigCopier(copy, compiledFor, { verify = false, reference = copy } = {}) {
-  let current = null;
-  let compiled = null;
+  const remembered = new Map(); // config object -> its compiled copier (or null: copied key by key)
   const build = (config) => {
-    if (config !== current || compiled === null) {
-      current = config;
+    let compiled = remembered.get(config);
+    if (compiled === undefined || compiled === null) {
       compiled = compiledFor(config, CONFIG_DEPTH);
+      remembered.delete(config);
+      remembered.set(config, compiled);
+      if (remembered.size > REMEMBERED_CONFIGS) {
+        remembered.delete(remembered.keys().next().value);
+      }
     }
     return compiled === null ? copy({}, config) : compiled(config, dedupe);
   };
+  const forgetConfig = (config) => {
+    remembered.delete(config);
+  };
   if (!verify) {
-    return build;
+    return { copyConfig: build, forgetConfig };
   }
-  return (config) => {
+  const copyConfig = (config) => {
     const result = build(config);
     sameCopy(result, reference({}, config), config, CONFIG_DEPTH, "");
     return result;
   };
+  return { copyConfig, forgetConfig };
 }
 
 /**

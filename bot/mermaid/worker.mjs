@@ -4,14 +4,26 @@
 // Out: {"ready": true, "version": "11.17.2", "patches": {"fastCopy": true, ...}}   (once, after start-up)
 //      {"id": 7, "ok": true, "type": "flowchart-v2"}
 //      {"id": 8, "ok": false, "error": "Parse error on line 2:\n...", "line": 2}
+//      {"id": 9, "ok": false, "error": "Invalid date:30s", "line": null, "type": "gantt", "stage": "render"}
 //
 // The verdict is exactly what the pinned package's mermaid.parse() says. mermaid is loaded from its own
 // single-file bundle (dist/mermaid.js) rather than the ESM build: one compile instead of resolving several
-// hundred modules, so a worker is ready in a fraction of a second. Before the bundle runs, three small patches
-// are made to its text, each at an anchor that must occur exactly once (otherwise it is skipped and reported):
-// - fastCopy, configCopy: route mermaid's configuration copies through fast-copy.mjs, which builds the same
-//   result faster (see there for why it is exact);
-// - parserInput: records the text handed to the diagram's parser, to map its "line N" back to the code.
+// hundred modules, so a worker is ready in a fraction of a second. Before the bundle runs, small patches are
+// made to its text, each at an anchor that must occur exactly as often as expected (otherwise it is skipped and
+// reported):
+// - fastCopy, configCopy, siteConfigChanged, siteConfigCopy: route mermaid's configuration copies through
+//   fast-copy.mjs, which builds the same result faster (see there for why it is exact);
+// - parserInput: records the text handed to the diagram's parser, to map its "line N" back to the code;
+// - popInPlace: every jison parser of the bundle (18, one template) copied its three stacks on each reduction
+//   (`stack = stack.slice(0, -n)`), quadratic in the length of a diagram whose statements nest right-recursively;
+//   truncating them in place leaves the same elements. The old arrays are never kept: the grammar actions read
+//   `$$[$0]` entries, never the stack itself.
+// - parsedDiagram, dagreLayout: keep the diagram mermaid.parse built and expose the dagre layout's graph
+//   building (after clearing the layout state, as mermaid.render does first), for the render stage below.
+// Render stage: some diagrams parse but throw when mermaid.render draws them (GitHub shows an error box).
+// Where the throwing step needs no browser it is run here on the parsed diagram, through mermaid's own code:
+// the gantt database's task list (dates, `after` references) and the flowchart's layout graph (subgraph
+// parents). Such a diagram is reported with ok false, its parsed type and stage "render".
 // Results are written synchronously right after each diagram, so the pool knows which diagram is in flight.
 import fs from "node:fs";
 import { createRequire } from "node:module";
@@ -27,7 +39,21 @@ const VERIFY_COPY = process.env.ATLAS_MERMAID_VERIFY_COPY === "1";
 
 const COPY_DEFINITION_START = "assignWithDepth = /* @__PURE__ */ __name((dst, src, { depth = 2 } = {}) => {";
 const COPY_DEFINITION_END = '}, "assignWithDepth");';
-// Each patch replaces its anchor, which must occur exactly once in the bundle, by its replacement.
+const POP_BY_COPY = `                  if (len) {
+                    stack = stack.slice(0, -1 * len * 2);
+                    vstack = vstack.slice(0, -1 * len);
+                    lstack = lstack.slice(0, -1 * len);
+                  }
+`;
+const POP_IN_PLACE = `                  if (len) {
+                    stack.length -= 2 * len;
+                    vstack.length -= len;
+                    lstack.length -= len;
+                  }
+`;
+const JISON_PARSERS = 18;
+// Each patch replaces every occurrence of its anchor by its replacement, when the anchor occurs exactly the
+// expected number of times in the bundle (once unless a third element says otherwise).
 const PATCHES = {
   fastCopy: [
     "      assignWithDepth_default = assignWithDepth;\n",
@@ -38,12 +64,60 @@ const PATCHES = {
     "        return assignWithDepth_default({}, currentConfig);\n",
     "        return globalThis.__atlasBot.copyConfig(currentConfig);\n",
   ],
+  siteConfigChanged: [
+    "        siteConfig = assignWithDepth_default(siteConfig, conf5);\n",
+    "        siteConfig = assignWithDepth_default(siteConfig, conf5);\n" +
+      "        globalThis.__atlasBot.forgetConfig(siteConfig);\n",
+    2,
+  ],
+  siteConfigCopy: [
+    "        let cfg = assignWithDepth_default({}, siteCfg);\n",
+    "        let cfg = siteCfg === currentConfig || siteCfg === siteConfig ? globalThis.__atlasBot.copyConfig(siteCfg)" +
+      " : assignWithDepth_default({}, siteCfg);\n",
+  ],
   parserInput: [
     '      text4 = encodeEntities(text4) + "\\n";\n',
     '      text4 = encodeEntities(text4) + "\\n";\n' +
       "      globalThis.__atlasBot.parserInput = { type: type3, text: text4 };\n",
   ],
+  popInPlace: [POP_BY_COPY, POP_IN_PLACE, JISON_PARSERS],
+  parsedDiagram: [
+    "      const diagram38 = await getDiagramFromText(code);\n",
+    "      const diagram38 = await getDiagramFromText(code);\n" +
+      "      globalThis.__atlasBot.parsedDiagram = diagram38;\n",
+  ],
+  dagreLayout: [
+    "  var dagre_exports = {};\n",
+    "  var dagre_exports = {};\n" +
+      "  globalThis.__atlasBot.dagreLayout = () => (init_dagre2(), clearLayoutRenderState(), dagre_exports);\n",
+  ],
 };
+
+// The browser-free steps of mermaid.render that can throw on a diagram mermaid.parse accepted, by diagram type.
+const RENDER_STEPS = [
+  [(type) => type === "gantt", (diagram) => diagram.db.getTasks()],
+  [
+    (type) => type.startsWith("flowchart"),
+    (diagram, bot) => {
+      if (subgraphParentsMayCycle(diagram.db)) {
+        bot.dagreLayout().prepareLayoutForDagre(diagram.db.getData());
+      }
+    },
+  ],
+];
+
+// The layout graph's parents can only form a cycle when an id is both a subgraph and a node (or two
+// subgraphs), or subgraphs nest; otherwise every parent is a subgraph without a parent of its own. Building
+// the layout graph costs about as much as parsing, so it is done only then.
+function subgraphParentsMayCycle(db) {
+  const subGraphs = db.getSubGraphs();
+  const ids = new Set(subGraphs.map((subGraph) => subGraph.id));
+  const vertices = db.getVertices();
+  return (
+    ids.size !== subGraphs.length ||
+    subGraphs.some((subGraph) => vertices.has(subGraph.id) || subGraph.nodes.some((node) => ids.has(node)))
+  );
+}
 // "Parse error on line 3:" (jison), "Lexical error on line 3." (jison), "Parse error on line 3, column 5" (langium).
 const BLAMED_LINE = /\b(?:Parse|Lexical|Lexer) error on line (\d+)/;
 
@@ -58,14 +132,16 @@ const PARSER_REWRITES = [
 
 function patchBundle(source, bot) {
   const applied = {};
-  for (const [name, [anchor, replacement]] of Object.entries(PATCHES)) {
-    const at = source.indexOf(anchor);
-    // getConfig's copy is routed to bot.copyConfig, which exists only with the fast copy installed.
-    applied[name] = at >= 0 && source.indexOf(anchor, at + 1) < 0 && (name !== "configCopy" || applied.fastCopy);
+  for (const [name, [anchor, replacement, expected = 1]] of Object.entries(PATCHES)) {
+    const parts = source.split(anchor);
+    // Config copies are routed to bot.copyConfig, which exists only with the fast copy installed; the site
+    // config is copied through it only when its changes are reported.
+    const needs = { configCopy: applied.fastCopy, siteConfigCopy: applied.configCopy && applied.siteConfigChanged };
+    applied[name] = parts.length === expected + 1 && (needs[name] ?? true);
     if (applied[name]) {
-      source = source.slice(0, at) + replacement + source.slice(at + anchor.length);
+      source = parts.join(replacement);
     } else {
-      process.stderr.write(`atlas-bot mermaid worker: running without the ${name} patch (anchor not found once)\n`);
+      process.stderr.write(`atlas-bot mermaid worker: running without the ${name} patch (anchor not found as often as expected)\n`);
     }
   }
   let reference;
@@ -79,7 +155,7 @@ function patchBundle(source, bot) {
   bot.wrapCopy = (original) => {
     const compiledFor = makeShapeCache();
     const copy = wrapAssignWithDepth(original, compiledFor, { verify: VERIFY_COPY, reference });
-    bot.copyConfig = makeConfigCopier(copy, compiledFor, { verify: VERIFY_COPY, reference });
+    Object.assign(bot, makeConfigCopier(copy, compiledFor, { verify: VERIFY_COPY, reference }));
     return copy;
   };
   return { source, applied };
@@ -177,14 +253,25 @@ async function judge({ mermaid, bot }, code) {
     runTestHook(code);
   }
   bot.parserInput = null;
+  bot.parsedDiagram = null;
+  let diagramType;
   try {
-    const { diagramType } = await mermaid.parse(code);
-    return { ok: true, type: diagramType };
+    ({ diagramType } = await mermaid.parse(code));
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     const blamed = BLAMED_LINE.exec(message);
     return { ok: false, error: message, line: blamed ? codeLine(code, bot.parserInput, Number(blamed[1])) : null };
   }
+  const step = bot.parsedDiagram && RENDER_STEPS.find(([applies]) => applies(diagramType));
+  if (step) {
+    try {
+      step[1](bot.parsedDiagram, bot);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      return { ok: false, error: message, line: null, type: diagramType, stage: "render" };
+    }
+  }
+  return { ok: true, type: diagramType };
 }
 
 function serve(engine) {
