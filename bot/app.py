@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import signal
 import tempfile
 import threading
@@ -52,6 +53,8 @@ STATUS_QUEUED, STATUS_DUPLICATE, STATUS_IGNORED = "queued", "duplicate", "ignore
 OUTCOME_SHED, OUTCOME_TIMEOUT, OUTCOME_DISCONNECTED, OUTCOME_FAILED = "shed", "timeout", "disconnected", "failed"
 # A body is hashed as it streams in; past this size the unverified part waits on disk, not in memory.
 SPOOL_BYTES = 1024 * 1024
+# How much lower than the servers a worker process (and every mermaid Node worker) runs: see worker.mjs.
+WORKER_NICENESS = 10
 # Logged (at INFO) once a worker process leases: what a supervisor or a test waits for.
 WORKER_READY = "worker ready"
 # Bodies up to this size are verified and queued on the event loop (well under a millisecond); a thread hop
@@ -398,6 +401,8 @@ def worker_command(*, update_progress: Callable[[ProgressJob], Any] | None = Non
             signal.signal(signum, lambda *_: stopping.set())
     settings = Settings.load()
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secret_values())
+    # A worker process is batch work: below the webhook servers that may share its machine.
+    os.nice(WORKER_NICENESS)
     runtime = build_runtime(settings, update_progress=update_progress, http=False)
     started = time.monotonic()
     try:

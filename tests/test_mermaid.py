@@ -232,6 +232,15 @@ def test_workers_start_with_a_minimal_environment(monkeypatch: pytest.MonkeyPatc
     assert not names & set(secrets)
 
 
+def test_workers_parse_below_the_servers_priority() -> None:
+    """A pull request with thousands of diagrams must not slow the webhook answers sharing the machine."""
+    with MermaidPool(workers=1) as pool:
+        assert pool.parse(VALID).ok
+        stat = Path(f"/proc/{pool.worker_pids()[0]}/stat").read_text()
+    niceness = int(stat.rsplit(")", 1)[1].split()[16])  # field 19 of proc(5), after the command name
+    assert niceness >= os.nice(0) + 10 or niceness == 19
+
+
 def test_missing_node_is_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(MermaidUnavailable, match="Node.js"):

@@ -26,10 +26,20 @@
 // parents). Such a diagram is reported with ok false, its parsed type and stage "render".
 // Results are written synchronously right after each diagram, so the pool knows which diagram is in flight.
 import fs from "node:fs";
+import os from "node:os";
 import { createRequire } from "node:module";
 import vm from "node:vm";
 import { parseHTML } from "linkedom";
 import { makeConfigCopier, makeShapeCache, wrapAssignWithDepth } from "./fast-copy.mjs";
+
+// Parsing is batch work: it runs below the webhook server's priority, so a pull request with thousands of
+// diagrams never delays the server's answers on a machine with few cores. Where lowering is not permitted, the
+// worker runs at the priority it was given.
+try {
+  os.setPriority(os.constants.priority.PRIORITY_BELOW_NORMAL);
+} catch {
+  // a sandbox that forbids setpriority: parse at the given priority rather than not at all
+}
 
 const require = createRequire(import.meta.url);
 const BUNDLE = require.resolve("mermaid/dist/mermaid.js");
