@@ -299,8 +299,10 @@ def build_services(
         for full_name in mirrors:
             with GitRepo(mirror_path(settings.mirrors_dir, full_name)) as repo:
                 pull_refs += repo.count_refs(PULL_REFS)
+        cache_rows = pool.cache.sizes() if pool is not None and pool.cache is not None else {}
         return {**{f"progress_{table}": rows for table, rows in store.sizes().items()}, "mirrors": len(mirrors),
-                "mirror_pull_refs": pull_refs, "redaction_secrets": secret_count()}
+                "mirror_pull_refs": pull_refs, "redaction_secrets": secret_count(),
+                **{f"verdict_cache_{table}": rows for table, rows in cache_rows.items()}}
 
     store = ProgressStore.in_data_dir(settings.data_dir, max_blob_counts=settings.progress_blob_counts_keep)
     metrics.watch_store_sizes(store_sizes)

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import textwrap
 from pathlib import Path
@@ -18,7 +19,10 @@ from pathlib import Path
 import pytest
 
 from bot.gates.mermaid import (
+    CACHE_TABLE,
+    FILE_RESULTS,
     RENDER_ERROR,
+    SUGGESTIONS,
     WORKER_ENV,
     MermaidPool,
     MermaidUnavailable,
@@ -262,3 +266,39 @@ def test_worker_that_cannot_start_is_unavailable(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("ATLAS_MERMAID_DIR", str(tmp_path))
     with MermaidPool(workers=1) as pool, pytest.raises(MermaidUnavailable, match="cannot load mermaid"):
         pool.parse(VALID)
+
+
+class StepClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        self.now += 1
+        return self.now
+
+
+def test_the_verdict_cache_keeps_the_most_recently_used_rows(tmp_path: Path) -> None:
+    cache = VerdictCache(tmp_path / "cache.sqlite3", max_rows=3, clock=StepClock())
+    verdict = SyntaxVerdict(ok=True, type="flowchart-v2")
+    cache.put_many("v", {"a": verdict, "b": verdict, "c": verdict})
+    assert set(cache.get_many("v", ["a"])) == {"a"}  # read back: used again, newer than b and c
+    cache.put_many("v", {"d": verdict})
+    assert cache.prune() == 1
+    assert set(cache.get_many("v", ["a", "b", "c", "d"])) == {"a", "c", "d"}
+    cache.put_stored(FILE_RESULTS, "r", {f"k{i}": "[]" for i in range(5)})
+    cache.prune()
+    assert cache.sizes() == {CACHE_TABLE: 3, SUGGESTIONS: 0, FILE_RESULTS: 3}
+    cache.close()
+
+
+def test_a_cache_written_before_rows_carried_their_use_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(f"CREATE TABLE {CACHE_TABLE} (version TEXT, sha TEXT, ok INTEGER, error TEXT, error_line INTEGER,"
+                   " type TEXT, PRIMARY KEY (version, sha)) WITHOUT ROWID")
+        db.execute(f"INSERT INTO {CACHE_TABLE} VALUES ('v', 'old', 1, NULL, NULL, 'pie')")
+    cache = VerdictCache(path)
+    assert cache.get_many("v", ["old"])["old"].type == "pie"
+    cache.put_many("v", {"new": SyntaxVerdict(ok=False, error="x")})
+    assert cache.sizes()[CACHE_TABLE] == 2
+    cache.close()

@@ -39,6 +39,10 @@ CACHE_TABLE = "verdicts_v2"  # bump when the meaning of a stored verdict changes
 SUGGESTIONS, FILE_RESULTS = "suggestions_v2", "file_results_v1"
 STORED_TABLES = (SUGGESTIONS, FILE_RESULTS)
 SQL_CHUNK = 500
+# Rows kept per table of the verdict cache; past it the least recently used go (a row is used when it is stored
+# or read back). A repository the corpus's size needs about 4,236 verdicts and 921 file results.
+MAX_CACHE_ROWS = 200_000
+CACHE_PRUNE_SECONDS = 60.0
 START_TIMEOUT = 60.0
 MAX_AHEAD = 32  # diagrams queued per worker: enough to ride out a busy moment of this process, few at the end
 MAX_ATTEMPTS = 2
@@ -87,23 +91,30 @@ class VerdictCache:
     string that names everything the result depends on, so a stale entry is never read back.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, max_rows: int = MAX_CACHE_ROWS,
+                 clock: Callable[[], float] = time.time) -> None:
         self.path = path or data_dir() / CACHE_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._max_rows = max_rows
+        self._clock = clock
+        self._pruned_at = float("-inf")
         self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
             f"CREATE TABLE IF NOT EXISTS {CACHE_TABLE} (version TEXT, sha TEXT, ok INTEGER, error TEXT,"
-            " error_line INTEGER, type TEXT, PRIMARY KEY (version, sha)) WITHOUT ROWID"
+            " error_line INTEGER, type TEXT, used REAL NOT NULL DEFAULT 0, PRIMARY KEY (version, sha)) WITHOUT ROWID"
         )
         # Derived results stored beside the verdicts, as JSON text by key (see STORED_TABLES): a warm run then
         # needs neither fix candidates nor gate evaluation for what it has seen before.
         for table in STORED_TABLES:
             self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {table} (version TEXT, sha TEXT, value TEXT,"
-                " PRIMARY KEY (version, sha)) WITHOUT ROWID"
+                " used REAL NOT NULL DEFAULT 0, PRIMARY KEY (version, sha)) WITHOUT ROWID"
             )
+        for table in (CACHE_TABLE, *STORED_TABLES):  # caches written before rows carried their last use
+            if "used" not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN used REAL NOT NULL DEFAULT 0")
 
     def get_many(self, version: str, shas: Iterable[str]) -> dict[str, SyntaxVerdict]:
         return {
@@ -113,20 +124,41 @@ class VerdictCache:
         }
 
     def put_many(self, version: str, verdicts: Mapping[str, SyntaxVerdict]) -> None:
-        self._write(f"INSERT OR REPLACE INTO {CACHE_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
-                    [(version, sha, int(v.ok), v.error, v.error_line, v.type) for sha, v in verdicts.items()])
+        now = self._clock()
+        self._write(f"INSERT OR REPLACE INTO {CACHE_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(version, sha, int(v.ok), v.error, v.error_line, v.type, now) for sha, v in verdicts.items()])
 
     def get_stored(self, table: str, version: str, keys: Iterable[str]) -> dict[str, str]:
         """Stored JSON texts of ``table`` (one of STORED_TABLES) by key, for one version of what made them."""
         return dict(self._select(table, "value", version, keys))
 
     def put_stored(self, table: str, version: str, values: Mapping[str, str]) -> None:
-        self._write(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)",
-                    [(version, key, value) for key, value in values.items()])
+        now = self._clock()
+        self._write(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?)",
+                    [(version, key, value, now) for key, value in values.items()])
+
+    def sizes(self) -> dict[str, int]:
+        """Rows per table, for the ``/metrics`` store-size gauge."""
+        with self._lock:
+            return {table: self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                    for table in (CACHE_TABLE, *STORED_TABLES)}
+
+    def prune(self) -> int:
+        """Drop the least recently used rows of each table past ``max_rows``; how many went."""
+        dropped = 0
+        with self._lock, write_transaction(self._db) as db:
+            for table in (CACHE_TABLE, *STORED_TABLES):
+                excess = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] - self._max_rows
+                if excess > 0:
+                    dropped += db.execute(
+                        f"DELETE FROM {table} WHERE (version, sha) IN"
+                        f" (SELECT version, sha FROM {table} ORDER BY used LIMIT ?)", (excess,)).rowcount
+            self._pruned_at = self._clock()
+        return dropped
 
     def _select(self, table: str, columns: str, version: str, keys: Iterable[str]) -> list[tuple]:
         """(key, *columns) rows of ``table`` for one version and the distinct ``keys``, asked for SQL_CHUNK keys
-        at a time (SQLite caps the parameters of one statement)."""
+        at a time (SQLite caps the parameters of one statement); the rows found are marked used now."""
         wanted = list(dict.fromkeys(keys))
         rows: list[tuple] = []
         with self._lock:
@@ -136,11 +168,20 @@ class VerdictCache:
                     f"SELECT sha, {columns} FROM {table} WHERE version = ? AND sha IN ({','.join('?' * len(chunk))})",
                     (version, *chunk),
                 ))
+            if rows:
+                found = [row[0] for row in rows]
+                with write_transaction(self._db) as db:
+                    for start in range(0, len(found), SQL_CHUNK):
+                        chunk = found[start : start + SQL_CHUNK]
+                        db.execute(f"UPDATE {table} SET used = ? WHERE version = ? AND sha IN"
+                                   f" ({','.join('?' * len(chunk))})", (self._clock(), version, *chunk))
         return rows
 
     def _write(self, statement: str, rows: list[tuple]) -> None:
         with self._lock, write_transaction(self._db) as db:
             db.executemany(statement, rows)
+        if self._clock() - self._pruned_at >= CACHE_PRUNE_SECONDS:
+            self.prune()
 
     def close(self) -> None:
         with self._lock:
