@@ -158,6 +158,10 @@ _IN_PARENTHESES = re.compile(r"\(([A-Z][A-Za-z0-9]{1,9}?)s?\)")
 # Before an acronym in parentheses: the words on the same line, this far back at most.
 EXPANSION_LOOKBACK = 160
 _WORD = re.compile(r"[A-Za-z0-9]+")
+# Inside one label, what a blanked line break (`<br>`, `<br/>`) leaves: the label's lines are split at it.
+_LABEL_LINE_BREAK = re.compile(r" {4,}")
+# A word in ordinary writing ("Monitoring", "scanning"): a label line holding one can state a role.
+_ORDINARY_WORD = re.compile(r"[A-Za-z][a-z]{2,}")
 # Small words an expansion may contain without an initial in the acronym ("Bureau of Labor Statistics").
 _FILLER_WORDS = frozenset({"of", "and", "for", "the", "to", "in", "on", "as", "a", "an", "by", "with", "de"})
 
@@ -882,11 +886,37 @@ def acronyms(state: _Glossary, subject: Subject, evidence: str) -> Iterator[Hit]
             continue
         stem = token.rstrip("0123456789")
         segment = bisect_right(starts, at) - 1
-        if stem.upper() in state.known or segment in shouting or subject.is_expanded(token) or subject.is_expanded(stem):
+        if (stem.upper() in state.known or segment in shouting or subject.is_expanded(token)
+                or subject.is_expanded(stem) or _role_in_label(joined, starts, segment, at)):
             continue
         per_line.setdefault(numbers[segment], []).append(token)
     for number, tokens in sorted(per_line.items()):
         yield Hit(line=number, fields={"acronyms": ", ".join(f"`{t}`" for t in tokens), "first": tokens[0]})
+
+
+def _role_in_label(joined: str, starts: list[int], segment: int, at: int) -> bool:
+    """Whether the label holding the acronym at ``at`` states its role: the acronym stands on a line of names
+    ("SAST/DAST", "Scuba + ODS", "Edge PoPs": capitalised words, no figures) and another line of the same label
+    says in ordinary words what it is ("Security Scanning", "Monitoring"). An acronym used as a word of a phrase
+    ("150 PoPs globally", "100K RPM", "Real-time AR") is not explained by the words around it."""
+    end = starts[segment + 1] - 1 if segment + 1 < len(starts) else len(joined)
+    label = joined[starts[segment] : end]
+    offset = at - starts[segment]
+    lines = []
+    holding = None
+    previous = 0
+    for found in (*_LABEL_LINE_BREAK.finditer(label), None):
+        stop = found.start() if found else len(label)
+        if previous <= offset < stop:
+            holding = len(lines)
+        lines.append(label[previous:stop])
+        previous = found.end() if found else stop
+    if holding is None or len(lines) < 2:
+        return False
+    own = lines[holding]
+    if any(c.isdigit() for c in own) or not all(word[0].isupper() for word in _WORD.findall(own)):
+        return False
+    return any(_ORDINARY_WORD.search(line) for number, line in enumerate(lines) if number != holding)
 
 
 def _first_standalone(text: str, token: str) -> int:
