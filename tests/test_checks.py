@@ -356,6 +356,14 @@ def test_header_line(lines: list[str], expected: int) -> None:
     ("the CDN (fast)", "CDN", False),
     ("XCDN: Content Delivery Network", "CDN", False),
     ("Content Delivery\nNetwork (CDN)", "CDN", False),
+    # in parentheses, the letters in order in the words before it, the first starting a word
+    ("Adaptive Bitrate Streaming (ABR)", "ABR", True),
+    ("Time series database (TSDB)", "TSDB", True),
+    ("Edge locations (PoP)", "PoP", False),
+    ("Cache Layer (DB)", "DB", False),
+    ("Bitrate Adaptation (ABR)", "ABR", False),
+    ("MOS Voice Quality (MOS)", "MOS", False),
+    ("Adaptive " + "padding " * 12 + "Bitrate (ABR)", "ABR", False),
 ])
 def test_expansions(text: str, acronym: str, expanded: bool) -> None:
     assert (acronym in Expansions(text)) is expanded

@@ -960,7 +960,8 @@ class Expansions:
                 self._in_parentheses.setdefault(found.group(1), []).append(found.start())
         for at in self._in_parentheses.get(acronym, ()):
             line_before = self.text[max(0, at - EXPANSION_LOOKBACK) : at].rsplit("\n", 1)[-1]
-            if _initials_match(acronym, _WORD.findall(line_before), from_end=True):
+            words = _WORD.findall(line_before)
+            if _initials_match(acronym, words, from_end=True) or _letters_in_order(acronym, words):
                 return True
         return False
 
@@ -989,6 +990,28 @@ def _initials_match(acronym: str, words: list[str], *, from_end: bool) -> bool:
     if from_end:
         return _spells(letters[::-1], words[-window:][::-1], reverse=True)
     return _spells(letters, words[:window], reverse=False)
+
+
+def _letters_in_order(acronym: str, words: list[str]) -> bool:
+    """Whether the words right before "(ABR)" hold the acronym's letters in order, the first one starting a
+    word (Schwartz and Hearst's test for a definition in parentheses): "Adaptive Bitrate Streaming (ABR)",
+    where one compound word gives two letters. The words looked at: as many as the acronym has letters plus
+    five, at most twice as many."""
+    letters = [c.lower() for c in acronym if c.isalpha()]
+    if len(letters) < 2:
+        return False
+    # The acronym itself ("MOS Voice Quality (MOS)") spells nothing out.
+    words = [word for word in words if word != acronym][-min(len(letters) + 5, 2 * len(letters)):]
+    text = " ".join(words).lower()
+    at = len(text)
+    for number, letter in enumerate(reversed(letters)):
+        at = text.rfind(letter, 0, at)
+        if number == len(letters) - 1:
+            while at > 0 and text[at - 1] != " ":
+                at = text.rfind(letter, 0, at)
+        if at < 0:
+            return False
+    return True
 
 
 def _spells(letters: list[str], words: list[str], *, reverse: bool) -> bool:
