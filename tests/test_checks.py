@@ -95,11 +95,13 @@ DIAGRAM_CASES = [
     # new hire: an acronym on a line of names, its role stated by another line of the same label
     ("new_hire", "acronyms", "graph TD\n    A[Security Scanning<br/>QRS/XYZ] --> B[Monitoring<br>Scuba + QRS]", []),
     ("new_hire", "acronyms", "graph TD\n    A[Edge QRSs<br/>180+ Global Locations] --> B", []),
+    ("new_hire", "acronyms", "graph TD\n    A[<b>Scanning</b> QRS<BR>Security checks] --> B", []),
     # does not count: the acronym is a word of a phrase, a label of one line, a second line of names or figures
     ("new_hire", "acronyms", "graph TD\n    A[Edge Gateway<br/>150 QRSs globally] --> B[100K XYZ]", [1]),
     ("new_hire", "acronyms", "graph TD\n    A[Real-time QRS<br/>Camera pipeline] --> B[Security QRS]", [1]),
     ("new_hire", "acronyms", "graph TD\n    A[QRS<br/>XYZ] --> B[QRS<br/>30 GB]", [1]),
     ("new_hire", "acronyms", "graph TD\n    A[Scanning QRS 2<br/>Security checks] --> B", [1]),
+    ("new_hire", "acronyms", "graph TD\n    A[<b>Security Scanning</b> QRS] --> B", [1]),
     # new hire: versions
     ("new_hire", "versions", "graph TD\n    A[API] --> B[(PostgreSQL 16)]", []),
     ("new_hire", "versions", "graph TD\n    A[API] --> B[(PostgreSQL)]", [1]),

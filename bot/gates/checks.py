@@ -158,8 +158,8 @@ _IN_PARENTHESES = re.compile(r"\(([A-Z][A-Za-z0-9]{1,9}?)s?\)")
 # Before an acronym in parentheses: the words on the same line, this far back at most.
 EXPANSION_LOOKBACK = 160
 _WORD = re.compile(r"[A-Za-z0-9]+")
-# Inside one label, what a blanked line break (`<br>`, `<br/>`) leaves: the label's lines are split at it.
-_LABEL_LINE_BREAK = re.compile(r" {4,}")
+# A line break inside one label.
+_LABEL_LINE_BREAK = re.compile(r"<br[ \t]*/?>", re.IGNORECASE)
 # A word in ordinary writing ("Monitoring", "scanning"): a label line holding one can state a role.
 _ORDINARY_WORD = re.compile(r"[A-Za-z][a-z]{2,}")
 # Small words an expansion may contain without an initial in the acronym ("Bureau of Labor Statistics").
@@ -511,19 +511,23 @@ class Subject:
         return acronym in self._expansions()
 
     @_lazy
-    def visible_joined(self) -> tuple[str, list[int], list[int]]:
-        """What a reader of the rendered diagram sees (labels, not ids or styling), as one text with a line per
-        label (so each check makes one regex pass), the start offset of each label in it and its code line.
-        Markup is blanked out, not removed, so the offsets stay true."""
+    def visible_labels(self) -> list[tuple[int, str]]:
+        """The labels a reader of the rendered diagram sees (not ids or styling), markup included, each with
+        its code line."""
         graph = self.graph
-        pieces: list[tuple[int, str]]
         if graph is not None:
             # A node never given a label shows its id.
-            pieces = graph.labels + [(line, node) for node, line in graph.nodes.items()
-                                     if node not in graph.labelled and node not in graph.subgraphs]
-        else:
-            pieces = [(number, text) for number in range(self.header + 1, len(self.lines))
-                      for text in _visible_parts(self.keyword, self.lines[number]) if text]
+            return graph.labels + [(line, node) for node, line in graph.nodes.items()
+                                   if node not in graph.labelled and node not in graph.subgraphs]
+        return [(number, text) for number in range(self.header + 1, len(self.lines))
+                for text in _visible_parts(self.keyword, self.lines[number]) if text]
+
+    @_lazy
+    def visible_joined(self) -> tuple[str, list[int], list[int]]:
+        """The visible labels as one text with a line per label (so each check makes one regex pass), the
+        start offset of each label in it and its code line. Markup is blanked out, not removed, so the offsets
+        stay true."""
+        pieces = self.visible_labels
         texts = [text for _, text in pieces]
         joined = _blank_markup("\n".join(texts))
         starts = list(accumulate(map((1).__add__, map(len, texts)), initial=0))
@@ -871,9 +875,10 @@ def _prepare_glossary(params: Mapping[str, Any], config: Config) -> _Glossary:
 
 @_register("acronyms", fields=("acronyms", "first"), prepare=_prepare_glossary)
 def acronyms(state: _Glossary, subject: Subject, evidence: str) -> Iterator[Hit]:
-    """Acronyms in the text a reader sees that are neither in the glossary nor expanded in the same file;
-    one hit per line, each acronym reported once per diagram, where it first appears. A label that shouts (a
-    long word in capitals) is skipped: its capitals are emphasis, not acronyms."""
+    """Acronyms in the text a reader sees that are neither in the glossary nor expanded in the same file nor
+    given a role by their own label (``_role_in_label``); one hit per line, each acronym reported once per
+    diagram, where it first appears. A label that shouts (a long word in capitals) is skipped: its capitals
+    are emphasis, not acronyms."""
     joined, starts, numbers = subject.visible_joined
     # The glossary is in capitals; a mixed-case abbreviation ("PoP") is known by its capitalised form.
     unknown = {token for token in set(_ACRONYM.findall(joined)) if token.upper() not in state.known}
@@ -887,32 +892,27 @@ def acronyms(state: _Glossary, subject: Subject, evidence: str) -> Iterator[Hit]
         stem = token.rstrip("0123456789")
         segment = bisect_right(starts, at) - 1
         if (stem.upper() in state.known or segment in shouting or subject.is_expanded(token)
-                or subject.is_expanded(stem) or _role_in_label(joined, starts, segment, at)):
+                or subject.is_expanded(stem) or _role_in_label(subject, joined, starts, segment, at)):
             continue
         per_line.setdefault(numbers[segment], []).append(token)
     for number, tokens in sorted(per_line.items()):
         yield Hit(line=number, fields={"acronyms": ", ".join(f"`{t}`" for t in tokens), "first": tokens[0]})
 
 
-def _role_in_label(joined: str, starts: list[int], segment: int, at: int) -> bool:
+def _role_in_label(subject: Subject, joined: str, starts: list[int], segment: int, at: int) -> bool:
     """Whether the label holding the acronym at ``at`` states its role: the acronym stands on a line of names
     ("SAST/DAST", "Scuba + ODS", "Edge PoPs": capitalised words, no figures) and another line of the same label
     says in ordinary words what it is ("Security Scanning", "Monitoring"). An acronym used as a word of a phrase
     ("150 PoPs globally", "100K RPM", "Real-time AR") is not explained by the words around it."""
-    end = starts[segment + 1] - 1 if segment + 1 < len(starts) else len(joined)
-    label = joined[starts[segment] : end]
-    offset = at - starts[segment]
-    lines = []
-    holding = None
-    previous = 0
-    for found in (*_LABEL_LINE_BREAK.finditer(label), None):
-        stop = found.start() if found else len(label)
-        if previous <= offset < stop:
-            holding = len(lines)
-        lines.append(label[previous:stop])
-        previous = found.end() if found else stop
-    if holding is None or len(lines) < 2:
+    raw = subject.visible_labels[segment][1]
+    breaks = list(_LABEL_LINE_BREAK.finditer(raw)) if "<" in raw else []
+    if not breaks:
         return False
+    line_starts = [0, *(found.end() for found in breaks)]
+    line_ends = [*(found.start() for found in breaks), len(raw)]
+    label = joined[starts[segment] : starts[segment] + len(raw)]  # blanked, at the same offsets
+    lines = [label[start:stop] for start, stop in zip(line_starts, line_ends)]
+    holding = bisect_right(line_starts, at - starts[segment]) - 1
     own = lines[holding]
     if any(c.isdigit() for c in own) or not all(word[0].isupper() for word in _WORD.findall(own)):
         return False
