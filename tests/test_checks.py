@@ -92,6 +92,16 @@ DIAGRAM_CASES = [
     ("new_hire", "acronyms", "sequenceDiagram\n    participant Q as QRS Router\n    Q->>Q: retry", [1]),
     ("new_hire", "acronyms", "sequenceDiagram\n    participant QRS\n    QRS->>DB: FOO lookup", [1, 2]),
     ("new_hire", "acronyms", "graph TD\n    A[Cache] --> B\n    style A fill:#ABCDEF", []),
+    # new hire: an acronym on a line of names, its role stated by another line of the same label
+    ("new_hire", "acronyms", "graph TD\n    A[Security Scanning<br/>QRS/XYZ] --> B[Monitoring<br>Scuba + QRS]", []),
+    ("new_hire", "acronyms", "graph TD\n    A[Edge QRSs<br/>180+ Global Locations] --> B", []),
+    ("new_hire", "acronyms", "graph TD\n    A[<b>Scanning</b> QRS<BR>Security checks] --> B", []),
+    # does not count: the acronym is a word of a phrase, a label of one line, a second line of names or figures
+    ("new_hire", "acronyms", "graph TD\n    A[Edge Gateway<br/>150 QRSs globally] --> B[100K XYZ]", [1]),
+    ("new_hire", "acronyms", "graph TD\n    A[Real-time QRS<br/>Camera pipeline] --> B[Security QRS]", [1]),
+    ("new_hire", "acronyms", "graph TD\n    A[QRS<br/>XYZ] --> B[QRS<br/>30 GB]", [1]),
+    ("new_hire", "acronyms", "graph TD\n    A[Scanning QRS 2<br/>Security checks] --> B", [1]),
+    ("new_hire", "acronyms", "graph TD\n    A[<b>Security Scanning</b> QRS] --> B", [1]),
     # new hire: versions
     ("new_hire", "versions", "graph TD\n    A[API] --> B[(PostgreSQL 16)]", []),
     ("new_hire", "versions", "graph TD\n    A[API] --> B[(PostgreSQL)]", [1]),
@@ -146,6 +156,9 @@ SECTION_CASES = [
     ("three_am", "metric", "Throughput drops to 2,000 req/s.", True),
     ("three_am", "metric", "Error rate: 🔴 85% for the user service.", True),
     ("three_am", "metric", "Consumer lag > 50,000 messages on orders.", True),
+    ("three_am", "metric", "Processing backlog of 8TB data after the outage.", True),
+    ("three_am", "metric", "Queue depth: 2 GB waiting.", True),
+    ("three_am", "metric", "Memory 16 GB per node, lag was high.", False),
     ("three_am", "metric", "Rebalances at 10/minute.", True),
     ("three_am", "metric", "The error rate rises.", False),
     ("three_am", "metric", "It gets slow.", False),
@@ -345,6 +358,14 @@ def test_header_line(lines: list[str], expected: int) -> None:
     ("the CDN (fast)", "CDN", False),
     ("XCDN: Content Delivery Network", "CDN", False),
     ("Content Delivery\nNetwork (CDN)", "CDN", False),
+    # in parentheses, the letters in order in the words before it, the first starting a word
+    ("Adaptive Bitrate Streaming (ABR)", "ABR", True),
+    ("Time series database (TSDB)", "TSDB", True),
+    ("Edge locations (PoP)", "PoP", False),
+    ("Cache Layer (DB)", "DB", False),
+    ("Bitrate Adaptation (ABR)", "ABR", False),
+    ("MOS Voice Quality (MOS)", "MOS", False),
+    ("Adaptive " + "padding " * 12 + "Bitrate (ABR)", "ABR", False),
 ])
 def test_expansions(text: str, acronym: str, expanded: bool) -> None:
     assert (acronym in Expansions(text)) is expanded

@@ -158,6 +158,10 @@ _IN_PARENTHESES = re.compile(r"\(([A-Z][A-Za-z0-9]{1,9}?)s?\)")
 # Before an acronym in parentheses: the words on the same line, this far back at most.
 EXPANSION_LOOKBACK = 160
 _WORD = re.compile(r"[A-Za-z0-9]+")
+# A line break inside one label.
+_LABEL_LINE_BREAK = re.compile(r"<br[ \t]*/?>", re.IGNORECASE)
+# A word in ordinary writing ("Monitoring", "scanning"): a label line holding one can state a role.
+_ORDINARY_WORD = re.compile(r"[A-Za-z][a-z]{2,}")
 # Small words an expansion may contain without an initial in the acronym ("Bureau of Labor Statistics").
 _FILLER_WORDS = frozenset({"of", "and", "for", "the", "to", "in", "on", "as", "a", "an", "by", "with", "de"})
 
@@ -507,19 +511,23 @@ class Subject:
         return acronym in self._expansions()
 
     @_lazy
-    def visible_joined(self) -> tuple[str, list[int], list[int]]:
-        """What a reader of the rendered diagram sees (labels, not ids or styling), as one text with a line per
-        label (so each check makes one regex pass), the start offset of each label in it and its code line.
-        Markup is blanked out, not removed, so the offsets stay true."""
+    def visible_labels(self) -> list[tuple[int, str]]:
+        """The labels a reader of the rendered diagram sees (not ids or styling), markup included, each with
+        its code line."""
         graph = self.graph
-        pieces: list[tuple[int, str]]
         if graph is not None:
             # A node never given a label shows its id.
-            pieces = graph.labels + [(line, node) for node, line in graph.nodes.items()
-                                     if node not in graph.labelled and node not in graph.subgraphs]
-        else:
-            pieces = [(number, text) for number in range(self.header + 1, len(self.lines))
-                      for text in _visible_parts(self.keyword, self.lines[number]) if text]
+            return graph.labels + [(line, node) for node, line in graph.nodes.items()
+                                   if node not in graph.labelled and node not in graph.subgraphs]
+        return [(number, text) for number in range(self.header + 1, len(self.lines))
+                for text in _visible_parts(self.keyword, self.lines[number]) if text]
+
+    @_lazy
+    def visible_joined(self) -> tuple[str, list[int], list[int]]:
+        """The visible labels as one text with a line per label (so each check makes one regex pass), the
+        start offset of each label in it and its code line. Markup is blanked out, not removed, so the offsets
+        stay true."""
+        pieces = self.visible_labels
         texts = [text for _, text in pieces]
         joined = _blank_markup("\n".join(texts))
         starts = list(accumulate(map((1).__add__, map(len, texts)), initial=0))
@@ -867,9 +875,10 @@ def _prepare_glossary(params: Mapping[str, Any], config: Config) -> _Glossary:
 
 @_register("acronyms", fields=("acronyms", "first"), prepare=_prepare_glossary)
 def acronyms(state: _Glossary, subject: Subject, evidence: str) -> Iterator[Hit]:
-    """Acronyms in the text a reader sees that are neither in the glossary nor expanded in the same file;
-    one hit per line, each acronym reported once per diagram, where it first appears. A label that shouts (a
-    long word in capitals) is skipped: its capitals are emphasis, not acronyms."""
+    """Acronyms in the text a reader sees that are neither in the glossary nor expanded in the same file nor
+    given a role by their own label (``_role_in_label``); one hit per line, each acronym reported once per
+    diagram, where it first appears. A label that shouts (a long word in capitals) is skipped: its capitals
+    are emphasis, not acronyms."""
     joined, starts, numbers = subject.visible_joined
     # The glossary is in capitals; a mixed-case abbreviation ("PoP") is known by its capitalised form.
     unknown = {token for token in set(_ACRONYM.findall(joined)) if token.upper() not in state.known}
@@ -882,11 +891,32 @@ def acronyms(state: _Glossary, subject: Subject, evidence: str) -> Iterator[Hit]
             continue
         stem = token.rstrip("0123456789")
         segment = bisect_right(starts, at) - 1
-        if stem.upper() in state.known or segment in shouting or subject.is_expanded(token) or subject.is_expanded(stem):
+        if (stem.upper() in state.known or segment in shouting or subject.is_expanded(token)
+                or subject.is_expanded(stem) or _role_in_label(subject, joined, starts, segment, at)):
             continue
         per_line.setdefault(numbers[segment], []).append(token)
     for number, tokens in sorted(per_line.items()):
         yield Hit(line=number, fields={"acronyms": ", ".join(f"`{t}`" for t in tokens), "first": tokens[0]})
+
+
+def _role_in_label(subject: Subject, joined: str, starts: list[int], segment: int, at: int) -> bool:
+    """Whether the label holding the acronym at ``at`` states its role: the acronym stands on a line of names
+    ("SAST/DAST", "Scuba + ODS", "Edge PoPs": capitalised words, no figures) and another line of the same label
+    says in ordinary words what it is ("Security Scanning", "Monitoring"). An acronym used as a word of a phrase
+    ("150 PoPs globally", "100K RPM", "Real-time AR") is not explained by the words around it."""
+    raw = subject.visible_labels[segment][1]
+    breaks = list(_LABEL_LINE_BREAK.finditer(raw)) if "<" in raw else []
+    if not breaks:
+        return False
+    line_starts = [0, *(found.end() for found in breaks)]
+    line_ends = [*(found.start() for found in breaks), len(raw)]
+    label = joined[starts[segment] : starts[segment] + len(raw)]  # blanked, at the same offsets
+    lines = [label[start:stop] for start, stop in zip(line_starts, line_ends)]
+    holding = bisect_right(line_starts, at - starts[segment]) - 1
+    own = lines[holding]
+    if any(c.isdigit() for c in own) or not all(word[0].isupper() for word in _WORD.findall(own)):
+        return False
+    return any(_ORDINARY_WORD.search(line) for number, line in enumerate(lines) if number != holding)
 
 
 def _first_standalone(text: str, token: str) -> int:
@@ -930,7 +960,8 @@ class Expansions:
                 self._in_parentheses.setdefault(found.group(1), []).append(found.start())
         for at in self._in_parentheses.get(acronym, ()):
             line_before = self.text[max(0, at - EXPANSION_LOOKBACK) : at].rsplit("\n", 1)[-1]
-            if _initials_match(acronym, _WORD.findall(line_before), from_end=True):
+            words = _WORD.findall(line_before)
+            if _initials_match(acronym, words, from_end=True) or _letters_in_order(acronym, words):
                 return True
         return False
 
@@ -959,6 +990,28 @@ def _initials_match(acronym: str, words: list[str], *, from_end: bool) -> bool:
     if from_end:
         return _spells(letters[::-1], words[-window:][::-1], reverse=True)
     return _spells(letters, words[:window], reverse=False)
+
+
+def _letters_in_order(acronym: str, words: list[str]) -> bool:
+    """Whether the words right before "(ABR)" hold the acronym's letters in order, the first one starting a
+    word (Schwartz and Hearst's test for a definition in parentheses): "Adaptive Bitrate Streaming (ABR)",
+    where one compound word gives two letters. The words looked at: as many as the acronym has letters plus
+    five, at most twice as many."""
+    letters = [c.lower() for c in acronym if c.isalpha()]
+    if len(letters) < 2:
+        return False
+    # The acronym itself ("MOS Voice Quality (MOS)") spells nothing out.
+    words = [word for word in words if word != acronym][-min(len(letters) + 5, 2 * len(letters)):]
+    text = " ".join(words).lower()
+    at = len(text)
+    for number, letter in enumerate(reversed(letters)):
+        at = text.rfind(letter, 0, at)
+        if number == len(letters) - 1:
+            while at > 0 and text[at - 1] != " ":
+                at = text.rfind(letter, 0, at)
+        if at < 0:
+            return False
+    return True
 
 
 def _spells(letters: list[str], words: list[str], *, reverse: bool) -> bool:
