@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,40 @@ def test_killed_worker_is_replaced_and_its_diagram_retried() -> None:
         assert killed, "the worker was never killed"
         assert all(v.ok and v.type == "flowchart-v2" for v in verdicts)
         assert pool.worker_pids() and pool.worker_pids()[0] != killed[0]
+
+
+def test_concurrent_calls_share_the_workers_so_a_small_call_is_not_stuck_behind_a_big_one() -> None:
+    big, small = many_valid(1500), ["flowchart TD\n  A --> B(\n", *many_valid(2)[1:], VALID]
+    finished: list[str] = []
+    big_done_when_small_finished: list[int] = []
+    results: dict[str, list[SyntaxVerdict]] = {}
+    big_done = 0
+    small_started = threading.Event()
+
+    def run_small() -> None:
+        results["small"] = pool.parse_many(small)
+        big_done_when_small_finished.append(big_done)
+        finished.append("small")
+
+    def on_big_progress(done: int, total: int) -> None:
+        nonlocal big_done
+        big_done = done
+        if done and not small_started.is_set():  # the big call is under way: now the small one arrives
+            small_started.set()
+            threading.Thread(target=run_small).start()
+
+    with MermaidPool(workers=1) as pool:
+        results["big"] = pool.parse_many(big, on_progress=on_big_progress)
+        finished.append("big")
+        assert small_started.wait(timeout=60)
+        for _ in range(600):
+            if "small" in finished:
+                break
+            threading.Event().wait(0.1)
+    assert finished == ["small", "big"]
+    assert big_done_when_small_finished[0] < len(big)
+    assert all(v.ok and v.type == "flowchart-v2" for v in results["big"])
+    assert [v.ok for v in results["small"]] == [False, True, True]
 
 
 def test_diagram_that_kills_its_worker_twice_is_reported(hooks: None) -> None:

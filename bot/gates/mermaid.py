@@ -11,6 +11,7 @@ version and SHA-256 of the code, so an unchanged diagram is never parsed twice.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -21,7 +22,8 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +48,10 @@ CACHE_PRUNE_SECONDS = 60.0
 START_TIMEOUT = 60.0
 MAX_AHEAD = 32  # diagrams queued per worker: enough to ride out a busy moment of this process, few at the end
 MAX_ATTEMPTS = 2
+# Diagrams one call hands a worker per turn when calls share the pool: small, so a call with a few waits behind
+# few of another's.
+BATCH = 4
+MAX_WAIT = 0.5  # longest wait for worker output before feeding calls that arrived meanwhile
 # The only variables a worker inherits: what Node and mermaid's date handling read, and the worker's own
 # switches. Secrets (ATLAS_PRIVATE_KEY, ATLAS_WEBHOOK_SECRET, tokens) never reach a process that runs code
 # from diagrams' parsers.
@@ -62,6 +68,8 @@ TRANSIENT_PREFIXES = tuple(message.split("{", 1)[0] for message in (TIMEOUT_ERRO
 # A diagram mermaid.parse accepts but mermaid.render throws on (the worker runs the browser-free steps).
 RENDER_ERROR = "it parses, but drawing it fails: {error}"
 RENDER_PREFIX = RENDER_ERROR.split("{", 1)[0]
+POOL_CLOSED = "the mermaid pool was closed while this call waited for verdicts"
+POOL_STOPPED = "the mermaid pool stopped its workers after an error in another call: {error!r}"
 
 
 def is_transient(verdict: SyntaxVerdict) -> bool:
@@ -189,13 +197,40 @@ class VerdictCache:
 
 
 @dataclass(eq=False)
+class _Call:
+    """One parse_many call's share of the pool: its diagrams not yet sent to a worker, and what came back."""
+    codes: list[str]
+    results: list[SyntaxVerdict | None] = field(init=False)
+    attempts: list[int] = field(init=False)
+    pending: deque[int] = field(init=False)
+    remaining: int = field(init=False)
+    cacheable: set[int] = field(default_factory=set)
+    answered: list[int] = field(default_factory=list)  # indexes with a verdict, not yet reported to the caller
+    failure: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self.results = [None] * len(self.codes)
+        self.attempts = [0] * len(self.codes)
+        self.pending = deque(range(len(self.codes)))
+        self.remaining = len(self.codes)
+
+    def finish(self, index: int, verdict: SyntaxVerdict) -> None:
+        self.results[index] = verdict
+        self.remaining -= 1
+        self.answered.append(index)
+
+
+_Job = tuple[int, _Call, int]  # (id sent to the worker, the call it belongs to, index in that call's codes)
+
+
+@dataclass(eq=False)
 class _Worker:
     proc: subprocess.Popen[bytes]
     ready: bool = False
     since: float = field(default_factory=time.monotonic)  # start-up began, or the in-flight diagram began
     inbox: bytes = b""  # unparsed stdout
     outbox: bytes = b""  # stdin not yet written
-    queued: deque[int] = field(default_factory=deque)  # job ids sent, in the order they will be answered
+    queued: deque[_Job] = field(default_factory=deque)  # jobs sent, in the order they will be answered
     stderr: deque[str] = field(default_factory=lambda: deque(maxlen=20))
 
 
@@ -206,6 +241,11 @@ class MermaidPool:
     or earlier with ``start()``, and stay up until ``close()``. Without a ``cache`` nothing is remembered
     between calls. Raises MermaidUnavailable when Node.js or the worker's packages are missing, or a worker
     cannot start; never answers without mermaid.
+
+    Threads share the workers: concurrent ``parse_many`` calls hand them BATCH diagrams at a time in turn, so
+    a call with a few diagrams is answered while one with thousands is still running. Whichever waiting
+    caller finds no one driving runs one turn of the scheduler, then hands the role on; the lock is let go
+    while waiting for workers and while calling progress callbacks.
     """
 
     def __init__(self, *, workers: int | None = None, cache: VerdictCache | None = None, timeout: float = 10.0):
@@ -222,7 +262,10 @@ class MermaidPool:
         self.cache = cache
         self._timeout = timeout
         self._workers: list[_Worker] = []
-        self._lock = threading.RLock()
+        self._calls: list[_Call] = []  # calls with work, the next to be fed first
+        self._job_ids = itertools.count()
+        self._driving = False  # a thread is running a scheduler turn (only it touches the workers then)
+        self._cond = threading.Condition(threading.RLock())
 
     def __enter__(self) -> MermaidPool:
         return self
@@ -235,6 +278,11 @@ class MermaidPool:
 
     def start(self, count: int | None = None) -> None:
         """Spawn workers up to ``count`` (default: pool size) without waiting for them to load mermaid."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._driving)
+            self._start(count)
+
+    def _start(self, count: int | None = None) -> None:
         for worker in list(self._workers):
             if worker.ready and not worker.queued and worker.proc.poll() is not None:
                 self._stop(worker, kill=True)  # died while idle (killed from outside): just replace it
@@ -254,88 +302,140 @@ class MermaidPool:
     def parse_many(
         self, codes: Sequence[str], on_progress: Callable[[int, int], None] | None = None
     ) -> list[SyntaxVerdict]:
-        """Verdicts in the order of ``codes``; identical codes are parsed once, cached ones not at all."""
+        """Verdicts in the order of ``codes``; identical codes are parsed once, cached ones not at all.
+        ``on_progress`` is called from this thread, never with the pool's lock held."""
         shas = [code_hash(code) for code in codes]
         counts: dict[str, int] = {}
         unique: dict[str, str] = {}
         for sha, code in zip(shas, codes):
             counts[sha] = counts.get(sha, 0) + 1
             unique.setdefault(sha, code)
-        with self._lock:
-            known = self.cache.get_many(self.version, unique) if self.cache else {}
-            done = sum(counts[sha] for sha in known)
+        known = self.cache.get_many(self.version, unique) if self.cache else {}
+        done = sum(counts[sha] for sha in known)
+        if on_progress:
+            on_progress(done, len(codes))
+        todo = [sha for sha in unique if sha not in known]
+
+        def report(index: int) -> None:
+            nonlocal done
+            done += counts[todo[index]]
             if on_progress:
                 on_progress(done, len(codes))
-            todo = [sha for sha in unique if sha not in known]
 
-            def report(index: int) -> None:
-                nonlocal done
-                done += counts[todo[index]]
-                if on_progress:
-                    on_progress(done, len(codes))
-
-            fresh, cacheable = self._run([unique[sha] for sha in todo], report)
-            parsed = dict(zip(todo, fresh))
-            if self.cache and cacheable:
-                self.cache.put_many(self.version, {todo[i]: fresh[i] for i in cacheable})
+        call = _Call([unique[sha] for sha in todo])
+        self._complete(call, report)
+        parsed = dict(zip(todo, call.results))
+        if self.cache and call.cacheable:
+            self.cache.put_many(self.version, {todo[i]: call.results[i] for i in call.cacheable})
         verdicts = known | parsed
-        return [verdicts[sha] for sha in shas]
+        return [verdicts[sha] for sha in shas]  # type: ignore[misc]  # every result is set once remaining is 0
 
     def close(self) -> None:
-        """Stop every worker: idle ones by closing their stdin, busy ones (after an error) by killing them."""
-        with self._lock:
-            for worker in list(self._workers):
-                self._stop(worker, kill=bool(worker.queued))
+        """Stop every worker: idle ones by closing their stdin, busy ones (after an error) by killing them.
+        Calls still waiting for verdicts fail with MermaidUnavailable."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._driving)
+            self._stop_all(MermaidUnavailable(POOL_CLOSED))
 
-    # The scheduler: one thread, non-blocking pipes, one selector over every worker's stdout and stderr.
+    def _stop_all(self, failure: BaseException) -> None:
+        for call in self._calls:
+            if call.remaining and call.failure is None:
+                call.failure = failure
+        for worker in list(self._workers):
+            self._stop(worker, kill=bool(worker.queued))
+        self._cond.notify_all()
 
-    def _run(self, codes: list[str], report: Callable[[int], None]) -> tuple[list[SyntaxVerdict], set[int]]:
-        results: list[SyntaxVerdict | None] = [None] * len(codes)
-        cacheable: set[int] = set()
-        attempts = [0] * len(codes)
-        pending = deque(range(len(codes)))
-        remaining = len(codes)
-        try:
-            while remaining:
-                self.start(min(self._size, len(pending) + sum(len(w.queued) for w in self._workers)))
-                for worker in self._workers:
-                    self._feed(worker, pending, codes)
-                for worker, message in self._poll():
-                    if message is None:
-                        remaining -= self._worker_died(worker, pending, attempts, results, report)
+    # The scheduler: non-blocking pipes, one selector over every worker's stdout and stderr, driven in turns by
+    # the threads waiting for verdicts.
+
+    def _complete(self, call: _Call, report: Callable[[int], None]) -> None:
+        """Wait until every diagram of ``call`` has a verdict, running scheduler turns whenever no other thread
+        does, and report each verdict from this thread."""
+        with self._cond:
+            self._calls.append(call)
+            try:
+                while True:
+                    answered, call.answered = call.answered, []
+                    if answered:
+                        with self._unlocked():
+                            for index in answered:
+                                report(index)
+                    if call.failure is not None:
+                        if isinstance(call.failure, MermaidUnavailable):
+                            raise MermaidUnavailable(str(call.failure)) from call.failure
+                        raise MermaidUnavailable(POOL_STOPPED.format(error=call.failure)) from call.failure
+                    if not call.remaining:
+                        return
+                    if self._driving:
+                        self._cond.wait()
                         continue
-                    if not worker.queued or message.get("id") != worker.queued[0]:
-                        raise MermaidUnavailable(f"the mermaid worker answered out of turn: {message}")
-                    index = worker.queued.popleft()
-                    worker.since = time.monotonic()
-                    error = message.get("error")
-                    if message.get("stage") == "render":
-                        error = RENDER_ERROR.format(error=error)
-                    results[index] = SyntaxVerdict(
-                        ok=message["ok"], error=error, error_line=message.get("line"), type=message.get("type"),
-                    )
-                    cacheable.add(index)
-                    remaining -= 1
-                    report(index)
-                remaining -= self._expire(results, pending, report)
-        except BaseException:
-            # Workers may hold half-answered work from this call; never let it leak into the next one.
-            self.close()
-            raise
-        return [r for r in results if r is not None], cacheable  # every slot is filled once remaining is 0
+                    self._driving = True
+                    try:
+                        self._turn()
+                    finally:
+                        self._driving = False
+                        self._cond.notify_all()
+            finally:
+                self._calls.remove(call)
+                call.pending.clear()  # an abandoned call's answers still land in it, harmlessly
 
-    def _feed(self, worker: _Worker, pending: deque[int], codes: list[str]) -> None:
-        if not worker.ready or len(worker.queued) > MAX_AHEAD // 2 or not pending:
+    @contextmanager
+    def _unlocked(self) -> Iterator[None]:
+        self._cond.release()
+        try:
+            yield
+        finally:
+            self._cond.acquire()
+
+    def _turn(self) -> None:
+        """Feed every worker, take in what they answered, expire the stuck ones."""
+        try:
+            self._start(min(self._size, sum(len(c.pending) for c in self._calls)
+                            + sum(len(w.queued) for w in self._workers)))
+            for worker in self._workers:
+                self._feed(worker)
+            for worker, message in self._poll():
+                if message is None:
+                    self._worker_died(worker)
+                    continue
+                if not worker.queued or message.get("id") != worker.queued[0][0]:
+                    raise MermaidUnavailable(f"the mermaid worker answered out of turn: {message}")
+                _, call, index = worker.queued.popleft()
+                worker.since = time.monotonic()
+                error = message.get("error")
+                if message.get("stage") == "render":
+                    error = RENDER_ERROR.format(error=error)
+                call.cacheable.add(index)
+                call.finish(index, SyntaxVerdict(
+                    ok=message["ok"], error=error, error_line=message.get("line"), type=message.get("type"),
+                ))
+            self._expire()
+        except BaseException as exc:
+            # Workers may hold half-answered work; never let it leak into a later call.
+            self._stop_all(exc)
+            raise
+
+    def _feed(self, worker: _Worker) -> None:
+        """Top the worker up to MAX_AHEAD diagrams, BATCH from each call with work in turn."""
+        if not worker.ready or len(worker.queued) > MAX_AHEAD // 2:
             return
-        if not worker.queued:
-            worker.since = time.monotonic()
         lines = []
-        while pending and len(worker.queued) < MAX_AHEAD:
-            index = pending.popleft()
-            worker.queued.append(index)
-            lines.append(json.dumps({"id": index, "code": codes[index]}) + "\n")
-        worker.outbox += "".join(lines).encode("utf-8", "surrogatepass")
-        self._flush(worker)
+        while len(worker.queued) < MAX_AHEAD:
+            call = next((c for c in self._calls if c.pending), None)
+            if call is None:
+                break
+            self._calls.remove(call)
+            self._calls.append(call)  # fed: the others go first next time
+            for _ in range(min(BATCH, MAX_AHEAD - len(worker.queued), len(call.pending))):
+                if not worker.queued:
+                    worker.since = time.monotonic()
+                index = call.pending.popleft()
+                job = next(self._job_ids)
+                worker.queued.append((job, call, index))
+                lines.append(json.dumps({"id": job, "code": call.codes[index]}) + "\n")
+        if lines:
+            worker.outbox += "".join(lines).encode("utf-8", "surrogatepass")
+            self._flush(worker)
 
     def _flush(self, worker: _Worker) -> None:
         try:
@@ -350,14 +450,16 @@ class MermaidPool:
         now = time.monotonic()
         deadlines = [w.since + (self._timeout if w.ready else START_TIMEOUT) for w in self._workers if
                      w.queued or not w.ready]
-        wait = max(0.0, min(deadlines, default=now + 1.0) - now)
+        # Short waits while other calls' diagrams may be arriving, so they are fed soon.
+        wait = min(max(0.0, min(deadlines, default=now + 1.0) - now), MAX_WAIT)
         with selectors.DefaultSelector() as selector:
             for worker in self._workers:
                 selector.register(worker.proc.stdout, selectors.EVENT_READ, (worker, "out"))  # type: ignore
                 selector.register(worker.proc.stderr, selectors.EVENT_READ, (worker, "err"))  # type: ignore
                 if worker.outbox:
                     selector.register(worker.proc.stdin, selectors.EVENT_WRITE, (worker, "in"))  # type: ignore
-            events = selector.select(min(wait, 0.5) if any(w.outbox for w in self._workers) else wait)
+            with self._unlocked():
+                events = selector.select(wait)
         messages: list[tuple[_Worker, dict | None]] = []
         for key, _ in events:
             worker, stream = key.data
@@ -394,45 +496,41 @@ class MermaidPool:
             log.warning("mermaid worker runs without its %s patch(es): verdicts are unaffected, but parsing is "
                         "slower or error lines are less exact", ", ".join(missing))
 
-    def _worker_died(self, worker: _Worker, pending: deque[int], attempts: list[int],
-                     results: list[SyntaxVerdict | None], report: Callable[[int], None]) -> int:
-        """Requeue a dead worker's diagrams (the in-flight one at most once more); returns how many got a verdict."""
+    def _worker_died(self, worker: _Worker) -> None:
+        """Requeue a dead worker's diagrams, the in-flight one at most once more."""
         self._stop(worker, kill=True)
         reason = f"exit code {worker.proc.returncode}"
         if not worker.ready:
             raise MermaidUnavailable(START_FAILED.format(reason=f"{reason}: {' '.join(worker.stderr)}"))
         log.warning("mermaid worker %d died (%s); replacing it", worker.proc.pid, reason)
-        finished = 0
         if worker.queued:
-            index = worker.queued.popleft()
-            attempts[index] += 1
-            if attempts[index] >= MAX_ATTEMPTS:
-                results[index] = SyntaxVerdict(ok=False, error=CRASH_ERROR.format(reason=reason))
-                report(index)
-                finished = 1
-            else:
-                worker.queued.appendleft(index)
-        pending.extendleft(reversed(worker.queued))
-        return finished
+            _, call, index = worker.queued[0]
+            call.attempts[index] += 1
+            if call.attempts[index] >= MAX_ATTEMPTS:
+                worker.queued.popleft()
+                call.finish(index, SyntaxVerdict(ok=False, error=CRASH_ERROR.format(reason=reason)))
+        self._requeue(worker)
 
-    def _expire(self, results: list[SyntaxVerdict | None], pending: deque[int],
-                report: Callable[[int], None]) -> int:
+    def _expire(self) -> None:
         """Kill workers stuck past the timeout; their in-flight diagram gets a timeout verdict."""
         now = time.monotonic()
-        finished = 0
         for worker in list(self._workers):
             if not worker.ready and now - worker.since > START_TIMEOUT:
                 self._stop(worker, kill=True)
                 raise MermaidUnavailable(START_FAILED.format(reason=f"not ready after {START_TIMEOUT:g} s"))
             if worker.ready and worker.queued and now - worker.since > self._timeout:
                 self._stop(worker, kill=True)
-                index = worker.queued.popleft()
+                _, call, index = worker.queued.popleft()
                 log.warning("mermaid worker %d timed out on a diagram; replacing it", worker.proc.pid)
-                results[index] = SyntaxVerdict(ok=False, error=TIMEOUT_ERROR.format(timeout=self._timeout))
-                report(index)
-                finished += 1
-                pending.extendleft(reversed(worker.queued))
-        return finished
+                call.finish(index, SyntaxVerdict(ok=False, error=TIMEOUT_ERROR.format(timeout=self._timeout)))
+                self._requeue(worker)
+
+    @staticmethod
+    def _requeue(worker: _Worker) -> None:
+        """Put a stopped worker's unanswered diagrams back at the front of their calls' queues."""
+        for _, call, index in reversed(worker.queued):
+            call.pending.appendleft(index)
+        worker.queued.clear()
 
     def _stop(self, worker: _Worker, *, kill: bool) -> None:
         if worker in self._workers:
