@@ -180,6 +180,27 @@ def test_concurrent_calls_share_the_workers_so_a_small_call_is_not_stuck_behind_
     assert [v.ok for v in results["small"]] == [False, True, True]
 
 
+def test_call_waiting_when_the_pool_closes_fails_instead_of_hanging(hooks: None) -> None:
+    errors: list[BaseException] = []
+    pool = MermaidPool(workers=1, timeout=60.0)
+    in_flight = threading.Event()
+
+    def run() -> None:
+        try:
+            pool.parse_many([VALID, HANG], on_progress=lambda done, total: done and in_flight.set())
+        except MermaidUnavailable as error:
+            errors.append(error)
+
+    caller = threading.Thread(target=run)
+    caller.start()
+    assert in_flight.wait(timeout=60)  # VALID answered, so the worker is stuck on HANG
+    pool.close()
+    caller.join(timeout=30)
+    assert not caller.is_alive()
+    assert errors and "closed while this call waited" in str(errors[0])
+    assert pool.parse(VALID).ok  # a closed pool starts new workers on demand
+
+
 def test_diagram_that_kills_its_worker_twice_is_reported(hooks: None) -> None:
     with MermaidPool(workers=2) as pool:
         verdicts = pool.parse_many([VALID, CRASH, *many_valid(4)])

@@ -265,6 +265,7 @@ class MermaidPool:
         self._calls: list[_Call] = []  # calls with work, the next to be fed first
         self._job_ids = itertools.count()
         self._driving = False  # a thread is running a scheduler turn (only it touches the workers then)
+        self._closing = False  # close() waits for the current turn: no caller starts another
         self._cond = threading.Condition(threading.RLock())
 
     def __enter__(self) -> MermaidPool:
@@ -334,8 +335,12 @@ class MermaidPool:
         """Stop every worker: idle ones by closing their stdin, busy ones (after an error) by killing them.
         Calls still waiting for verdicts fail with MermaidUnavailable."""
         with self._cond:
-            self._cond.wait_for(lambda: not self._driving)
-            self._stop_all(MermaidUnavailable(POOL_CLOSED))
+            self._closing = True
+            try:
+                self._cond.wait_for(lambda: not self._driving)
+                self._stop_all(MermaidUnavailable(POOL_CLOSED))
+            finally:
+                self._closing = False
 
     def _stop_all(self, failure: BaseException) -> None:
         for call in self._calls:
@@ -366,7 +371,7 @@ class MermaidPool:
                         raise MermaidUnavailable(POOL_STOPPED.format(error=call.failure)) from call.failure
                     if not call.remaining:
                         return
-                    if self._driving:
+                    if self._driving or self._closing:
                         self._cond.wait()
                         continue
                     self._driving = True
