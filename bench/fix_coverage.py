@@ -2,8 +2,10 @@
 
 Finds every mermaid fence under --docs (bot.content), keeps those the verdicts file marks as failing, has the
 mermaid worker pool parse them (for the error and its line), lets choose_fixes pick a fix per diagram with the
-same pool, then parses every fixed diagram once more to confirm it. Prints "N of M fixed (x%)", the breakdown
-by fix kind, the size of the fixes, the extra parses spent, and each diagram left without a fix.
+same pool, then parses every fixed diagram once more to confirm it. Prints "N of M fixed (x%)", the label
+check (how many candidate fixes keep every label's visible text and are offered, how many are refused, by kind;
+every chosen fix checked once more), the breakdown by fix kind, the size of the fixes, the extra parses spent,
+and each diagram left without a fix.
 
 Reproduce:  .venv/bin/python bench/fix_coverage.py --docs /tmp/corpus/docs \
                 --verdicts /work/shared/corpus/verdicts-mermaid-11.17.2.jsonl
@@ -23,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.content import extract_diagrams  # noqa: E402
-from bot.gates.fixes import apply_fix, choose_fixes  # noqa: E402
+from bot.gates.checks import diagram_family  # noqa: E402
+from bot.gates.fixes import apply_fix, choose_fixes, keeps_visible_text, unchecked_fixes  # noqa: E402
 from bot.gates.mermaid import MermaidPool  # noqa: E402
 from bot.model import Diagram, SyntaxVerdict  # noqa: E402
 
@@ -76,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         confirmed = pool.parse_many([apply_fix(codes[i], fix) for i, fix in fixed])
 
     total = len(diagrams)
+    kept, refused = label_check(codes, verdicts)
+    rechecked = sum(keeps_visible_text(codes[i].split("\n"), fix, diagram_family(codes[i].split("\n"))[0])
+                    for i, fix in fixed)
     bad = [diagrams[i] for (i, _), v in zip(fixed, confirmed, strict=True) if not v.ok]
     print(f"{len(fixed)} of {total} fixed ({100 * len(fixed) / max(total, 1):.1f}%)")
     if still_ok:
@@ -83,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bad:
         print(f"error: {len(bad)} chosen fixes do not parse on the second look: "
               + ", ".join(f"{d.path}:{d.line}" for d in bad))
+    print(f"label check: {kept} of {kept + sum(refused.values())} candidate fixes keep every label's visible "
+          f"text, {sum(refused.values())} refused"
+          + "".join(f"; {count} {kind}" for kind, count in refused.most_common()))
+    print(f"chosen fixes passing the label check: {rechecked} of {len(fixed)}")
     print(f"extra parses: {spent['parses']} in {spent['calls']} batches "
           f"({spent['parses'] / max(total, 1):.2f} per failing diagram), {seconds:.1f} s")
     print("by kind:")
@@ -97,7 +107,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if fix is None:
             print(f"  {diagram.path}:{diagram.line}  {_first_line(verdict)}")
     print("reproduce: " + COMMAND.format(docs=args.docs, verdicts=args.verdicts))
-    return 1 if bad else 0
+    return 1 if bad or rechecked != len(fixed) else 0
+
+
+def label_check(codes: Sequence[str], verdicts: Sequence[SyntaxVerdict]) -> tuple[int, collections.Counter]:
+    """(candidate fixes that pass the label check, refused ones counted by fix kind) over all diagrams."""
+    kept, refused = 0, collections.Counter()
+    for code, verdict in zip(codes, verdicts, strict=True):
+        lines = code.split("\n")
+        family = diagram_family(lines)[0]
+        for fix in unchecked_fixes(code, verdict):
+            if keeps_visible_text(lines, fix, family):
+                kept += 1
+            else:
+                refused[fix.kind] += 1
+    return kept, refused
 
 
 def _first_line(verdict: SyntaxVerdict) -> str:

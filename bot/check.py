@@ -14,7 +14,7 @@ from bot import content, model, stored
 from bot.changes import collect_all, collect_changes, texts_at
 from bot.config import Config
 from bot.counting import DiagramCounter
-from bot.gates import checks, engine
+from bot.gates import checks, engine, syntax_errors
 from bot.gates import fixes as fix_rules
 from bot.gates.engine import BUDGET_RULE, change_deadline, evaluate_diagram, skipped_file_finding
 from bot.gates.fixes import SyntaxFix, choose_fixes
@@ -43,7 +43,7 @@ ProgressCallback = Callable[[int, int], None]
 
 # Stored suggestions and gate results are only valid for the code that computed them: its source is its revision.
 FIXES_REVISION = source_revision(fix_rules, stored)
-RESULTS_REVISION = source_revision(fix_rules, engine, checks, model, content, stored)
+RESULTS_REVISION = source_revision(fix_rules, engine, checks, syntax_errors, model, content, stored)
 
 # Statuses whose diagram text is new in this run and therefore goes through the gates.
 CHECKED_STATUSES = frozenset({DiagramStatus.ADDED, DiagramStatus.MODIFIED, DiagramStatus.CHECKED})

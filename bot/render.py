@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from bot.gates.syntax_errors import plain_text
 from bot.model import CategoryTotal, CheckResult, DiagramResult, Finding, Severity
 from bot.progress import totals_row
 
@@ -169,7 +170,7 @@ def _text_diagram_line(diagram: DiagramResult, paint: _Palette) -> str:
 def _text_finding(finding: Finding, lines_of: SourceLines, paint: _Palette) -> list[str]:
     indent = "      "
     severity = paint(finding.severity.value, SEVERITY_COLORS[finding.severity])
-    first, *rest = finding.message.splitlines() or [""]
+    first, *rest = plain_text(finding.message).splitlines() or [""]
     lines = [f"{indent}{finding.path}:{finding.line}: {severity} [{finding.gate}/{finding.rule}] {first}"]
     lines.extend(f"{indent}  {more}" for more in rest)
     if finding.suggestion is not None:
@@ -284,10 +285,12 @@ def workflow_command(name: str, properties: Mapping[str, object], message: str) 
 
 
 def annotation_message(finding: Finding) -> str:
-    """The finding's message, followed by its suggested replacement when it has one."""
+    """The finding's message as plain text (annotations show no HTML), followed by its suggested replacement
+    when it has one."""
+    message = plain_text(finding.message)
     if finding.suggestion is None:
-        return finding.message
-    return f"{finding.message}\n\n{SUGGESTION_INTRO}\n{finding.suggestion}"
+        return message
+    return f"{message}\n\n{SUGGESTION_INTRO}\n{finding.suggestion}"
 
 
 def rank_findings(findings: Iterable[Finding]) -> list[Finding]:
@@ -387,7 +390,7 @@ def result_to_sarif(result: CheckResult, *, tool_version: str) -> dict[str, Any]
                                          "region": region}}
         item: dict[str, Any] = {
             "ruleId": rule_id, "ruleIndex": index[rule_id], "level": SARIF_LEVELS[finding.severity],
-            "message": {"text": finding.message}, "locations": [location],
+            "message": {"text": plain_text(finding.message)}, "locations": [location],
             "properties": {"blocking": finding.blocking},
         }
         if finding.suggestion is not None:

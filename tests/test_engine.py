@@ -153,7 +153,8 @@ def test_syntax_error_is_mapped_to_the_file_line_and_blocks() -> None:
     (syntax,) = [f for f in result.findings if f.rule == "syntax"]
     assert syntax.line == 4 and syntax.end_line is None and syntax.suggestion is None
     assert syntax.severity is Severity.ERROR and syntax.blocking
-    assert "Expecting 'SQE', got 'PS'" in syntax.message
+    assert syntax.message.startswith("Mermaid cannot parse this diagram") and "holds `(`" in syntax.message
+    assert "<summary>Parser detail</summary>" in syntax.message and "valid here: `]` (`SQE`)" in syntax.message
     assert not result.passed and result.gates_passed["technical"] is False
 
 

@@ -336,3 +336,46 @@ def test_no_fix_pattern_backtracks_super_linearly() -> None:
                 elapsed = time.perf_counter() - started
                 slowest = max(slowest, (elapsed, f"{name} on {prefix!r} + {body!r} * n"))
     assert slowest[0] < 2.0, slowest
+
+
+# --- the label check: a fix changes no label's visible text beyond its intended quoting/escaping ---
+
+# (fixed lines, original lines, description, family, kept)
+LABEL_CHECK_CASES = [
+    pytest.param(['    PC["EC2: $15M (6x)"]'], ["    PC[EC2: $15M (6x)]"], fixes._DESCRIBE_QUOTE, "flowchart", True,
+                 id="quoting-kept"),
+    pytest.param(['    EP["Error: #quot;token#quot;"]'], ['    EP[Error: "token"]'], fixes._DESCRIBE_QUOTE,
+                 "flowchart", True, id="inner-quote-escaped-kept"),
+    pytest.param(["    A->>B: one#59; two"], ["    A->>B: one; two"], fixes._DESCRIBE_SEQUENCE, "sequence", True,
+                 id="semicolon-entity-kept"),
+    pytest.param(["    10\u223600 : Viewing"], ["    10:00 : Viewing"], "Escape colon: `:` as a look-alike",
+                 "state", False, id="look-alike-colon-refused"),
+    pytest.param(['    PC["EC2: $15M (6\u00d7)"]'], ["    PC[EC2: $15M (6x)]"], fixes._DESCRIBE_QUOTE, "flowchart",
+                 False, id="quoting-that-rewrites-a-letter-refused"),
+    pytest.param(["    A --x B"], ["    A -x B"], fixes._DESCRIBE_ARROW, "flowchart", True, id="arrow-kept"),
+    pytest.param(["    A[a --x b] --> B"], ["    A[a -x b] --> B"], fixes._DESCRIBE_ARROW, "flowchart", False,
+                 id="arrow-inside-a-label-refused"),
+    pytest.param(["    participant A"], ["    parameter A"], "Keyword: `parameter` is `participant`", "sequence",
+                 True, id="keyword-kept"),
+    pytest.param(["    A[x]"], ["    A[y]"], "Unknown family: made up", "flowchart", False,
+                 id="unknown-fix-family-refused"),
+]
+
+
+@pytest.mark.parametrize(("fixed", "original", "description", "family", "kept"), LABEL_CHECK_CASES)
+def test_label_check(fixed: list[str], original: list[str], description: str, family: str, kept: bool) -> None:
+    lines = ["graph TB", *original]
+    fix = SyntaxFix(2, 1 + len(original), tuple(fixed), description)
+    assert fixes.keeps_visible_text(lines, fix, family) is kept
+
+
+def test_a_candidate_that_changes_a_label_is_never_offered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass writing a look-alike character (as the withdrawn timeline fix wrote `∶` for `:`) is dropped
+    before any parse; a quoting pass on the same diagram is kept."""
+    code = "graph TB\n    A[Pay: 10:00 (UTC)]\n"
+    look_alike = ("Quote labels: look-alike", lambda lines: [line.replace(":", "\u2236") for line in lines])
+    monkeypatch.setitem(fixes._PASS_SETS, "flowchart", ((look_alike,), ((fixes._DESCRIBE_QUOTE,
+                                                                         fixes._flowchart_quote_labels),)))
+    (offered,) = candidate_fixes(code, FAILED)
+    assert offered.replacement == ('    A["Pay: 10:00 (UTC)"]',)
+    assert len(fixes.unchecked_fixes(code, FAILED)) == 2

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
+from bot.gates.syntax_errors import detail_block, explain_syntax_error
 from bot.model import Diagram, SyntaxVerdict
 
 if TYPE_CHECKING:
@@ -444,6 +445,27 @@ def header_line(lines: Sequence[str]) -> int:
     return -1
 
 
+# Header prefixes of the diagram families that have their own fixes and messages.
+_FAMILY_PREFIXES = (
+    ("flowchart", "flowchart"), ("graph", "flowchart"), ("sequenceDiagram", "sequence"),
+    ("stateDiagram", "state"), ("sankey", "sankey"), ("xychart", "xychart"),
+)
+
+
+def diagram_family(lines: Sequence[str]) -> tuple[str, int | None]:
+    """The diagram family (`flowchart` for `graph` too, `sequence`, `state`, …, else the header's first word)
+    and the index of its header line, past front matter and comments (found as the gates find it, so a fix
+    and a finding never disagree on which line is the header); ("", None) without a header."""
+    index = header_line(lines)
+    if index < 0 or not lines[index].split():
+        return "", None
+    word = lines[index].split()[0]
+    for prefix, family in _FAMILY_PREFIXES:
+        if word.startswith(prefix):
+            return family, index
+    return word, index
+
+
 class _lazy:  # noqa: N801 - used as a decorator, like functools.cached_property
     """A property computed on first use and stored on the instance (functools.cached_property takes a lock
     on every first access in Python 3.11, a cost paid thousands of times per run here)."""
@@ -660,23 +682,31 @@ def _compile(pattern: str, param: str, flags: int = 0, index: int | None = None)
 # ------------------------------------------------------------------------------------------------ checks
 
 
-@_register("mermaid_syntax", fields=("error", "fix", "error_line"))
+@_register("mermaid_syntax", fields=("what", "detail", "example", "error", "fix", "error_line"))
 def mermaid_syntax(state: Any, subject: Subject, evidence: str) -> Iterator[Hit]:
     """mermaid's own verdict: a diagram it cannot parse renders as an error box. The hit sits on the line the
-    parser blamed, or on the lines a known-good fix replaces."""
+    parser blamed, or on the lines a known-good fix replaces. `what` says what is wrong and how to fix it,
+    `example` fits that error kind, `detail` is the parser's text shortened, as a collapsed part."""
     verdict = subject.verdict
     if verdict.ok:
         return
     line_map = subject.diagram.line_map
     error_line = verdict.error_line - 1 if verdict.error_line and verdict.error_line <= len(line_map) else None
+    fix = subject.syntax_fix
+    usable_fix = fix if fix is not None and 1 <= fix.start <= fix.end <= len(line_map) else None
+    family, _ = diagram_family(subject.diagram.code.split("\n"))
+    explained = explain_syntax_error(verdict.error, family, usable_fix.description if usable_fix else None)
     fields = {
+        "what": explained.sentence,
+        "detail": detail_block(explained.detail),
+        "example": explained.example,
         "error": condense_syntax_error(verdict.error),
         "fix": "",
         "error_line": str(line_map[error_line] if error_line is not None else subject.diagram.line),
     }
-    fix = subject.syntax_fix
-    if fix is not None and 1 <= fix.start <= fix.end <= len(line_map):
-        fields["fix"] = f". Suggested fix: {fix.description.rstrip('.')}"
+    if usable_fix is not None:
+        fix = usable_fix
+        fields["fix"] = f"Suggested fix: {fix.description.rstrip('.')}.\n\n"
         yield Hit(line=fix.start - 1, end=fix.end - 1, fields=fields, replacement=tuple(fix.replacement))
         return
     yield Hit(line=error_line, fields=fields)

@@ -313,11 +313,15 @@ def explain(rule: Rule, fields: Mapping[str, str]) -> str:
 @lru_cache(maxsize=4096)
 def _explain(template: str, example_template: str, fields: tuple[tuple[str, str], ...]) -> str:
     values = _Fields(fields)
-    message = template.format_map(values).strip()
+    # The example belongs to the first paragraph (what is wrong); later ones, such as a parser's detail, follow.
+    message, _, rest = template.format_map(values).strip().partition("\n\n")
+    message, rest = message.strip(), rest.strip()
     example = example_template.format_map(values).strip()
     if not example:
-        return message if message.endswith((".", "!", "?", "`")) else message + "."
-    return f"{message.rstrip('.')}{EXAMPLE_JOINER}{example}" + ("" if example.endswith((".", "!", "?")) else ".")
+        head = message if message.endswith((".", "!", "?", "`")) else message + "."
+    else:
+        head = f"{message.rstrip('.')}{EXAMPLE_JOINER}{example}" + ("" if example.endswith((".", "!", "?")) else ".")
+    return f"{head}\n\n{rest}" if rest else head
 
 
 def _finding(

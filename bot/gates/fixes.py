@@ -8,15 +8,18 @@ makes each diagram parse; a candidate that does not is never offered.
 
 from __future__ import annotations
 
+import collections
 import difflib
 import functools
 import json
 import logging
+import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot.gates.checks import SHAPE_CLOSERS, header_line
+from bot.gates.checks import SHAPE_CLOSERS, diagram_family
 from bot.model import SyntaxVerdict
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,8 @@ _FLOW_SKIP = re.compile(r"^\s*(?:%%|style\s|classDef\s|class\s|linkStyle\s|click
 # `subgraph Title with (parens)` without an id or brackets.
 _BARE_SUBGRAPH = re.compile(r'^(\s*subgraph\s+)([^"\[\s][^"\[]*?)\s*$')
 # `-x` / `-o` are not arrows; `--x` / `--o` are the arrows with a cross or circle head.
-_SHORT_ARROW = re.compile(r"(?<=[\w\]\)}\s])-([xo])(?=\s)")
+# `-x`/`-o` between two nodes; one followed by anything but a node id may be label text (`B()-x )`).
+_SHORT_ARROW = re.compile(r"(?<=[\w\]\)}\s])-([xo])(?=\s+[\w$])")
 _FLOW_KEYWORDS = ("classDef", "class", "style", "linkStyle", "subgraph", "end", "click", "direction")
 # Statement shapes whose first word must be a keyword: (pattern, the keywords that shape belongs to).
 _FLOW_KEYWORD_LINES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
@@ -107,12 +111,6 @@ _STATE_TEXT = re.compile(r"^((?!classDef\s|class\s|style\s|%%)[^:%]+:)(.*:.*)$")
 _SANKEY_TITLE = re.compile(r'^\s*title\s+"?(.*?)"?\s*$')
 _XY_AXIS = re.compile(r'^(\s*[xy]-axis\s+(?:"[^"]*"\s*|[^\[\s"]+\s+)?)\[(.*)\](\s*)$')
 
-# Header prefixes of the diagram families that have fixes.
-_FAMILY_PREFIXES = (
-    ("flowchart", "flowchart"), ("graph", "flowchart"), ("sequenceDiagram", "sequence"),
-    ("stateDiagram", "state"), ("sankey", "sankey"), ("xychart", "xychart"),
-)
-
 # Descriptions start with the fix family and a colon; a fix made of several passes joins theirs with _JOIN.
 _JOIN = " + "
 _DESCRIBE_QUOTE = 'Quote labels: node or edge text holds characters mermaid reserves, so it is quoted ("…")'
@@ -150,7 +148,15 @@ def apply_fix(code: str, fix: SyntaxFix) -> str:
 
 
 def candidate_fixes(code: str, verdict: SyntaxVerdict) -> list[SyntaxFix]:
-    """Mechanical fixes for a diagram mermaid rejected, most likely first (empty when none applies).
+    """The mechanical fixes for a diagram mermaid rejected that pass the label check (``keeps_visible_text``),
+    most likely first (empty when none applies)."""
+    lines = _code_lines(code)
+    family, _ = diagram_family(lines)
+    return [fix for fix in unchecked_fixes(code, verdict) if keeps_visible_text(lines, fix, family)]
+
+
+def unchecked_fixes(code: str, verdict: SyntaxVerdict) -> list[SyntaxFix]:
+    """Mechanical fixes for a diagram mermaid rejected, most likely first, before the label check.
 
     First each of the family's pass sets applied as a whole (mermaid stops at the first error, so a diagram
     with several broken labels needs them all), narrowest set first; then each pass alone; then one-line
@@ -159,7 +165,7 @@ def candidate_fixes(code: str, verdict: SyntaxVerdict) -> list[SyntaxFix]:
     if verdict.ok:
         return []
     lines = _code_lines(code)
-    family, header = _family(lines)
+    family, header = diagram_family(lines)
     pass_sets = _PASS_SETS.get(family, ())
     candidates: list[SyntaxFix | None] = []
     used: list[int] = []
@@ -207,6 +213,69 @@ def choose_fixes(
     return chosen
 
 
+# --- the label check -----------------------------------------------------------------------------------
+
+# What each fix family may change in the text a reader sees, once entity codes are decoded and quote marks
+# (the intended quoting) set aside: quoting and escaping change nothing; the others insert or replace only
+# these ASCII characters (whitespace is always free: mermaid trims it around labels).
+_MAY_CHANGE = {
+    "Quote labels": "", "Escape semicolon": "", "Escape colon": "", "Quote axis labels": "",
+    "Complete quotes": "])}>", "Arrow": "-",
+    "Keyword": "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+    "Diagram type": "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-",
+    "Sankey title": "-title:",
+}
+_ENTITY = re.compile(r"#(\d+|quot|amp|lt|gt);")
+_NAMED_ENTITIES = {"quot": '"', "amp": "&", "lt": "<", "gt": ">"}
+
+
+def keeps_visible_text(lines: Sequence[str], fix: SyntaxFix, family: str) -> bool:
+    """Whether ``fix`` leaves every label's visible text as it was written, apart from its intended quoting
+    and escaping: a fix that brought in a look-alike character (`∶` for `:`) or rewrote label text is refused.
+
+    The original does not parse, so mermaid has no labels for it to compare with; the comparison is against
+    the text as written. Both sides are read as a reader sees them (entity codes decoded, quote marks and
+    whitespace set aside) and may differ only by the characters the fix's family is there to change. In a
+    flowchart, each node and edge label of the fixed lines must moreover appear, so read, in the original
+    lines: a syntax fix (an arrow, a keyword) that reached into a label is refused.
+    """
+    before = lines[fix.start - 1 : fix.end]
+    allowed = set()
+    for part in fix.kind.split(_JOIN):
+        if part not in _MAY_CHANGE:
+            return False
+        allowed.update(_MAY_CHANGE[part])
+    old, new = _visible("\n".join(before)), _visible("\n".join(fix.replacement))
+    if fix.kind == "Sankey title":  # the title moves above the header: the same characters, reordered
+        counted_old, counted_new = collections.Counter(old), collections.Counter(new)
+        return set((counted_old - counted_new) + (counted_new - counted_old)) <= allowed
+    # the common ends set aside first: a quoting fix of a huge label then costs linear time, not quadratic
+    prefix = len(os.path.commonprefix([old, new]))
+    suffix = len(os.path.commonprefix([old[prefix:][::-1], new[prefix:][::-1]]))
+    old, new = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal" and not set(old[i1:i2] + new[j1:j2]) <= allowed:
+            return False
+    if family != "flowchart":
+        return True
+    written = _visible("".join(before))
+    return all(_visible(text) in written for line in fix.replacement
+               for text, kind in _flow_segments(line) if kind != _CODE)
+
+
+def _decode_entity(match: re.Match[str]) -> str:
+    name = match.group(1)
+    if name in _NAMED_ENTITIES:
+        return _NAMED_ENTITIES[name]
+    return chr(int(name)) if int(name) <= sys.maxunicode else match.group(0)
+
+
+def _visible(text: str) -> str:
+    decoded = _ENTITY.sub(_decode_entity, text)
+    return "".join(ch for ch in decoded if ch != '"' and not ch.isspace())
+
+
 # --- shared helpers ------------------------------------------------------------------------------------
 
 
@@ -215,19 +284,6 @@ def _code_lines(code: str) -> list[str]:
     if len(lines) > 1 and lines[-1] == "":
         lines.pop()
     return lines
-
-
-def _family(lines: Sequence[str]) -> tuple[str, int | None]:
-    """The diagram family and the index of its header line, past front matter and comments (found as the
-    gates find it, so a fix and a finding never disagree on which line is the header)."""
-    index = header_line(lines)
-    if index < 0:
-        return "", None
-    word = lines[index].split()[0]
-    for prefix, family in _FAMILY_PREFIXES:
-        if word.startswith(prefix):
-            return family, index
-    return word, index
 
 
 def _range_fix(old: Sequence[str], new: Sequence[str], description: str) -> SyntaxFix | None:
