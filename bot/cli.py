@@ -288,7 +288,8 @@ def _apply_fixes(target: _Target, result, *, dry_run: bool) -> int:
 
 
 def _render(output_format: str, target: _Target, result) -> str:
-    from bot.render import render_github, render_json, render_sarif, render_text
+    from bot.render import render_github, render_json, render_text
+    from bot.sarif import render_sarif
 
     if output_format == "json":
         return render_json(result)
