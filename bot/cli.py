@@ -289,6 +289,7 @@ def _apply_fixes(target: _Target, result, *, dry_run: bool) -> int:
 
 def _render(output_format: str, target: _Target, result) -> str:
     from bot.render import render_github, render_json, render_text
+    from bot.review import preexisting_findings
     from bot.sarif import render_sarif
 
     if output_format == "json":
@@ -298,7 +299,7 @@ def _render(output_format: str, target: _Target, result) -> str:
     if output_format == "sarif":
         return render_sarif(result, tool_version=package_version())
     sources = target.texts(f.path for f in result.findings if f.suggestion is not None)
-    return render_text(result, color=_color(sys.stdout), sources=sources)
+    return render_text(result, color=_color(sys.stdout), sources=sources, preexisting=preexisting_findings(result))
 
 
 def _ensure_newline(text: str) -> str:

@@ -127,11 +127,13 @@ class _Palette:
         return "".join(codes) + text + RESET
 
 
-def render_text(result: CheckResult, *, color: bool, sources: Mapping[str, str] | None = None) -> str:
+def render_text(result: CheckResult, *, color: bool, sources: Mapping[str, str] | None = None,
+                preexisting: frozenset[Finding] = frozenset()) -> str:
     """Human-readable report grouped by file, with suggestion diffs, totals and a one-line verdict.
 
     ``sources`` maps path → file text; with it a suggestion is shown as ``-`` old lines and ``+`` new lines,
-    without it only the ``+`` lines.
+    without it only the ``+`` lines. Findings in ``preexisting`` (a modified diagram already had them at the
+    merge base) are marked as such, so a contributor sees which ones the change brings.
     """
     paint = _Palette(color)
     lines_of = SourceLines(sources)
@@ -150,13 +152,13 @@ def render_text(result: CheckResult, *, color: bool, sources: Mapping[str, str] 
         for diagram in sorted(diagrams, key=lambda d: d.diagram.line):
             out.append(_text_diagram_line(diagram, paint))
             for finding in sort_findings(diagram.findings):
-                out.extend(_text_finding(finding, lines_of, paint))
+                out.extend(_text_finding(finding, lines_of, paint, preexisting=finding in preexisting))
         out.append("")
 
     if result.totals:
         out.extend(_text_totals(result.totals, paint, changes_only=result.base is not None))
         out.append("")
-    out.append(_text_footer(result, paint))
+    out.append(_text_footer(result, paint, preexisting))
     return "\n".join(out)
 
 
@@ -167,11 +169,15 @@ def _text_diagram_line(diagram: DiagramResult, paint: _Palette) -> str:
     return f"  {mark} line {diagram.diagram.line:<5} {diagram.status.value:<9} {kind:<14} {verdict}"
 
 
-def _text_finding(finding: Finding, lines_of: SourceLines, paint: _Palette) -> list[str]:
+PREEXISTING_MARK = "(already there before this change)"
+
+
+def _text_finding(finding: Finding, lines_of: SourceLines, paint: _Palette, *, preexisting: bool = False) -> list[str]:
     indent = "      "
     severity = paint(finding.severity.value, SEVERITY_COLORS[finding.severity])
     first, *rest = plain_text(finding.message).splitlines() or [""]
-    lines = [f"{indent}{finding.path}:{finding.line}: {severity} [{finding.gate}/{finding.rule}] {first}"]
+    mark = f" {paint(PREEXISTING_MARK, DIM)}" if preexisting else ""
+    lines = [f"{indent}{finding.path}:{finding.line}: {severity} [{finding.gate}/{finding.rule}]{mark} {first}"]
     lines.extend(f"{indent}  {more}" for more in rest)
     if finding.suggestion is not None:
         for line in lines_of.replaced(finding) or ():
@@ -197,11 +203,13 @@ def _text_totals(totals: Sequence[CategoryTotal], paint: _Palette, *, changes_on
     return lines
 
 
-def _text_footer(result: CheckResult, paint: _Palette) -> str:
+def _text_footer(result: CheckResult, paint: _Palette, preexisting: frozenset[Finding] = frozenset()) -> str:
     passed = sum(1 for d in result.diagrams if d.passed)
     failed = len(result.diagrams) - passed
-    parts = [f"{plural(len(result.diagrams), 'diagram')} checked: {passed:,} passed, {failed:,} failed",
-             findings_tally(result.findings)]
+    tally = findings_tally(result.findings)
+    if preexisting:
+        tally += f" ({len(preexisting):,} already there before this change)"
+    parts = [f"{plural(len(result.diagrams), 'diagram')} checked: {passed:,} passed, {failed:,} failed", tally]
     if result.removed:
         parts.append(f"{plural(len(result.removed), 'diagram')} removed")
     return paint(" · ".join(parts), GREEN if result.passed else RED)
