@@ -28,6 +28,7 @@ from bot.changes import texts_at
 from bot.config import ConfigError
 from bot.github.transport import PermanentError
 from bot.gitrepo import GitError
+from bot.progress import REGION_START
 from bot.webhooks import Delivery
 
 log = logging.getLogger(__name__)
@@ -234,6 +235,13 @@ def route(delivery: Delivery) -> Route | None:
         if payload.get("deleted") or payload.get("ref") != f"refs/heads/{default}":
             return None
         return Route(handler, PROGRESS_KEY.format(repo=delivery.repository))
+    if delivery.event == "issues":
+        issue = payload.get("issue") or {}
+        if (issue.get("user") or {}).get("type") != "Bot" or REGION_START not in (issue.get("body") or ""):
+            return None  # only the bot's own progress issue: a person's issue quoting the marker is not it
+        if (payload.get("sender") or {}).get("type") == "Bot":
+            return None  # the bot reopening it (when_closed: reopen) already wrote the current numbers
+        return Route(handler, PROGRESS_KEY.format(repo=delivery.repository))
     if delivery.event == "issue_comment":
         comment = payload.get("comment") or {}
         if (comment.get("user") or {}).get("type") == "Bot":
@@ -400,6 +408,12 @@ def on_progress_command(ctx: Context) -> str:
     return update_progress(ctx, reason="comment")
 
 
+def on_progress_issue_reopened(ctx: Context) -> str:
+    """A person reopened the progress issue: with ``when_closed: leave`` it stood still while closed, so it is
+    brought up to date now rather than at the next merge."""
+    return update_progress(ctx, reason="reopened")
+
+
 def update_progress(ctx: Context, *, reason: str) -> str:
     """Fetch the default branch and hand the newest state to the progress updater (serialised per repo)."""
     services = ctx.services
@@ -458,6 +472,7 @@ ROUTES: dict[tuple[str, str | None], Handler] = {
     (RECHECK_EVENT, None): on_authorised_recheck,
     ("issue_comment", "created"): on_comment,
     ("push", None): on_push,
+    ("issues", "reopened"): on_progress_issue_reopened,
     ("installation", None): on_installation,
     ("installation_repositories", None): on_installation,
     **{(event, "rerequested"): on_rerun for event in RERUN_EVENTS},

@@ -13,7 +13,8 @@ import pytest
 from bot import handlers
 from bot.config import ConfigError
 from bot.gitrepo import GitError
-from bot.handlers import HELP_TEXT, CallTally, Context, ProgressJob, Services, command_of, route
+from bot.handlers import HELP_TEXT, PROGRESS_KEY, CallTally, Context, ProgressJob, Services, command_of, route
+from bot.progress import REGION_END, REGION_START
 from bot.webhooks import Delivery
 
 OCTOKIT = Path(__file__).parent / "fixtures" / "webhooks" / "octokit"
@@ -340,6 +341,33 @@ def test_progress_command_and_missing_updater() -> None:
     assert run(World(), d, with_progress=False) == "skipped:no-progress-updater"
 
 
+def reopened_payload(*, author: str = "Bot", sender: str = "User", body: str | None = None) -> dict:
+    """GitHub's own `issues` reopened example, turned into the bot's progress issue reopened by ``sender``."""
+    payload = json.loads((OCTOKIT / "issues.20.reopened.json").read_text())
+    payload["issue"]["user"]["type"] = author
+    payload["issue"]["body"] = body if body is not None else f"Progress\n{REGION_START}\n|table|\n{REGION_END}\n"
+    payload["sender"]["type"] = sender
+    return payload
+
+
+def test_a_person_reopening_the_progress_issue_brings_it_up_to_date() -> None:
+    world = World()
+    d = delivery("issues", reopened_payload())
+    found = route(d)
+    assert found is not None and found.key == PROGRESS_KEY.format(repo=d.repository)
+    assert run(world, d) == "progress-updated"
+    assert [job.reason for job in world.progress] == ["reopened"]
+
+
+@pytest.mark.parametrize("payload", [
+    reopened_payload(sender="Bot"),  # the bot reopened it itself (when_closed: reopen)
+    reopened_payload(author="User"),  # a person's issue that quotes the marker
+    reopened_payload(body="An ordinary bug report"),
+], ids=["bot-reopened", "person-authored", "no-marker"])
+def test_other_reopened_issues_are_ignored(payload: dict) -> None:
+    assert route(delivery("issues", payload)) is None
+
+
 def test_progress_with_invalid_config_is_skipped() -> None:
     world = World(client=FakeRepoClient(config_text="bad"))
     assert run(world, delivery("issue_comment", comment_payload("/atlas progress"))) == "skipped:config"
@@ -393,5 +421,5 @@ def test_context_makes_one_client_per_job() -> None:
 
 def test_routes_cover_the_subscribed_events() -> None:
     events = {event for event, _ in handlers.ROUTES} - {handlers.RECHECK_EVENT}  # queued by the bot itself
-    assert events == {"pull_request", "issue_comment", "push", "installation", "installation_repositories",
+    assert events == {"pull_request", "issue_comment", "push", "issues", "installation", "installation_repositories",
                       "check_run", "check_suite"}

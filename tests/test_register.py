@@ -48,7 +48,8 @@ def test_app_yml_is_a_complete_manifest() -> None:
     assert manifest["default_permissions"] == {"pull_requests": "write", "issues": "write", "checks": "write",
                                                "contents": "read", "metadata": "read"}
     # installation events reach every App unasked; GitHub rejects a manifest that lists them.
-    assert set(manifest["default_events"]) == {"pull_request", "push", "issue_comment", "check_run", "check_suite"}
+    assert set(manifest["default_events"]) == {"pull_request", "push", "issue_comment", "issues", "check_run",
+                                                "check_suite"}
     assert manifest["hook_attributes"]["url"].endswith("/webhook")
     assert manifest["public"] is False
 
@@ -218,3 +219,8 @@ def test_register_page_carries_the_filled_in_manifest(tmp_path: Path) -> None:
     fetch(f"{result['url']}callback?code=c&state={state}")
     thread.join(10)
     assert result["code"] == 0
+
+
+def test_the_top_level_app_yml_is_the_packaged_manifest() -> None:
+    top = Path(__file__).resolve().parent.parent / "app.yml"
+    assert top.resolve() == MANIFEST_PATH.resolve()
