@@ -566,12 +566,18 @@ def _seconds(r: _Reader, node: yaml.Node, path: Path_) -> float:
 def _read_gates(r: _Reader, node: yaml.Node, path: Path_) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for gate_id, value in r.mapping(node, path, None):
-        if not _IDENTIFIER.match(gate_id):
-            raise r.fail(value, f"gate id {gate_id!r} must be a simple name (letters, digits, _ and -)")
-        here = path + (gate_id,)
-        gate: dict[str, Any] = {}
-        for key, item in r.mapping(value, here, GATE_KEYS):
-            at = here + (key,)
+        with r.guard():  # each gate and each of its keys is read on its own: one run reports every problem
+            if not _IDENTIFIER.match(gate_id):
+                raise r.fail(value, f"gate id {gate_id!r} must be a simple name (letters, digits, _ and -)")
+            out[gate_id] = _read_gate(r, value, path + (gate_id,))
+    return out
+
+
+def _read_gate(r: _Reader, node: yaml.Node, here: Path_) -> dict[str, Any]:
+    gate: dict[str, Any] = {}
+    for key, item in r.mapping(node, here, GATE_KEYS):
+        at = here + (key,)
+        with r.guard():
             if key == "title":
                 gate[key] = r.text(item, at)
             elif key in ("enabled", "blocking"):
@@ -586,8 +592,7 @@ def _read_gates(r: _Reader, node: yaml.Node, path: Path_) -> dict[str, Any]:
                 gate[key] = _read_condition(r, item, at)
             else:
                 gate[key] = _read_rules(r, item, at)
-        out[gate_id] = gate
-    return out
+    return gate
 
 
 @dataclass(frozen=True)
@@ -638,16 +643,22 @@ def _read_rules(r: _Reader, node: yaml.Node, path: Path_) -> dict[str, Any]:
         entries = list(r.mapping(node, path, None))
     out: dict[str, Any] = {}
     for rule_id, item in entries:
-        if not _IDENTIFIER.match(rule_id):
-            raise r.fail(item, f"rule id {rule_id!r} must be a simple name (letters, digits, _ and -)")
-        if rule_id in out:
-            raise r.fail(item, f"rule {rule_id!r} is given twice in {_dotted(path)}")
-        here = path + (rule_id,)
-        rule: dict[str, Any] = {}
-        for key, value in r.mapping(item, here, RULE_KEYS):
-            at = here + (key,)
-            if key == "id":
-                continue
+        with r.guard():
+            if not _IDENTIFIER.match(rule_id):
+                raise r.fail(item, f"rule id {rule_id!r} must be a simple name (letters, digits, _ and -)")
+            if rule_id in out:
+                raise r.fail(item, f"rule {rule_id!r} is given twice in {_dotted(path)}")
+            out[rule_id] = _read_rule(r, item, path + (rule_id,))
+    return out
+
+
+def _read_rule(r: _Reader, node: yaml.Node, here: Path_) -> dict[str, Any]:
+    rule: dict[str, Any] = {}
+    for key, value in r.mapping(node, here, RULE_KEYS):
+        at = here + (key,)
+        if key == "id":
+            continue
+        with r.guard():
             if key == "check":
                 name = r.text(value, at)
                 if name not in checks.CHECKS:
@@ -668,8 +679,7 @@ def _read_rules(r: _Reader, node: yaml.Node, path: Path_) -> dict[str, Any]:
                 rule[key] = params
             else:
                 rule[key] = r.text(value, at, empty=key == "example")
-        out[rule_id] = rule
-    return out
+    return rule
 
 
 def _read_palette(r: _Reader, node: yaml.Node, path: Path_) -> dict[str, Any]:

@@ -37,6 +37,29 @@ def test_every_error_is_reported_with_its_line() -> None:
     assert "and 5 more" in raised.value.reason
 
 
+GATE_ERRORS = """gates:
+  technical:
+    severity: fatal
+    enabled: maybe
+    bogus_key: 1
+  three_am:
+    rules:
+      metric:
+        severity: loud
+        enabled: perhaps
+      "bad id!":
+        check: metric_present
+  "no good":
+    title: x
+"""
+
+
+def test_every_error_inside_one_gate_and_one_rule_is_reported() -> None:
+    with pytest.raises(ConfigErrors) as raised:
+        load_config(repo_config_text=GATE_ERRORS)
+    assert [e.line for e in raised.value.errors] == [3, 4, 5, 9, 10, 12, 14]
+
+
 def test_a_single_error_stays_a_plain_config_error() -> None:
     with pytest.raises(ConfigError) as raised:
         load_config(repo_config_text="docs_root: docs\nno_such_key: 1\n")
