@@ -3,7 +3,9 @@
 Verdicts come from a file of worker answers (``node bot/mermaid/worker.mjs < codes.jsonl > verdicts.jsonl``), so
 the figures are the Python CPU alone. ``--dump DIR`` writes every output (candidates per failing diagram, each
 file's stored results) for byte-for-byte comparison between two versions of the code; ``--rounds N`` prints the
-CPU seconds (``time.process_time``) of each phase, the median of N rounds.
+CPU seconds (``time.process_time``) of each phase, the median of N rounds. ``--evidence-scans`` times, over every
+diagram's section, the evidence patterns that have a boundary-led scan, searched as written and as the scan
+(interleaved rounds, medians).
 
     .venv/bin/python bench/bench_python_side.py --docs /work/corpus/docs --codes /work/corpus/codes.jsonl \
         --verdicts /work/wt/py-baseline/worker-verdicts.jsonl --rounds 3
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from bot.config import load_config
 from bot.content import extract_diagrams
-from bot.gates.engine import evaluate_diagram
+from bot.gates.engine import evaluate_diagram, section_around
 from bot.gates.fixes import candidate_fixes
 from bot.model import DiagramStatus, SyntaxVerdict
 from bot.stored import results_from_json, results_to_json
@@ -77,6 +79,33 @@ def _run(config, files, verdicts) -> tuple[dict[str, float], list[str], list[str
     return cpu, fixes_out, stored_out
 
 
+def _search_all(patterns, attribute: str, sections: list[str]) -> float:
+    """CPU seconds of searching every section as ``evidence_matches`` does: the needle test, then the regex."""
+    started = time.process_time()
+    for pattern in patterns:
+        regex = getattr(pattern, attribute)
+        for lower in sections:
+            start = 0
+            if pattern.needles is not None:
+                needle = pattern.needles.search(lower)
+                if needle is None:
+                    continue
+                if pattern.reach is not None:
+                    start = max(0, needle.start() - pattern.reach)
+            regex.search(lower, start)
+    return time.process_time() - started
+
+
+def _evidence_scans(config, files, rounds: int) -> dict[str, float]:
+    patterns = [p for state in config.compiled.values() for p in getattr(state, "patterns", ()) if p.scan is not None]
+    sections = [section_around(text, d.line).lower() for _, text, diagrams in files for d in diagrams]
+    times: dict[str, list[float]] = {"folded": [], "scan": []}
+    for _ in range(rounds):
+        for attribute, spent in times.items():
+            spent.append(_search_all(patterns, attribute, sections))
+    return {"patterns": len(patterns), **{k: round(statistics.median(v), 3) for k, v in times.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=Path, required=True)
@@ -84,6 +113,7 @@ def main() -> None:
     parser.add_argument("--verdicts", type=Path, required=True)
     parser.add_argument("--dump", type=Path)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--evidence-scans", action="store_true")
     args = parser.parse_args()
 
     config = load_config()
@@ -95,6 +125,9 @@ def main() -> None:
         relative = path.relative_to(root).as_posix()
         files.append((relative, text, extract_diagrams(relative, text)))
 
+    if args.evidence_scans:
+        print(json.dumps({"rounds": args.rounds, "cpu_s": _evidence_scans(config, files, args.rounds)}))
+        return
     rounds = []
     for _ in range(args.rounds):
         cpu, fixes_out, stored_out = _run(config, files, verdicts)
