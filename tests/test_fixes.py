@@ -400,3 +400,15 @@ def test_flow_segments(line: str, segments: tuple[tuple[str, str], ...]) -> None
 
 def test_visible_text_decodes_entities_and_drops_quotes_and_every_kind_of_space() -> None:
     assert fixes._visible('a #quot; b\u00a0"c"\n#35; &amp;\u2003') == "abc#&amp;"
+
+
+@pytest.mark.parametrize(("line", "fixed"), [
+    ("  linkStyel 0,1 stroke:#f00", "  linkStyle 0,1 stroke:#f00"),
+    ("\tclas A,B hot;", "\tclass A,B hot;"),
+    ("stlye n1 fill:#fff", "style n1 fill:#fff"),
+    ("A --> B", "A --> B"),  # a node line: no keyword to correct
+    ("A[styel x y:z] --> B", "A[styel x y:z] --> B"),  # no word then a blank at the start
+    ("  ", "  "),
+])
+def test_flowchart_keywords_corrects_only_statement_keywords(line: str, fixed: str) -> None:
+    assert fixes._flowchart_keywords([line]) == [fixed]

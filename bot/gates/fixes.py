@@ -75,6 +75,8 @@ _FLOW_KEYWORD_LINES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(r"^(\s*)([A-Za-z]+)(\s[\d,\s]+\s[\w-]+:\S.*)$"), ("linkStyle",)),
     (re.compile(r"^(\s*)([A-Za-z]+)(\s+[\w-]+(?:\s*,\s*[\w-]+)*\s+[\w-]+\s*;?\s*)$"), ("class",)),
 )
+# What every statement shape above starts with: lines without it (most node and edge lines) skip all three.
+_KEYWORD_LINE_START = re.compile(r"\s*[A-Za-z]+\s")
 _SEQUENCE_KEYWORDS = (
     "participant", "actor", "activate", "deactivate", "Note", "loop", "alt", "else", "opt", "par", "and",
     "end", "rect", "critical", "break", "autonumber", "box", "create", "destroy",
@@ -397,6 +399,9 @@ def _complete_unclosed_node(line: str) -> str:
 def _flowchart_keywords(lines: Sequence[str]) -> list[str]:
     out = []
     for line in lines:
+        if not _KEYWORD_LINE_START.match(line):
+            out.append(line)
+            continue
         for pattern, keywords in _FLOW_KEYWORD_LINES:
             match = pattern.match(line)
             if match and match.group(2) not in _FLOW_KEYWORDS:
