@@ -6,6 +6,8 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.config import default_rules_dir, load_config
 from bot.gates import checks
@@ -473,3 +475,41 @@ def test_the_fields_documented_in_gates_yml_are_the_fields_each_check_fills() ->
         if found and found.group(1) in checks.CHECKS:
             documented[found.group(1)] = set(re.findall(r"\{(\w+)\}", found.group(2).split("params:")[0]))
     assert documented == {name: set(spec.fields) for name, spec in checks.CHECKS.items()}
+
+
+_SCANNED = [
+    r"\b(?:backlog|lag|queue depth)\b[^\n\d]{0,25}\d",
+    r"\b(?:all|every)\s{1,3}(?:users|customers)",
+    r"\b(?:re-?sync\w*|forced?\s{1,3}sync)",
+]
+
+
+@pytest.mark.parametrize("pattern", _SCANNED)
+@given(text=st.text(alphabet="abceglkqrsuvyfdo_é1 \n-", max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_boundary_led_scan_matches_exactly_where_the_pattern_does(pattern: str, text: str) -> None:
+    scan, plain = checks.boundary_led_scan(pattern), re.compile(pattern, re.MULTILINE)
+    assert scan is not None
+    for start in (0, 1, 5):
+        found, expected = scan.search(text, start), plain.search(text, start)
+        assert (found and found.span()) == (expected and expected.span())
+    assert [m.span() for m in scan.finditer(text)] == [m.span() for m in plain.finditer(text)]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("the backlog: 5", (4, 14)), ("xbacklog 5", None), ("backlog 5", (0, 9)), ("é_lag 3", None), ("-lag 3", (1, 6)),
+])
+def test_boundary_led_scan_keeps_the_word_boundary(text: str, expected: tuple[int, int] | None) -> None:
+    found = checks.boundary_led_scan(_SCANNED[0]).search(text)  # type: ignore[union-attr]
+    assert (found and found.span()) == expected
+
+
+@pytest.mark.parametrize("pattern", [
+    r"\bfoo",  # no alternation to skip into
+    r"(?:alpha|beta)",  # not led by a boundary
+    r"\b(?:alpha|-beta)",  # a branch that starts with a non-word character
+    r"\b(?:[ab]x|cy)",  # a branch that starts with a class
+    r"\b(?:ab|cd|ef|gh)",  # too many first characters to be worth it
+])
+def test_boundary_led_scan_leaves_other_patterns(pattern: str) -> None:
+    assert checks.boundary_led_scan(pattern) is None

@@ -379,3 +379,36 @@ def test_a_candidate_that_changes_a_label_is_never_offered(monkeypatch: pytest.M
     (offered,) = candidate_fixes(code, FAILED)
     assert offered.replacement == ('    A["Pay: 10:00 (UTC)"]',)
     assert len(fixes.unchecked_fixes(code, FAILED)) == 2
+
+
+@pytest.mark.parametrize(("line", "segments"), [
+    ("A[x] --> B(y)", (("A[", "code"), ("x", "node"), ("] --> B(", "code"), ("y", "node"), (")", "code"))),
+    ("[x] --> B", (("[x] --> B", "code"),)),  # an opener with no id before it is punctuation
+    ("A -- %% c[d]", (("A -- %% c[d]", "code"),)),  # nothing after a comment is a segment
+    ("A -->|lab|B{z}", (("A -->|", "code"), ("lab", "edge"), ("|B{", "code"), ("z", "node"), ("}", "code"))),
+    ("A --> |open B[c]", (("A --> |open B[c]", "code"),)),  # an unclosed pipe leaves the rest as code
+    ('a$[p] & "q[r" --> x',
+     (("a$[", "code"), ("p", "node"), ("] & ", "code"), ('"q[r"', "string"), (" --> x", "code"))),
+    ("A[" * 10 + "b", (("A[" * 10 + "b", "code"),)),  # past the unclosed openers allowed, the rest is code
+    ('A["unclosed', (("A[", "code"), ('"unclosed', "string"), ("", "code"))),
+    ("A>flag] --> B((c))",
+     (("A>", "code"), ("flag", "node"), ("] --> B((", "code"), ("c", "node"), ("))", "code"))),
+])
+def test_flow_segments(line: str, segments: tuple[tuple[str, str], ...]) -> None:
+    assert fixes._flow_segments(line) == segments
+
+
+def test_visible_text_decodes_entities_and_drops_quotes_and_every_kind_of_space() -> None:
+    assert fixes._visible('a #quot; b\u00a0"c"\n#35; &amp;\u2003') == "abc#&amp;"
+
+
+@pytest.mark.parametrize(("line", "fixed"), [
+    ("  linkStyel 0,1 stroke:#f00", "  linkStyle 0,1 stroke:#f00"),
+    ("\tclas A,B hot;", "\tclass A,B hot;"),
+    ("stlye n1 fill:#fff", "style n1 fill:#fff"),
+    ("A --> B", "A --> B"),  # a node line: no keyword to correct
+    ("A[styel x y:z] --> B", "A[styel x y:z] --> B"),  # no word then a blank at the start
+    ("  ", "  "),
+])
+def test_flowchart_keywords_corrects_only_statement_keywords(line: str, fixed: str) -> None:
+    assert fixes._flowchart_keywords([line]) == [fixed]

@@ -19,6 +19,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
+from re import _compiler, _constants, _parser  # the boundary-led scan rewrites parsed patterns
 from typing import TYPE_CHECKING, Any
 
 from bot.gates.syntax_errors import detail_block, explain_syntax_error
@@ -1204,6 +1205,9 @@ class _Pattern:
     folded: re.Pattern[str] | None
     # A pattern merged from several (one scan instead of one per pattern): the patterns it was merged from.
     parts: tuple[_Pattern, ...] = ()
+    # ``folded`` rewritten so the engine can skip to the few characters a match starts with (None: no such
+    # rewrite); it matches exactly where ``folded`` does.
+    scan: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -1231,6 +1235,7 @@ def _prepare_evidence(params: Mapping[str, Any], config: Config) -> _Evidence:
             re.compile("|".join(map(re.escape, needles))) if needles else None,
             reach,
             re.compile(folded, re.MULTILINE) if folded is not None else None,
+            scan=boundary_led_scan(folded) if folded is not None else None,
         ))
 
     def words(name: str) -> re.Pattern[str] | None:
@@ -1317,7 +1322,7 @@ def evidence_matches(state: _Evidence, subject: Subject, evidence: str) -> Itera
 
 def _haystack(pattern: _Pattern, text: str, lower: str | None) -> tuple[re.Pattern[str], str]:
     if pattern.folded is not None and lower is not None:
-        return pattern.folded, lower
+        return pattern.scan or pattern.folded, lower
     return pattern.regex, text
 
 
@@ -1332,6 +1337,39 @@ def _screened_out(state: _Evidence, text: str, start: int, end: int) -> bool:
         if state.unless_after.search(text, end, stop):
             return True
     return False
+
+
+# ------------------------------------------------------------------------------------- boundary-led scan
+
+# A pattern led by ``\b`` gives the regex engine no first character to skip to, so it tries every position.
+# ``\b(?:alpha|beta)`` with word characters first matches exactly where ``(?:a(?<!\w\w)lpha|b(?<!\w\w)eta)``
+# does (after a word character, "not two word characters behind" means "no word character before it"; at
+# the start there are not two characters to look at), and that form starts with literals the engine skips
+# to. Worth it only for a few distinct first characters: with many, testing each costs more than it saves.
+MAX_SCAN_FIRST_CHARS = 3
+_NOT_AFTER_WORD = _parser.parse(r"(?<!\w\w)").data[0]
+_WORD_CHAR = re.compile(r"\w")
+
+
+def boundary_led_scan(pattern: str) -> re.Pattern[str] | None:
+    """``pattern`` (case-sensitive, MULTILINE) rewritten as above, or None when it is not ``\b`` then an
+    alternation whose every branch starts with a word character, or when those are too many."""
+    parsed = _parser.parse(pattern, re.MULTILINE)
+    items = parsed.data
+    if len(items) < 2 or items[0] != (_constants.AT, _constants.AT_BOUNDARY) or items[1][0] is not _constants.BRANCH:
+        return None
+    branches = items[1][1][1]
+    firsts = set()
+    for branch in branches:
+        if not len(branch) or branch[0][0] is not _constants.LITERAL or not _WORD_CHAR.match(chr(branch[0][1])):
+            return None
+        firsts.add(branch[0][1])
+    if len(firsts) > MAX_SCAN_FIRST_CHARS:
+        return None
+    for branch in branches:
+        branch.insert(1, _NOT_AFTER_WORD)
+    del items[0]
+    return _compiler.compile(parsed, re.MULTILINE)
 
 
 # ------------------------------------------------------------------------------------------- prefilter

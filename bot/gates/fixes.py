@@ -44,6 +44,11 @@ _MAX_LABEL_LINES = 40
 _OPENER_START = frozenset(opener[0] for opener, _ in SHAPE_CLOSERS)
 # A node id character directly before an opener makes it a shape (`A[`, `db[(`), not punctuation.
 _ID_CHAR = re.compile(r"[\w$]")
+# Where a segment may start: a comment, a quote, a pipe, or an opener after an id character (one search skips
+# the plain characters between them).
+_SEGMENT_START = re.compile(
+    r'%%|["|]|(?<=[\w$])[' + "".join(re.escape(c) for c in sorted(_OPENER_START)) + "]"
+)
 # What may follow a node's closing bracket: the end of the statement, an edge, `&`, a class, a comment.
 # `<` only as an arrow (`<-->`), so `]<br/>` inside a label is not taken for the end of the node.
 _AFTER_NODE_LOOSE = re.compile(r"(?:$|\s|;|:::|&|@\{|[-=~<]|[ox][-=.])")
@@ -70,6 +75,8 @@ _FLOW_KEYWORD_LINES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(r"^(\s*)([A-Za-z]+)(\s[\d,\s]+\s[\w-]+:\S.*)$"), ("linkStyle",)),
     (re.compile(r"^(\s*)([A-Za-z]+)(\s+[\w-]+(?:\s*,\s*[\w-]+)*\s+[\w-]+\s*;?\s*)$"), ("class",)),
 )
+# What every statement shape above starts with: lines without it (most node and edge lines) skip all three.
+_KEYWORD_LINE_START = re.compile(r"\s*[A-Za-z]+\s")
 _SEQUENCE_KEYWORDS = (
     "participant", "actor", "activate", "deactivate", "Note", "loop", "alt", "else", "opt", "par", "and",
     "end", "rect", "critical", "break", "autonumber", "box", "create", "destroy",
@@ -227,6 +234,8 @@ _MAY_CHANGE = {
 }
 _ENTITY = re.compile(r"#(\d+|quot|amp|lt|gt);")
 _NAMED_ENTITIES = {"quot": '"', "amp": "&", "lt": "<", "gt": ">"}
+# Quote marks and whitespace (re's \s is exactly str.isspace), set aside when reading text as a reader sees it.
+_INVISIBLE = re.compile(r'["\s]+')
 
 
 def keeps_visible_text(lines: Sequence[str], fix: SyntaxFix, family: str) -> bool:
@@ -272,8 +281,8 @@ def _decode_entity(match: re.Match[str]) -> str:
 
 
 def _visible(text: str) -> str:
-    decoded = _ENTITY.sub(_decode_entity, text)
-    return "".join(ch for ch in decoded if ch != '"' and not ch.isspace())
+    decoded = _ENTITY.sub(_decode_entity, text) if "#" in text else text
+    return _INVISIBLE.sub("", decoded)
 
 
 # --- shared helpers ------------------------------------------------------------------------------------
@@ -390,6 +399,9 @@ def _complete_unclosed_node(line: str) -> str:
 def _flowchart_keywords(lines: Sequence[str]) -> list[str]:
     out = []
     for line in lines:
+        if not _KEYWORD_LINE_START.match(line):
+            out.append(line)
+            continue
         for pattern, keywords in _FLOW_KEYWORD_LINES:
             match = pattern.match(line)
             if match and match.group(2) not in _FLOW_KEYWORDS:
@@ -465,7 +477,11 @@ def _flow_segments(line: str) -> tuple[tuple[str, str], ...]:
     code_start = i = 0
     n = len(line)
     unclosed = 0
-    while i < n and unclosed <= _MAX_UNCLOSED:
+    while unclosed <= _MAX_UNCLOSED:
+        start = _SEGMENT_START.search(line, i)
+        if start is None:
+            break
+        i = start.start()
         span: tuple[int, int] | None = None
         if line.startswith("%%", i):
             break
@@ -477,7 +493,7 @@ def _flow_segments(line: str) -> tuple[tuple[str, str], ...]:
             if end < 0:
                 break
             span, kind = (i + 1, end), _EDGE
-        elif line[i] in _OPENER_START and i > 0 and _ID_CHAR.match(line[i - 1]):
+        else:
             span, kind = _find_shape(line, i), _NODE
             unclosed += span is None
         if span is None:

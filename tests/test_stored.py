@@ -1,0 +1,51 @@
+"""Stored results: the hand-built JSON is what ``dataclasses.asdict`` gave, and reads back to equal results."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from bot.model import Diagram, DiagramResult, DiagramStatus, Finding, Severity, SyntaxVerdict
+from bot.stored import results_from_json, results_to_json
+
+_DIAGRAM = Diagram(path="docs/a.md", line=3, code="flowchart LR\n  A --> B", line_map=(4, 5))
+_FINDINGS = (
+    Finding("syntax", "mermaid-parse", Severity.ERROR, "docs/a.md", 4, "Parse error", end_line=5,
+            suggestion="A --> B", blocking=True),
+    Finding("readable", "acronyms", Severity.NOTICE, "docs/a.md", 3, "Spell out SLO"),
+)
+_RESULTS = [
+    DiagramResult(_DIAGRAM, DiagramStatus.CHECKED, SyntaxVerdict(False, "Parse error on line 2", 2, None),
+                  _FINDINGS, {"syntax": False, "readable": True}, frozenset({"readable", "layout"})),
+    DiagramResult(_DIAGRAM, DiagramStatus.ADDED, SyntaxVerdict(True, type="flowchart-v2"), ()),
+]
+
+
+def _asdict_form(results: list[DiagramResult]) -> str:
+    return json.dumps([
+        {
+            "status": r.status.value,
+            "syntax": dataclasses.asdict(r.syntax),
+            "findings": [{**dataclasses.asdict(f), "severity": f.severity.value} for f in r.findings],
+            "gates_passed": r.gates_passed,
+            "gates_advised": sorted(r.gates_advised),
+        }
+        for r in results
+    ])
+
+
+def test_results_json_is_the_dataclass_form_byte_for_byte() -> None:
+    assert results_to_json(_RESULTS) == _asdict_form(_RESULTS)
+
+
+def test_results_read_back_equal() -> None:
+    assert results_from_json(results_to_json(_RESULTS), [_DIAGRAM, _DIAGRAM]) == _RESULTS
+
+
+@pytest.mark.parametrize("cls", [SyntaxVerdict, Finding])
+def test_every_field_is_stored(cls: type) -> None:
+    stored = json.loads(results_to_json(_RESULTS))[0]
+    keys = list(stored["syntax"] if cls is SyntaxVerdict else stored["findings"][0])
+    assert keys == [f.name for f in dataclasses.fields(cls)]
