@@ -1354,6 +1354,13 @@ _WORD_CHAR = re.compile(r"\w")
 def boundary_led_scan(pattern: str) -> re.Pattern[str] | None:
     """``pattern`` (case-sensitive, MULTILINE) rewritten as above, or None when it is not ``\b`` then an
     alternation whose every branch starts with a word character, or when those are too many."""
+    try:
+        return _boundary_led_scan(pattern)
+    except Exception:  # noqa: BLE001  the rewrite uses the re module's internals: any change there means "as written"
+        return None
+
+
+def _boundary_led_scan(pattern: str) -> re.Pattern[str] | None:
     parsed = _parser.parse(pattern, re.MULTILINE)
     items = parsed.data
     if len(items) < 2 or items[0] != (_constants.AT, _constants.AT_BOUNDARY) or items[1][0] is not _constants.BRANCH:
