@@ -18,6 +18,8 @@
 //   (`stack = stack.slice(0, -n)`), quadratic in the length of a diagram whose statements nest right-recursively;
 //   truncating them in place leaves the same elements. The old arrays are never kept: the grammar actions read
 //   `$$[$0]` entries, never the stack itself.
+// - lexerFilter: every jison lexer's `next` tries only the rules that can match at the current input
+//   (lexer-filter.mjs), in their order, instead of every rule of the condition.
 // - parsedDiagram, dagreLayout: keep the diagram mermaid.parse built and expose the dagre layout's graph
 //   building (after clearing the layout state, as mermaid.render does first), for the render stage below.
 // Render stage: some diagrams parse but throw when mermaid.render draws them (GitHub shows an error box).
@@ -31,6 +33,7 @@ import { createRequire } from "node:module";
 import vm from "node:vm";
 import { parseHTML } from "linkedom";
 import { makeConfigCopier, makeShapeCache, wrapAssignWithDepth } from "./fast-copy.mjs";
+import { makeLexerFilter } from "./lexer-filter.mjs";
 
 // Parsing is batch work: it runs below the webhook server's priority, so a pull request with thousands of
 // diagrams never delays the server's answers on a machine with few cores. Where lowering is not permitted, the
@@ -62,6 +65,9 @@ const POP_IN_PLACE = `                  if (len) {
                   }
 `;
 const JISON_PARSERS = 18;
+const ALL_RULES = "              var rules2 = this._currentRules();\n";
+const CANDIDATE_RULES =
+  "              var rules2 = globalThis.__atlasBot.candidateRules(this.rules, this._currentRules(), this._input);\n";
 // Each patch replaces every occurrence of its anchor by its replacement, when the anchor occurs exactly the
 // expected number of times in the bundle (once unless a third element says otherwise).
 const PATCHES = {
@@ -91,6 +97,7 @@ const PATCHES = {
       "      globalThis.__atlasBot.parserInput = { type: type3, text: text4 };\n",
   ],
   popInPlace: [POP_BY_COPY, POP_IN_PLACE, JISON_PARSERS],
+  lexerFilter: [ALL_RULES, CANDIDATE_RULES, JISON_PARSERS],
   parsedDiagram: [
     "      const diagram38 = await getDiagramFromText(code);\n",
     "      const diagram38 = await getDiagramFromText(code);\n" +
@@ -180,7 +187,7 @@ function loadMermaid() {
   // mermaid sanitises labels with DOMPurify, which needs a window and a document; nothing is rendered.
   globalThis.window = window;
   globalThis.document = window.document;
-  const bot = { parserInput: null };
+  const bot = { parserInput: null, candidateRules: makeLexerFilter() };
   globalThis.__atlasBot = bot;
   const { source, applied } = patchBundle(fs.readFileSync(BUNDLE, "utf8"), bot);
   vm.runInThisContext(source, { filename: BUNDLE });

@@ -1,0 +1,113 @@
+"""The mermaid worker's bundle patches that change how mermaid works inside, not what it answers: the lexer
+filter (bot/mermaid/lexer-filter.mjs) must admit every rule that can match, at every position of any input.
+
+These run without the corpus: the rules are read from the pinned bundle, the inputs are written here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from bot.gates.mermaid import MermaidPool
+from bot.paths import mermaid_dir
+
+@pytest.fixture(scope="module")
+def pool() -> MermaidPool:
+    with MermaidPool(workers=1) as shared:
+        yield shared
+
+
+# Every rule regex of the bundle's 18 jison lexers, checked at every suffix of every input: when a rule matches
+# there, the filter must list it (a missed rule would change which token the lexer takes).
+SOUNDNESS_CHECK = r"""
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import { makeLexerFilter } from "./lexer-filter.mjs";
+const require = createRequire(import.meta.url);
+const bundle = fs.readFileSync(require.resolve("mermaid/dist/mermaid.js"), "utf8");
+const lexers = [...bundle.matchAll(/^ *rules: (\[\/.*\]),$/gm)].map((m) => (0, eval)(m[1]));
+const inputs = JSON.parse(fs.readFileSync(0, "utf8"));
+const candidateRules = makeLexerFilter();
+const missed = [];
+let checked = 0;
+for (const rules of lexers) {
+  const lists = rules.map((_, number) => [number]);
+  for (const input of inputs) {
+    for (let at = 0; at <= input.length; at++) {
+      const rest = input.slice(at);
+      rules.forEach((rule, number) => {
+        checked += 1;
+        if (rest.match(rule) && !candidateRules(rules, lists[number], rest).includes(number)) {
+          missed.push([String(rule), rest.slice(0, 30)]);
+        }
+      });
+    }
+  }
+}
+process.stdout.write(JSON.stringify({ lexers: lexers.length, checked, missed: missed.slice(0, 20) }));
+"""
+
+INPUTS = [
+    "",
+    "flowchart TD\n  subgraph one\n    direction LR\n    a1 --> a2\n  end\n  one -- text --> two\n",
+    "FLOWCHART td\n  A[\"quoted\"] -.-> B((circle)) ==> C{{hex}}\n  click A callback \"tip\"\n",
+    "graph LR\r\n  A-->|label|B\r\n  %% comment\r\n  style A fill:#f9f,stroke:#333\r\n",
+    "stateDiagram-v2\n  state fork_state <<fork>>\n  state c [[choice]]\n  [*] --> fork_state\n  direction RL\n",
+    "sequenceDiagram\n  PARTICIPANT Alice\n  Alice->>+Bob: Hi; there\n  Note right of Bob: ok\n  loop every\n  end\n",
+    "classDiagram\n  class Animal~T~ {\n    +int age\n    +isMammal() bool$\n  }\n  Animal <|-- Duck : extends\n",
+    "gantt\n  dateFormat YYYY-MM-DD\n  section S\n  Task :a1, 2024-01-01, 1d\n  Next :after a1, 2d\n",
+    "erDiagram\n  CUSTOMER ||--o{ ORDER : places\n  ORDER }|..|{ LINE-ITEM : contains\n",
+    "journey\n  title My day\n  section Go\n    Make tea: 5: Me\n",
+    "pie showData\n  title Pets\n  \"Dogs\" : 386\n",
+    "mindmap\n  root((x))\n    A\n      B\n",
+    "timeline\n  title T\n  2002 : LinkedIn\n",
+    "quadrantChart\n  x-axis Low --> High\n  quadrant-1 We\n  A: [0.3, 0.6]\n",
+    "xychart-beta\n  x-axis [jan, feb]\n  bar [1, 2]\n",
+    "requirementDiagram\n  requirement r {\n  id: 1\n  risk: high\n  }\n",
+    "C4Context\n  Person(a, \"A\")\n  Rel(a, b, \"uses\")\n",
+    "sankey-beta\n  a,b,1.5\n",
+    "block-beta\n  columns 3\n  a:2 b\n  space\n",
+    "kanban\n  todo[Todo]\n    t1[Task]@{ ticket: 1 }\n",
+    "%%{init: {\"theme\": \"dark\"}}%%\nflowchart LR\n  a --> b\u2028direction TB\u00e9\u4e2d \t\\\u00a0~`^$|&*?+!@\n",
+]
+
+
+def test_lexer_filter_admits_every_rule_that_can_match() -> None:
+    node = shutil.which("node") or "node"
+    result = subprocess.run([node, "--input-type=module", "-e", SOUNDNESS_CHECK], input=json.dumps(INPUTS),
+                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=300, check=True)
+    report = json.loads(result.stdout)
+    assert report["lexers"] == 18 and report["checked"] > 1_000_000
+    assert report["missed"] == []
+
+
+# Verdicts of the worker without the lexer filter, for diagrams whose tokens come from the rules the filter
+# treats specially: a rule only a rare first character starts, the `.*direction` rules (skipped on a line
+# without the word), case-insensitive keywords, a first token at the end of input.
+@pytest.mark.parametrize(
+    ("code", "verdict"),
+    [
+        ("flowchart TD\n  subgraph one\n    direction LR\n    a --> b\n  end\n", (True, "flowchart-v2")),
+        ("flowchart TD\n  subgraph one\n    a --> b\n  end\n  direction BT\n", (True, "flowchart-v2")),
+        ("stateDiagram-v2\n  state f <<fork>>\n  state c [[choice]]\n  [*] --> f\n", (True, "stateDiagram")),
+        ("sequenceDiagram\n  PARTICIPANT Alice\n  ALICE->>Bob: hi\n", (True, "sequence")),
+        ("flowchart LR\n  A --> B\n  style A fill:#f9f\n", (True, "flowchart-v2")),
+        ("flowchart LR\n  A -->", (False, None)),
+        ("flowchart LR\n  A ~~~ B\n", (True, "flowchart-v2")),
+    ],
+    ids=["direction-in-subgraph", "direction-after-subgraph", "state-fork-choice", "case-insensitive-keyword",
+         "hash-colour", "token-at-end-of-input", "invisible-link"],
+)
+def test_lexer_filter_keeps_verdicts(pool: MermaidPool, code: str, verdict: tuple[bool, str | None]) -> None:
+    result = pool.parse(code)
+    assert (result.ok, result.type if result.ok else None) == verdict
+
+
+def test_worker_reports_the_lexer_filter_applied() -> None:
+    worker = subprocess.run([shutil.which("node") or "node", str(mermaid_dir() / "worker.mjs")], input="",
+                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
+    assert json.loads(worker.stdout.splitlines()[0])["patches"]["lexerFilter"] is True
