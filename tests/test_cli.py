@@ -242,6 +242,15 @@ def test_a_file_seen_before_costs_no_parse_and_gives_the_same_results(atlas: Pat
         run_all(repo, stricter, NoParsing(), rev="pr")
 
 
+def commit_broken_line_moved_down(scratch: ScratchRepo) -> None:
+    """main: the broken diagram; branch `pr`: the same diagram two lines lower with a good edge added below."""
+    scratch.write("docs/costs/cdn.md", BROKEN)
+    scratch.commit("base")
+    scratch.git("checkout", "-q", "-b", "pr")
+    scratch.write("docs/costs/cdn.md", "Intro.\n\n" + BROKEN.replace("[Total]", "[Total]\n    TOTAL --> BILL[Bill]"))
+    scratch.commit("pr")
+
+
 def test_a_modified_diagram_carries_what_the_gates_found_at_the_merge_base(scratch: ScratchRepo,
                                                                             monkeypatch: pytest.MonkeyPatch,
                                                                             tmp_path: Path) -> None:
@@ -249,11 +258,7 @@ def test_a_modified_diagram_carries_what_the_gates_found_at_the_merge_base(scrat
     from bot.review import preexisting_findings
 
     monkeypatch.setenv("ATLAS_DATA_DIR", str(tmp_path / "data"))
-    scratch.write("docs/costs/cdn.md", BROKEN)
-    scratch.commit("base")
-    scratch.git("checkout", "-q", "-b", "pr")
-    scratch.write("docs/costs/cdn.md", "Intro.\n\n" + BROKEN.replace("[Total]", "[Total]\n    TOTAL --> BILL[Bill]"))
-    scratch.commit("pr")
+    commit_broken_line_moved_down(scratch)
     with MermaidPool(workers=1, cache=None) as pool:
         result = run_check(GitRepo(scratch.path), load_config(), pool, base="main", head="pr")
     [diagram] = result.diagrams

@@ -8,18 +8,13 @@ import pytest
 
 from bot.render import PREEXISTING_MARK
 from scratch import ScratchRepo
-from test_cli import BROKEN, BROKEN_LINE, run_cli
+from test_cli import BROKEN, BROKEN_LINE, commit_broken_line_moved_down, run_cli
 
 
 def test_text_marks_findings_the_diagram_already_had(scratch: ScratchRepo, monkeypatch: pytest.MonkeyPatch,
                                                     tmp_path: Path, capsys) -> None:
     monkeypatch.setenv("ATLAS_DATA_DIR", str(tmp_path / "data"))
-    scratch.write("docs/costs/cdn.md", BROKEN)
-    scratch.commit("base")
-    scratch.git("checkout", "-q", "-b", "pr")
-    # The pull request moves the broken line down and adds a good one below it.
-    scratch.write("docs/costs/cdn.md", "Intro.\n\n" + BROKEN.replace("[Total]", "[Total]\n    TOTAL --> BILL[Bill]"))
-    scratch.commit("pr")
+    commit_broken_line_moved_down(scratch)
 
     _, out, _ = run_cli(capsys, "check", "--repo", str(scratch.path), "--base", "main", "--head", "pr")
     syntax = [line for line in out.splitlines() if "[technical/syntax]" in line]
