@@ -6,8 +6,10 @@ workers are handed in; everything after them is the pure core.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 
 from bot import content, model, stored
@@ -153,6 +155,27 @@ class _TransientWatch:
         return verdicts
 
 
+class _GateClock:
+    """Seconds spent evaluating gates in one run: the clock a change's time budget is measured on, since gates
+    run while mermaid parses and waiting for verdicts is not gate time."""
+
+    def __init__(self) -> None:
+        self._spent = 0.0
+        self._since: float | None = None
+
+    def __call__(self) -> float:
+        return self._spent + (0.0 if self._since is None else time.monotonic() - self._since)
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        self._since = time.monotonic()
+        try:
+            yield
+        finally:
+            self._spent += time.monotonic() - self._since
+            self._since = None
+
+
 def syntax_fixes(pool: MermaidPool, items: Sequence[tuple[str, SyntaxVerdict]]) -> list[SyntaxFix | None]:
     """``choose_fixes`` over the pool, remembered in the pool's cache by diagram text and fix-rules revision.
 
@@ -198,19 +221,32 @@ def _evaluate(
                 for i in keys if keys[i] in known}
 
     work = [(i, item) for i in keys if i not in per_file for item in checked[i]]
-    verdicts = pool.parse_many([item.new.code for _, item in work], on_progress=on_progress)
+    clock = _GateClock()
+    deadline = change_deadline(config, now=0.0)
+    results: list[DiagramResult | None] = [None] * len(work)
+
+    def evaluate(n: int, verdict: SyntaxVerdict, fix: SyntaxFix | None) -> None:
+        i, item = work[n]
+        with clock.running():
+            results[n] = evaluate_diagram(
+                config, item.new, status=item.status, category=config.category_of(changes[i].path),
+                file_text=changes[i].text, verdict=verdict, syntax_fix=fix, deadline=deadline, clock=clock,
+            )
+
+    # Gates run on each diagram mermaid accepts as soon as its verdict arrives, while mermaid parses the rest;
+    # the failing ones wait for the fix search (its candidates are parsed in a few rounds of one call each).
+    verdicts = pool.parse_many([item.new.code for _, item in work], on_progress=on_progress,
+                               on_verdict=lambda n, verdict: evaluate(n, verdict, None) if verdict.ok else None)
     failing = [n for n, verdict in enumerate(verdicts) if not verdict.ok]
     watch = _TransientWatch(pool)
     fixes = dict(zip(failing, syntax_fixes(watch, [(work[n][1].new.code, verdicts[n]) for n in failing]),
                      strict=True))
+    for n, verdict in enumerate(verdicts):
+        if results[n] is None:  # failing, or a pool that hands out verdicts only at the end
+            evaluate(n, verdict, fixes.get(n))
     fresh: dict[int, list[DiagramResult]] = {}
-    deadline = change_deadline(config)
-    for n, ((i, item), verdict) in enumerate(zip(work, verdicts, strict=True)):
-        change = changes[i]
-        fresh.setdefault(i, []).append(evaluate_diagram(
-            config, item.new, status=item.status, category=config.category_of(change.path),
-            file_text=change.text, verdict=verdict, syntax_fix=fixes.get(n), deadline=deadline,
-        ))
+    for (i, _), result in zip(work, results, strict=True):
+        fresh.setdefault(i, []).append(result)  # type: ignore[arg-type]  # every result is set above
     # A file with a timeout or crash among its verdicts, or whose missing suggestion may come from one, and one
     # whose gates the time budget cut short, is evaluated again next time, never read back.
     lasting = {i for i, rs in fresh.items()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
+from bot import check
 from bot.check import projected_counts, run_all, run_check, syntax_fixes
 from bot.cli import EXIT_BLOCKED, EXIT_OK, EXIT_USAGE, main
 from bot.config import load_config
@@ -201,7 +203,7 @@ def test_syntax_fixes_are_remembered_between_runs(tmp_path: Path) -> None:
 
         version, cache = pool.version, VerdictCache(tmp_path / "cache.sqlite3")
 
-        def parse_many(self, codes, on_progress=None):
+        def parse_many(self, codes, on_progress=None, on_verdict=None):
             raise AssertionError(f"parsed {len(codes)} diagrams on a warm run")
 
     assert syntax_fixes(NoParsing(), [(broken, verdict)]) == first
@@ -231,7 +233,7 @@ def test_a_file_seen_before_costs_no_parse_and_gives_the_same_results(atlas: Pat
     class NoParsing:
         version, cache = pool.version, VerdictCache(tmp_path / "results.sqlite3")
 
-        def parse_many(self, codes, on_progress=None):
+        def parse_many(self, codes, on_progress=None, on_verdict=None):
             assert not codes, f"parsed {len(codes)} diagrams of files seen before"
             return []
 
@@ -283,13 +285,46 @@ def test_results_cut_short_by_the_gate_budget_are_not_stored(atlas: Path, tmp_pa
         class Counting:
             version, cache, parsed = pool.version, VerdictCache(tmp_path / "results.sqlite3"), []
 
-            def parse_many(self, codes, on_progress=None):
+            def parse_many(self, codes, on_progress=None, on_verdict=None):
                 self.parsed.extend(codes)
                 return pool.parse_many(codes)
 
         counting = Counting()
         run_all(repo, spent, counting, rev="pr")
     assert len(counting.parsed) == len(result.diagrams)
+
+
+def test_gates_of_parsed_diagrams_run_while_mermaid_parses_the_rest(
+    atlas: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A diagram's gates run as soon as its verdict arrives, and the change's time budget counts gate work
+    only: waiting for mermaid, even longer than the whole budget, does not cut the gates short."""
+    events: list[str] = []
+    evaluate = check.evaluate_diagram
+
+    def recording(config, diagram, **kwargs):
+        events.append(f"gates {diagram.path}")
+        return evaluate(config, diagram, **kwargs)
+
+    monkeypatch.setattr(check, "evaluate_diagram", recording)
+
+    class Streaming:
+        version, cache = "test", None
+
+        def parse_many(self, codes, on_progress=None, on_verdict=None):
+            verdicts = []
+            for index, code in enumerate(codes):
+                time.sleep(0.8)  # mermaid at work: three diagrams outlast the budget
+                verdicts.append(SyntaxVerdict(ok=True, type="flowchart-v2"))
+                events.append(f"parsed {index}")
+                on_verdict(index, verdicts[-1])
+            return verdicts
+
+    budget = load_config(repo_config_text="gate_budget: {change_seconds: 2}\n")
+    result = run_all(GitRepo(atlas), budget, Streaming(), rev="pr")
+    paths = [d.diagram.path for d in result.diagrams]
+    assert events == [event for n, path in enumerate(paths) for event in (f"parsed {n}", f"gates {path}")]
+    assert not any(f.rule == "time_budget" for d in result.diagrams for f in d.findings)
 
 
 def test_gates_score_prints_the_matrix_and_each_disagreement(atlas: Path, tmp_path: Path, capsys) -> None:
@@ -324,7 +359,7 @@ class TimingOutPool:
     def __init__(self, pool: MermaidPool, *, phases: set[str]) -> None:
         self.pool, self.version, self.cache, self.phases, self.calls = pool, pool.version, pool.cache, phases, 0
 
-    def parse_many(self, codes, on_progress=None):
+    def parse_many(self, codes, on_progress=None, on_verdict=None):
         self.calls += 1
         phase = "diagrams" if self.calls == 1 else "fixes"
         if phase in self.phases:

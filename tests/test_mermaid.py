@@ -121,6 +121,27 @@ def test_parse_many_keeps_order_dedupes_and_reports_progress(pool: MermaidPool) 
     assert [done for done, _ in progress] == sorted(done for done, _ in progress)
 
 
+def test_each_verdict_is_handed_out_once_per_index_cached_ones_first(tmp_path: Path) -> None:
+    cache = VerdictCache(tmp_path / "v.sqlite3")
+    broken = "flowchart TD\n  A --> B(\n"
+    with MermaidPool(workers=1, cache=cache) as pool:
+        pool.parse_many([broken])
+        codes = [VALID, broken, VALID, "sequenceDiagram\n  A->>B: x\n"]
+        handed: list[tuple[int, SyntaxVerdict]] = []
+        verdicts = pool.parse_many(codes, on_verdict=lambda index, verdict: handed.append((index, verdict)))
+    assert handed[0] == (1, verdicts[1])  # cached: before anything is parsed
+    assert sorted(handed) == sorted(enumerate(verdicts))  # the duplicate VALID is handed out at both indexes
+
+
+def test_a_verdict_callback_that_fails_abandons_the_call_not_the_pool(pool: MermaidPool) -> None:
+    def fail(index: int, verdict: SyntaxVerdict) -> None:
+        raise ValueError(f"consumer broke on {index}")
+
+    with pytest.raises(ValueError, match="consumer broke on"):
+        pool.parse_many(many_valid(40), on_verdict=fail)
+    assert all(v.ok for v in pool.parse_many(many_valid(5)))
+
+
 def test_stuck_diagram_times_out_and_the_rest_still_parses(hooks: None) -> None:
     with MermaidPool(workers=1, timeout=4.0) as pool:
         verdicts = pool.parse_many([VALID, HANG, *many_valid(3)])

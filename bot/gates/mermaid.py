@@ -301,27 +301,42 @@ class MermaidPool:
         return self.parse_many([code])[0]
 
     def parse_many(
-        self, codes: Sequence[str], on_progress: Callable[[int, int], None] | None = None
+        self,
+        codes: Sequence[str],
+        on_progress: Callable[[int, int], None] | None = None,
+        on_verdict: Callable[[int, SyntaxVerdict], None] | None = None,
     ) -> list[SyntaxVerdict]:
         """Verdicts in the order of ``codes``; identical codes are parsed once, cached ones not at all.
-        ``on_progress`` is called from this thread, never with the pool's lock held."""
+
+        ``on_verdict(index, verdict)`` is called once per index of ``codes`` as soon as its verdict is known
+        (cached ones first), so the caller can work on it while the rest is parsed. Both callbacks are called
+        from this thread, never with the pool's lock held; an exception in one abandons the call."""
         shas = [code_hash(code) for code in codes]
-        counts: dict[str, int] = {}
+        indexes: dict[str, list[int]] = {}
         unique: dict[str, str] = {}
-        for sha, code in zip(shas, codes):
-            counts[sha] = counts.get(sha, 0) + 1
+        for index, (sha, code) in enumerate(zip(shas, codes)):
+            indexes.setdefault(sha, []).append(index)
             unique.setdefault(sha, code)
         known = self.cache.get_many(self.version, unique) if self.cache else {}
-        done = sum(counts[sha] for sha in known)
+        done = sum(len(indexes[sha]) for sha in known)
         if on_progress:
             on_progress(done, len(codes))
         todo = [sha for sha in unique if sha not in known]
+        if on_verdict and known:
+            if todo:
+                self.start(len(todo))  # the workers load mermaid while the cached verdicts are handed out
+            for index, sha in enumerate(shas):
+                if sha in known:
+                    on_verdict(index, known[sha])
 
         def report(index: int) -> None:
             nonlocal done
-            done += counts[todo[index]]
+            done += len(indexes[todo[index]])
             if on_progress:
                 on_progress(done, len(codes))
+            if on_verdict:
+                for code_index in indexes[todo[index]]:
+                    on_verdict(code_index, call.results[index])  # type: ignore[arg-type]  # set when reported
 
         call = _Call([unique[sha] for sha in todo])
         self._complete(call, report)
