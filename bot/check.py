@@ -19,7 +19,7 @@ from bot.counting import DiagramCounter
 from bot.gates import checks, engine, syntax_errors
 from bot.gates import fixes as fix_rules
 from bot.gates.engine import BUDGET_RULE, change_deadline, evaluate_diagram, skipped_file_finding
-from bot.gates.fixes import SyntaxFix, choose_fixes
+from bot.gates.fixes import SyntaxFix, candidate_fixes, choose_fixes
 from bot.gates.mermaid import CACHE_TABLE, FILE_RESULTS, SUGGESTIONS, MermaidPool, code_hash, is_transient
 from bot.gitrepo import GitRepo
 from bot.model import (
@@ -176,8 +176,13 @@ class _GateClock:
             self._since = None
 
 
-def syntax_fixes(pool: MermaidPool, items: Sequence[tuple[str, SyntaxVerdict]]) -> list[SyntaxFix | None]:
-    """``choose_fixes`` over the pool, remembered in the pool's cache by diagram text and fix-rules revision.
+def syntax_fixes(
+    pool: MermaidPool,
+    items: Sequence[tuple[str, SyntaxVerdict]],
+    candidates: Sequence[list[SyntaxFix] | None] | None = None,
+) -> list[SyntaxFix | None]:
+    """``choose_fixes`` over the pool, remembered in the pool's cache by diagram text and fix-rules revision
+    (``candidates`` as for ``choose_fixes``).
 
     Diagrams whose verdict is transient (a timeout or crash) get no suggestion; when a candidate's parse was
     transient, "no suggestion" is not remembered, since the candidate may parse next time.
@@ -188,7 +193,9 @@ def syntax_fixes(pool: MermaidPool, items: Sequence[tuple[str, SyntaxVerdict]]) 
     known = pool.cache.get_stored(SUGGESTIONS, version, keys.values()) if pool.cache and keys else {}
     todo = [i for i in wanted if keys[i] not in known]
     watch = _TransientWatch(pool)
-    found = dict(zip(todo, choose_fixes([items[i] for i in todo], watch.parse_many), strict=True))
+    found = dict(zip(todo, choose_fixes([items[i] for i in todo], watch.parse_many,
+                                        candidates=[candidates[i] for i in todo] if candidates else None),
+                     strict=True))
     lasting = {keys[i]: fix_to_json(fix) for i, fix in found.items() if fix is not None or not watch.seen}
     if pool.cache and lasting:
         pool.cache.put_stored(SUGGESTIONS, version, lasting)
@@ -233,14 +240,22 @@ def _evaluate(
                 file_text=changes[i].text, verdict=verdict, syntax_fix=fix, deadline=deadline, clock=clock,
             )
 
-    # Gates run on each diagram mermaid accepts as soon as its verdict arrives, while mermaid parses the rest;
-    # the failing ones wait for the fix search (its candidates are parsed in a few rounds of one call each).
-    verdicts = pool.parse_many([item.new.code for _, item in work], on_progress=on_progress,
-                               on_verdict=lambda n, verdict: evaluate(n, verdict, None) if verdict.ok else None)
+    # Gates run on each diagram mermaid accepts as soon as its verdict arrives, and fix candidates are built
+    # for each one it rejects, while mermaid parses the rest; the rejected ones' gates wait for the candidates'
+    # parses (a few rounds of one call each).
+    prepared: dict[int, list[SyntaxFix]] = {}
+
+    def take(n: int, verdict: SyntaxVerdict) -> None:
+        if verdict.ok:
+            evaluate(n, verdict, None)
+        elif not is_transient(verdict):
+            prepared[n] = candidate_fixes(work[n][1].new.code, verdict)
+
+    verdicts = pool.parse_many([item.new.code for _, item in work], on_progress=on_progress, on_verdict=take)
     failing = [n for n, verdict in enumerate(verdicts) if not verdict.ok]
     watch = _TransientWatch(pool)
-    fixes = dict(zip(failing, syntax_fixes(watch, [(work[n][1].new.code, verdicts[n]) for n in failing]),
-                     strict=True))
+    fixes = dict(zip(failing, syntax_fixes(watch, [(work[n][1].new.code, verdicts[n]) for n in failing],
+                                           [prepared.get(n) for n in failing]), strict=True))
     for n, verdict in enumerate(verdicts):
         if results[n] is None:  # failing, or a pool that hands out verdicts only at the end
             evaluate(n, verdict, fixes.get(n))

@@ -294,19 +294,25 @@ def test_results_cut_short_by_the_gate_budget_are_not_stored(atlas: Path, tmp_pa
     assert len(counting.parsed) == len(result.diagrams)
 
 
-def test_gates_of_parsed_diagrams_run_while_mermaid_parses_the_rest(
+def test_gates_and_fix_candidates_run_while_mermaid_parses_the_rest(
     atlas: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A diagram's gates run as soon as its verdict arrives, and the change's time budget counts gate work
-    only: waiting for mermaid, even longer than the whole budget, does not cut the gates short."""
+    """A diagram's gates run as soon as mermaid accepts it, a rejected one's fix candidates are built as soon
+    as it is rejected (its gates wait for the candidates' parses), and the change's time budget counts gate
+    work only: waiting for mermaid, even longer than the whole budget, does not cut the gates short."""
     events: list[str] = []
-    evaluate = check.evaluate_diagram
+    evaluate, candidates = check.evaluate_diagram, check.candidate_fixes
 
-    def recording(config, diagram, **kwargs):
+    def recording_gates(config, diagram, **kwargs):
         events.append(f"gates {diagram.path}")
         return evaluate(config, diagram, **kwargs)
 
-    monkeypatch.setattr(check, "evaluate_diagram", recording)
+    def recording_candidates(code, verdict):
+        events.append("candidates")
+        return candidates(code, verdict)
+
+    monkeypatch.setattr(check, "evaluate_diagram", recording_gates)
+    monkeypatch.setattr(check, "candidate_fixes", recording_candidates)
 
     class Streaming:
         version, cache = "test", None
@@ -314,16 +320,23 @@ def test_gates_of_parsed_diagrams_run_while_mermaid_parses_the_rest(
         def parse_many(self, codes, on_progress=None, on_verdict=None):
             verdicts = []
             for index, code in enumerate(codes):
-                time.sleep(0.8)  # mermaid at work: three diagrams outlast the budget
-                verdicts.append(SyntaxVerdict(ok=True, type="flowchart-v2"))
-                events.append(f"parsed {index}")
-                on_verdict(index, verdicts[-1])
+                if "[Open Connect (CDN)]" in code:
+                    verdicts.append(SyntaxVerdict(ok=False, error="Parse error on line 2", error_line=2))
+                else:
+                    verdicts.append(SyntaxVerdict(ok=True, type="flowchart-v2"))
+                if on_verdict is not None:  # the diagrams, not the fix candidates
+                    time.sleep(0.8)  # mermaid at work: three diagrams outlast the budget
+                    events.append(f"parsed {index}")
+                    on_verdict(index, verdicts[-1])
             return verdicts
 
     budget = load_config(repo_config_text="gate_budget: {change_seconds: 2}\n")
     result = run_all(GitRepo(atlas), budget, Streaming(), rev="pr")
     paths = [d.diagram.path for d in result.diagrams]
-    assert events == [event for n, path in enumerate(paths) for event in (f"parsed {n}", f"gates {path}")]
+    assert paths == ["docs/costs/cdn.md", "docs/systems/ledger.md", "docs/systems/payments.md"]
+    assert events == ["parsed 0", "candidates", "parsed 1", f"gates {paths[1]}", "parsed 2", f"gates {paths[2]}",
+                      f"gates {paths[0]}"]
+    assert any(f.rule == "syntax" and f.suggestion for f in result.diagrams[0].findings)  # the fix was found
     assert not any(f.rule == "time_budget" for d in result.diagrams for f in d.findings)
 
 

@@ -216,6 +216,15 @@ def test_choose_fixes_batches_rounds_and_keeps_order() -> None:
     assert parsed_fine not in {code for batch in parser.batches for code in batch}
 
 
+def test_choose_fixes_takes_candidates_built_beforehand() -> None:
+    code = "graph TB\n    A[x (y)]\n"
+    built = candidate_fixes(code, FAILED)
+    parser = FakeParser({apply_fix(code, built[-1])})
+    chosen = choose_fixes([(code, FAILED), (code, FAILED)], parser, candidates=[built[-1:], None])
+    assert chosen[0] == built[-1]
+    assert parser.batches[0] == [apply_fix(code, built[-1]), apply_fix(code, built[0])]
+
+
 def test_choose_fixes_caps_rounds() -> None:
     code = "graph TB\n    A[x (y)@z]\n    classDf s fill:#fff\n    B -x C\n"
     parser = FakeParser(set())

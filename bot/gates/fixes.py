@@ -199,14 +199,18 @@ def choose_fixes(
     parse_many: ParseMany,
     *,
     max_rounds: int = 3,
+    candidates: Sequence[list[SyntaxFix] | None] | None = None,
 ) -> list[SyntaxFix | None]:
     """Per item, the first candidate after which the diagram parses, or None.
 
     Round ``r`` parses the ``r``-th candidate of every item still unfixed, all in one ``parse_many`` call,
     so the parser gets at most ``max_rounds`` batches and mostly one candidate per failing diagram.
+    ``candidates``, aligned with ``items``, holds ``candidate_fixes`` already computed (None: compute it).
     """
     chosen: list[SyntaxFix | None] = [None] * len(items)
-    pending = {i: candidate_fixes(code, verdict) for i, (code, verdict) in enumerate(items) if not verdict.ok}
+    known = candidates or [None] * len(items)
+    pending = {i: candidate_fixes(code, verdict) if known[i] is None else known[i]
+               for i, (code, verdict) in enumerate(items) if not verdict.ok}
     for round_index in range(max_rounds):
         batch = [(i, cands[round_index]) for i, cands in pending.items() if round_index < len(cands)]
         if not batch:
