@@ -7,7 +7,8 @@ maid is not a dependency of this project; install it into a scratch folder and p
     .venv/bin/python bench/bench_maid.py --docs DOCS --verdicts VERDICTS --maid /tmp/maid/node_modules/.bin/maid
 
 Per run it reports wall time, CPU seconds (user + system of the process and its children) and peak resident
-memory of the largest process (atlas-bot's Python process or one of its Node workers).
+memory of the largest process (atlas-bot's Python process or one of its Node workers), and the mermaid parses
+of each atlas-bot run (the diagrams plus the fix candidates; a warm run needs none).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -25,14 +27,22 @@ from pathlib import Path
 from bench_check import ROOT, build_repo, compare
 
 
-def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
-    """(wall s, CPU s, peak RSS MiB, stdout) of one command and everything it starts."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    out = proc.stdout.read()  # type: ignore[union-attr]
-    _, _, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
+def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, float, str, str]:
+    """(wall s, CPU s, peak RSS MiB, stdout, stderr) of one command and everything it starts."""
+    with tempfile.TemporaryFile("w+") as errors:
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=errors, text=True)
+        out = proc.stdout.read()  # type: ignore[union-attr]
+        _, _, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        errors.seek(0)
+        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out, errors.read()
+
+
+def parses(stderr: str) -> int:
+    """mermaid parses of one atlas-bot run, from the pool's closing log line (0: no worker was started)."""
+    found = re.search(r"mermaid pool closing: (\d+) parses", stderr)
+    return int(found.group(1)) if found else 0
 
 
 def main() -> int:
@@ -47,16 +57,17 @@ def main() -> int:
         repo = build_repo(args.docs, Path(scratch))
         check = [sys.executable, "-m", "bot.cli", "check", "--repo", str(repo), "--all", "--format", "json"]
         for run in range(args.runs):
-            env = {**os.environ, "ATLAS_DATA_DIR": str(Path(scratch) / f"data-{run}")}
-            *cold, out = measured(check, env)
+            env = {**os.environ, "ATLAS_DATA_DIR": str(Path(scratch) / f"data-{run}"), "ATLAS_LOG_LEVEL": "INFO"}
+            *cold, out, cold_log = measured(check, env)
             if run == 0:
                 print("verdicts:", json.dumps(compare(json.loads(out), args.verdicts)))
-            *maid, _ = measured([str(args.maid), str(repo / "docs")], dict(os.environ))
-            *warm, _ = measured(check, env)
+            *maid, _, _ = measured([str(args.maid), str(repo / "docs")], dict(os.environ))
+            *warm, _, warm_log = measured(check, env)
             for name, row in (("atlas cold", cold), ("maid", maid), ("atlas warm", warm)):
                 rows[name].append(tuple(row))  # type: ignore[arg-type]
             print(f"pair {run + 1}: cold {cold[0]:.2f} s, maid {maid[0]:.2f} s, ratio {cold[0] / maid[0]:.2f}; "
-                  f"warm {warm[0]:.2f} s; load {os.getloadavg()[0]:.1f}", flush=True)
+                  f"warm {warm[0]:.2f} s; mermaid parses cold {parses(cold_log)}, warm {parses(warm_log)}; "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
     ratios = [c[0] / m[0] for c, m in zip(rows["atlas cold"], rows["maid"])]
     for name, values in rows.items():
         wall, cpu, rss = (statistics.median(v[i] for v in values) for i in range(3))

@@ -121,6 +121,14 @@ def test_parse_many_keeps_order_dedupes_and_reports_progress(pool: MermaidPool) 
     assert [done for done, _ in progress] == sorted(done for done, _ in progress)
 
 
+def test_the_pool_counts_its_parses(tmp_path: Path) -> None:
+    codes = [VALID, "flowchart TD\n  A --> B(\n", VALID]
+    with MermaidPool(workers=1, cache=VerdictCache(tmp_path / "v.sqlite3")) as counting:
+        counting.parse_many(codes)
+        counting.parse_many(codes)
+        assert counting.parses == 2  # identical codes once, cached ones not at all
+
+
 def test_each_verdict_is_handed_out_once_per_index_cached_ones_first(tmp_path: Path) -> None:
     cache = VerdictCache(tmp_path / "v.sqlite3")
     broken = "flowchart TD\n  A --> B(\n"

@@ -264,6 +264,7 @@ class MermaidPool:
         self._workers: list[_Worker] = []
         self._calls: list[_Call] = []  # calls with work, the next to be fed first
         self._job_ids = itertools.count()
+        self.parses = 0  # diagrams handed to a worker so far (one retried after a crash counts again)
         self._driving = False  # a thread is running a scheduler turn (only it touches the workers then)
         self._closing = False  # close() waits for the current turn: no caller starts another
         self._cond = threading.Condition(threading.RLock())
@@ -353,6 +354,8 @@ class MermaidPool:
             self._closing = True
             try:
                 self._cond.wait_for(lambda: not self._driving)
+                if self._workers:
+                    log.info("mermaid pool closing: %d parses so far", self.parses)
                 self._stop_all(MermaidUnavailable(POOL_CLOSED))
             finally:
                 self._closing = False
@@ -452,6 +455,7 @@ class MermaidPool:
                 index = call.pending.popleft()
                 job = next(self._job_ids)
                 worker.queued.append((job, call, index))
+                self.parses += 1
                 lines.append(json.dumps({"id": job, "code": call.codes[index]}) + "\n")
         if lines:
             worker.outbox += "".join(lines).encode("utf-8", "surrogatepass")
