@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,25 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
         code = exit_.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def test_check_loads_neither_pygithub_nor_the_app(atlas: Path) -> None:
+    """``check`` imports only what it needs: PyGithub, pydantic and the App's modules cost start-up time."""
+    probe = ("import sys\nfrom bot.cli import main\ncode = main(sys.argv[1:])\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('github', 'pydantic')"
+             " or m in ('bot.github', 'bot.progress_job', 'bot.register', 'bot.settings')))\n"
+             "sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", probe, "check", "--repo", str(atlas), "--all", "--format", "json"],
+                          capture_output=True, text=True, check=False, cwd=Path(__file__).parent.parent)
+    assert done.returncode == EXIT_OK, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_version_and_help_still_work(capsys) -> None:
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == EXIT_OK and out.startswith("atlas-bot ") and "(mermaid " in out
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == EXIT_OK and "--version" in out
 
 
 def test_json_lists_added_diagrams_with_verdicts_suggestions_and_totals(atlas: Path, capsys) -> None:
