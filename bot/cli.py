@@ -305,15 +305,17 @@ def _apply_fixes(target: _Target, result, *, dry_run: bool) -> int:
 
 def _render(output_format: str, target: _Target, result) -> str:
     from bot.render import render_github, render_json, render_text
-    from bot.review import preexisting_findings
-    from bot.sarif import render_sarif
 
     if output_format == "json":
         return render_json(result)
     if output_format == "github":
         return render_github(result)
     if output_format == "sarif":
+        from bot.sarif import render_sarif
+
         return render_sarif(result, tool_version=package_version())
+    from bot.review import preexisting_findings
+
     sources = target.texts(f.path for f in result.findings if f.suggestion is not None)
     return render_text(result, color=_color(sys.stdout), sources=sources, preexisting=preexisting_findings(result))
 
