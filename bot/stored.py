@@ -118,7 +118,7 @@ def results_from_json(text: str) -> list[DiagramResult]:
     return [
         DiagramResult(
             diagram=_diagram_from(item["diagram"]),
-            status=DiagramStatus(item["status"]),
+            status=_STATUSES[item["status"]],
             syntax=_verdict_from(item["syntax"]),
             findings=tuple(_finding_from(f) for f in item["findings"]),
             gates_passed=item["gates_passed"],
@@ -133,10 +133,15 @@ def _diagram_from(data: Mapping[str, Any]) -> Diagram:
                    data["closed"])
 
 
+# Enum members by value: calling the enum costs more than all the rest of rebuilding a stored finding.
+_STATUSES = {status.value: status for status in DiagramStatus}
+_SEVERITIES = {severity.value: severity for severity in Severity}
+
+
 def _verdict_from(data: Mapping[str, Any]) -> SyntaxVerdict:
     return SyntaxVerdict(data["ok"], data["error"], data["error_line"], data["type"])
 
 
 def _finding_from(data: Mapping[str, Any]) -> Finding:
-    return Finding(data["gate"], data["rule"], Severity(data["severity"]), data["path"], data["line"],
+    return Finding(data["gate"], data["rule"], _SEVERITIES[data["severity"]], data["path"], data["line"],
                    data["message"], data["end_line"], data["suggestion"], data["blocking"])
