@@ -18,7 +18,6 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from itertools import accumulate
 from re import _compiler, _constants, _parser  # the boundary-led scan rewrites parsed patterns
 from typing import TYPE_CHECKING, Any
@@ -1224,7 +1223,7 @@ class _Evidence:
     unless_after: re.Pattern[str] | None
     window: int
 
-    @cached_property
+    @_lazy
     def patterns(self) -> tuple[_Pattern, ...]:
         return _scan_patterns(self.regexes, self.flags)
 
