@@ -8,8 +8,9 @@ be read as Markdown (binary, not UTF-8, too large) gets a skip reason in words i
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 
 from bot.content import diff_diagrams, extract_diagrams, is_markdown_path
 from bot.gitrepo import ChangedPath, GitError, GitRepo
@@ -135,20 +136,34 @@ def collect_changes(
 def collect_all(
     repo: GitRepo, rev: str, *, max_bytes: int = DEFAULT_MAX_BYTES, under: str = ""
 ) -> tuple[FileChange, ...]:
-    """Every Markdown file at ``rev`` (below folder ``under``; "" = whole tree), by path, all its diagrams
-    with status CHECKED. ``change`` is "A": with no base, every file is new to the check."""
-    files_at = repo.list_files(rev, under)
-    reads = _read_checked(repo, {sha for _, sha in files_at}, max_bytes)
-    return tuple(_whole_file(path, reads[sha]) for path, sha in files_at)
+    """Every Markdown file at ``rev`` (below folder ``under``; "" = whole tree), by path: ``whole_files``."""
+    return whole_files(repo, repo.list_files(rev, under), max_bytes=max_bytes)
 
 
-def _whole_file(path: str, read: _Read) -> FileChange:
+def whole_files(
+    repo: GitRepo, files_at: Sequence[tuple[str, str]], *, max_bytes: int = DEFAULT_MAX_BYTES,
+    known: Mapping[tuple[str, str], Sequence[Diagram]] = MappingProxyType({}),
+) -> tuple[FileChange, ...]:
+    """The files of a tree listing ((path, blob id), as ``GitRepo.list_files`` gives it), each checked whole:
+    all its diagrams with status CHECKED and its blob id, or its skip reason. ``change`` is "A": with no base,
+    every file is new to the check. ``known`` gives the diagrams of files whose results are stored, by (path, blob id): those are
+    neither read nor extracted (their ``text`` is empty)."""
+    reads = _read_checked(repo, {sha for path, sha in files_at if (path, sha) not in known}, max_bytes)
+    return tuple(_seen_file(path, sha, known[(path, sha)]) if (path, sha) in known
+                 else _whole_file(path, reads[sha], blob=sha) for path, sha in files_at)
+
+
+def _seen_file(path: str, blob: str, diagrams: Sequence[Diagram]) -> FileChange:
+    return FileChange(path, "A", diagrams=tuple(DiagramChange(DiagramStatus.CHECKED, d) for d in diagrams), blob=blob)
+
+
+def _whole_file(path: str, read: _Read, *, blob: str | None = None) -> FileChange:
     """A file checked as a whole (no base): all its diagrams CHECKED, or its skip reason."""
     text, reason = read
     if text is None:
         return FileChange(path, "A", skip_reason=reason)
     diagrams = tuple(DiagramChange(DiagramStatus.CHECKED, d) for d in extract_diagrams(path, text))
-    return FileChange(path, "A", diagrams=diagrams, text=text)
+    return FileChange(path, "A", diagrams=diagrams, text=text, blob=blob)
 
 
 def texts_at(repo: GitRepo, rev: str, paths: Iterable[str]) -> dict[str, str]:

@@ -11,11 +11,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from bot import content, model, stored
-from bot.changes import collect_all, collect_changes, texts_at
+from bot.changes import collect_changes, texts_at, whole_files
 from bot.config import Config
-from bot.counting import DiagramCounter
 from bot.gates import checks, engine, syntax_errors
 from bot.gates import fixes as fix_rules
 from bot.gates.engine import BUDGET_RULE, change_deadline, evaluate_diagram, skipped_file_finding
@@ -24,13 +25,13 @@ from bot.gates.mermaid import CACHE_TABLE, FILE_RESULTS, SUGGESTIONS, MermaidPoo
 from bot.gitrepo import GitRepo
 from bot.model import (
     CheckResult,
+    DiagramChange,
     DiagramResult,
     DiagramStatus,
     FileChange,
     SyntaxVerdict,
 )
 from bot.progress import category_totals
-from bot.progress_store import ProgressStore
 from bot.stored import (
     config_digest,
     fix_from_json,
@@ -40,6 +41,9 @@ from bot.stored import (
     source_revision,
 )
 from bot.suppress import apply_suppressions
+
+if TYPE_CHECKING:
+    from bot.progress_store import ProgressStore
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -65,6 +69,8 @@ def run_check(
 
     ``store`` keeps diagram counts by blob between runs (the category totals need the base's counts).
     """
+    from bot.counting import DiagramCounter  # only a change needs the base's counts: --all starts faster
+
     base_sha, head_sha = repo.resolve(base), repo.resolve(head)
     changes = collect_changes(repo, base_sha, head_sha, max_bytes=config.max_file_bytes)
     before = DiagramCounter(repo, store).counts_at(base_sha)
@@ -105,10 +111,25 @@ def run_all(
     rev: str,
     on_progress: ProgressCallback | None = None,
 ) -> CheckResult:
-    """Check every diagram of every Markdown file at one revision."""
+    """Check every diagram of every Markdown file at one revision. A file whose results are stored is looked
+    up by its path and blob id, and neither read nor extracted."""
     sha = repo.resolve(rev)
-    return run_files(config, pool, collect_all(repo, sha, max_bytes=config.max_file_bytes), head=sha,
-                     on_progress=on_progress)
+    listed = repo.list_files(sha)
+    stored = _stored_whole_files(pool, config, listed)
+    changes = whole_files(repo, listed, max_bytes=config.max_file_bytes,
+                          known={entry: [result.diagram for result in results] for entry, results in stored.items()})
+    return run_files(config, pool, changes, head=sha, on_progress=on_progress,
+                     stored={path: results for (path, _), results in stored.items()})
+
+
+def _stored_whole_files(pool: MermaidPool, config: Config,
+                        files_at: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[DiagramResult]]:
+    """Stored results of whole files, by (path, blob id), looked up in one query."""
+    if not pool.cache:
+        return {}
+    keys = {entry: whole_file_key(*entry) for entry in files_at}
+    found = pool.cache.get_stored(FILE_RESULTS, file_results_version(pool, config), keys.values())
+    return {entry: results_from_json(found[key]) for entry, key in keys.items() if key in found}
 
 
 def run_files(
@@ -118,11 +139,14 @@ def run_files(
     *,
     head: str,
     on_progress: ProgressCallback | None = None,
+    stored: Mapping[str, Sequence[DiagramResult]] = MappingProxyType({}),
 ) -> CheckResult:
-    """Check every diagram of whole files (a revision's, or files read from disk: ``bot.changes.collect_paths``)."""
+    """Check every diagram of whole files (a revision's, or files read from disk: ``bot.changes.collect_paths``).
+
+    ``stored`` holds the results of files already looked up, by path (those files were not read)."""
     counts = {c.path: len(c.diagrams) for c in changes if c.diagrams}
     return _evaluate(config, pool, changes, base=None, head=head, before=counts, after=counts,
-                     on_progress=on_progress)
+                     on_progress=on_progress, stored=stored)
 
 
 def projected_counts(before: Mapping[str, int], changes: Iterable[FileChange]) -> dict[str, int]:
@@ -203,6 +227,24 @@ def syntax_fixes(
             for i in range(len(items))]
 
 
+def file_results_version(pool: MermaidPool, config: Config) -> str:
+    """What a file's stored results depend on besides the file: the configuration, the verdicts' meaning
+    (mermaid version, verdict table) and the code that computed them."""
+    return f"{pool.version}/{CACHE_TABLE}/{RESULTS_REVISION}/{config_digest(config)}"
+
+
+def file_results_key(change: FileChange, checked: Sequence[DiagramChange]) -> str:
+    """What identifies a file's results under one version: a whole file from a tree by its path and blob id
+    (known without reading it), any other by its path, text and which of its diagrams are checked."""
+    if change.blob is not None:
+        return whole_file_key(change.path, change.blob)
+    return code_hash("\0".join([change.path, change.text, *(item.status.value for item in checked)]))
+
+
+def whole_file_key(path: str, blob: str) -> str:
+    return code_hash("\0".join(["git blob", path, blob]))
+
+
 def _evaluate(
     config: Config,
     pool: MermaidPool,
@@ -213,19 +255,17 @@ def _evaluate(
     before: Mapping[str, int],
     after: Mapping[str, int],
     on_progress: ProgressCallback | None,
+    stored: Mapping[str, Sequence[DiagramResult]] = MappingProxyType({}),
 ) -> CheckResult:
     changes = tuple(change for change in changes if not config.is_excluded(change.path))
     checked = {i: [item for item in change.diagrams if item.status in CHECKED_STATUSES]
                for i, change in enumerate(changes)}
-    # A file's results are a function of its path, text, which of its diagrams are checked, the configuration,
-    # the verdicts' meaning (mermaid version, verdict table) and the code: stored under all of them, a file seen
-    # before costs no parse and no gate evaluation.
-    version = f"{pool.version}/{CACHE_TABLE}/{RESULTS_REVISION}/{config_digest(config)}"
-    keys = {i: code_hash("\0".join([changes[i].path, changes[i].text, *(item.status.value for item in items)]))
-            for i, items in checked.items() if items}
-    known = pool.cache.get_stored(FILE_RESULTS, version, keys.values()) if pool.cache else {}
-    per_file = {i: results_from_json(known[keys[i]], [item.new for item in checked[i]])
-                for i in keys if keys[i] in known}
+    version = file_results_version(pool, config)
+    keys = {i: file_results_key(changes[i], items) for i, items in checked.items()
+            if (items or changes[i].blob) and changes[i].path not in stored}
+    known = pool.cache.get_stored(FILE_RESULTS, version, keys.values()) if pool.cache and keys else {}
+    per_file = {i: results_from_json(known[keys[i]]) for i in keys if keys[i] in known}
+    per_file.update((i, list(stored[change.path])) for i, change in enumerate(changes) if change.path in stored)
 
     work = [(i, item) for i in keys if i not in per_file for item in checked[i]]
     clock = _GateClock()
@@ -267,8 +307,10 @@ def _evaluate(
     lasting = {i for i, rs in fresh.items()
                if not any(is_transient(r.syntax) or (watch.seen and not r.syntax.ok)
                           or any(f.rule == BUDGET_RULE for f in r.findings) for r in rs)}
+    # A whole file without diagrams is stored too (no results): a warm run then reads no blob at all.
+    lasting |= {i for i in keys if not checked[i] and i not in per_file}
     if pool.cache and lasting:
-        pool.cache.put_stored(FILE_RESULTS, version, {keys[i]: results_to_json(fresh[i]) for i in lasting})
+        pool.cache.put_stored(FILE_RESULTS, version, {keys[i]: results_to_json(fresh.get(i, ())) for i in lasting})
     per_file.update(fresh)
     return CheckResult(
         base=base,

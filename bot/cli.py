@@ -33,9 +33,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"atlas-bot: {message} (see --help)\n")
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the text is worked out only when asked for (package metadata is slow to read)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> NoReturn:
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="atlas-bot", description="Quality gates and progress for Atlas diagram repositories.")
-    parser.add_argument("--version", action="version", version=version_text())
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     check = sub.add_parser("check", help="check diagrams: files and folders, a change, the staged files, or all")
@@ -103,23 +114,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=os.environ.get("ATLAS_LOG_LEVEL", "WARNING"), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    from bot.config import ConfigError
-    from bot.gates.mermaid import MermaidUnavailable
-    from bot.gitrepo import GitError
-    from bot.progress_job import PublishSetupError
-    from bot.register import RegisterError
-    from bot.settings import SettingsError
-
     handlers = {"check": _check, "config": _config, "progress": _progress, "serve": _serve, "worker": _worker,
                 "jobs": _jobs, "register": _register, "gates": _gates}
     try:
         return handlers[args.command](args)
-    except (UsageError, ConfigError, GitError, MermaidUnavailable, PublishSetupError, RegisterError,
-            SettingsError) as exc:
+    except _reported_errors() as exc:
         print(f"atlas-bot: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+# Errors reported as one line with exit code 2, by module and class. Each command imports only what it needs
+# (``check`` never loads PyGithub or pydantic), so these are looked up when an error is being handled.
+_REPORTED_ERRORS = (("bot.config", "ConfigError"), ("bot.gitrepo", "GitError"),
+                    ("bot.gates.mermaid", "MermaidUnavailable"), ("bot.progress_job", "PublishSetupError"),
+                    ("bot.register", "RegisterError"), ("bot.settings", "SettingsError"))
+
+
+def _reported_errors() -> tuple[type[BaseException], ...]:
+    """UsageError and the error classes of the modules loaded so far: one never imported raised nothing."""
+    loaded = (getattr(sys.modules[module], name) for module, name in _REPORTED_ERRORS if module in sys.modules)
+    return (UsageError, *loaded)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -289,15 +305,17 @@ def _apply_fixes(target: _Target, result, *, dry_run: bool) -> int:
 
 def _render(output_format: str, target: _Target, result) -> str:
     from bot.render import render_github, render_json, render_text
-    from bot.review import preexisting_findings
-    from bot.sarif import render_sarif
 
     if output_format == "json":
         return render_json(result)
     if output_format == "github":
         return render_github(result)
     if output_format == "sarif":
+        from bot.sarif import render_sarif
+
         return render_sarif(result, tool_version=package_version())
+    from bot.review import preexisting_findings
+
     sources = target.texts(f.path for f in result.findings if f.suggestion is not None)
     return render_text(result, color=_color(sys.stdout), sources=sources, preexisting=preexisting_findings(result))
 

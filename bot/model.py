@@ -80,7 +80,9 @@ class FileChange:
     ``change`` is git's letter (A, M, D, R). ``skip_reason`` is set when the file could not be read as
     Markdown (binary, not UTF-8, too large); such a file has no diagrams and yields a finding instead.
     ``text`` is the head version (empty for deleted or skipped files) for gates that read the section
-    around a diagram.
+    around a diagram. ``blob`` is git's id of the head version when the file is checked whole from a tree
+    (``--all``): with the path it identifies the text without reading it, so a file whose results are stored
+    has only its diagrams (from those results) and an empty ``text``.
     """
 
     path: str
@@ -89,6 +91,7 @@ class FileChange:
     diagrams: tuple[DiagramChange, ...] = ()
     skip_reason: str | None = None
     text: str = ""
+    blob: str | None = None
 
 
 @dataclass(frozen=True)

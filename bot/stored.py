@@ -68,12 +68,14 @@ def fix_from_json(text: str) -> SyntaxFix | None:
 
 
 def results_to_json(results: Sequence[DiagramResult]) -> str:
-    """A file's gate results without their diagrams (those are extracted again from the same text).
+    """A file's gate results with their diagrams, so that a file seen before need not be read or extracted
+    again (the merge-base fields are not stored: they belong to one pull request, never to a file's text).
 
     The dicts are built by hand, keys in field order (what ``dataclasses.asdict`` gave, at a fraction of its
     cost: it deep-copies every value); ``tests/test_stored.py`` holds the field lists to the dataclasses."""
     return json.dumps([
         {
+            "diagram": _diagram_dict(result.diagram),
             "status": result.status.value,
             "syntax": _verdict_dict(result.syntax),
             "findings": [_finding_dict(f) for f in result.findings],
@@ -82,6 +84,15 @@ def results_to_json(results: Sequence[DiagramResult]) -> str:
         }
         for result in results
     ])
+
+
+def _diagram_dict(diagram: Diagram) -> dict[str, Any]:
+    # line_map as the bounds of its range: extraction puts code lines on consecutive file lines
+    # (bot.content), and a list of every line number costs more to decode than all the rest.
+    line_map = diagram.line_map
+    bounds = [line_map[0], line_map[-1] + 1] if line_map else [diagram.line + 1] * 2
+    return {"path": diagram.path, "line": diagram.line, "code": diagram.code, "line_map": bounds,
+            "info": diagram.info, "index": diagram.index, "closed": diagram.closed}
 
 
 def _verdict_dict(verdict: SyntaxVerdict) -> dict[str, Any]:
@@ -102,19 +113,29 @@ def _finding_dict(finding: Finding) -> dict[str, Any]:
     }
 
 
-def results_from_json(text: str, diagrams: Sequence[Diagram]) -> list[DiagramResult]:
-    """The results stored by ``results_to_json``, re-attached to the same file's diagrams, in order."""
+def results_from_json(text: str) -> list[DiagramResult]:
+    """The results stored by ``results_to_json``, diagrams included, in order."""
     return [
         DiagramResult(
-            diagram=diagram,
-            status=DiagramStatus(item["status"]),
+            diagram=_diagram_from(item["diagram"]),
+            status=_STATUSES[item["status"]],
             syntax=_verdict_from(item["syntax"]),
             findings=tuple(_finding_from(f) for f in item["findings"]),
             gates_passed=item["gates_passed"],
             gates_advised=frozenset(item["gates_advised"]),
         )
-        for diagram, item in zip(diagrams, json.loads(text), strict=True)
+        for item in json.loads(text)
     ]
+
+
+def _diagram_from(data: Mapping[str, Any]) -> Diagram:
+    return Diagram(data["path"], data["line"], data["code"], tuple(range(*data["line_map"])), data["info"], data["index"],
+                   data["closed"])
+
+
+# Enum members by value: calling the enum costs more than all the rest of rebuilding a stored finding.
+_STATUSES = {status.value: status for status in DiagramStatus}
+_SEVERITIES = {severity.value: severity for severity in Severity}
 
 
 def _verdict_from(data: Mapping[str, Any]) -> SyntaxVerdict:
@@ -122,5 +143,5 @@ def _verdict_from(data: Mapping[str, Any]) -> SyntaxVerdict:
 
 
 def _finding_from(data: Mapping[str, Any]) -> Finding:
-    return Finding(data["gate"], data["rule"], Severity(data["severity"]), data["path"], data["line"],
+    return Finding(data["gate"], data["rule"], _SEVERITIES[data["severity"]], data["path"], data["line"],
                    data["message"], data["end_line"], data["suggestion"], data["blocking"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -56,6 +58,25 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
         code = exit_.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def test_check_loads_neither_pygithub_nor_the_app(atlas: Path) -> None:
+    """``check`` imports only what it needs: PyGithub, pydantic and the App's modules cost start-up time."""
+    probe = ("import sys\nfrom bot.cli import main\ncode = main(sys.argv[1:])\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('github', 'pydantic')"
+             " or m in ('bot.github', 'bot.progress_job', 'bot.register', 'bot.settings')))\n"
+             "sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", probe, "check", "--repo", str(atlas), "--all", "--format", "json"],
+                          capture_output=True, text=True, check=False, cwd=Path(__file__).parent.parent)
+    assert done.returncode == EXIT_OK, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_version_and_help_still_work(capsys) -> None:
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == EXIT_OK and out.startswith("atlas-bot ") and "(mermaid " in out
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == EXIT_OK and "--version" in out
 
 
 def test_json_lists_added_diagrams_with_verdicts_suggestions_and_totals(atlas: Path, capsys) -> None:
@@ -242,6 +263,60 @@ def test_a_file_seen_before_costs_no_parse_and_gives_the_same_results(atlas: Pat
     stricter = load_config(repo_config_text="limits:\n  max_nodes: 1\n")
     with pytest.raises(AssertionError, match="parsed 3 diagrams"):
         run_all(repo, stricter, NoParsing(), rev="pr")
+
+
+class CountingReads:
+    """Counts the blobs read and the files whose diagrams are extracted while it is installed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import bot.changes
+
+        self.blobs: list[str] = []
+        self.extracted: list[str] = []
+        read_blobs, extract = GitRepo.read_blobs, bot.changes.extract_diagrams
+
+        def counted_read(repo: GitRepo, shas):
+            shas = list(shas)
+            self.blobs.extend(shas)
+            return read_blobs(repo, shas)
+
+        def counted_extract(path: str, text: str):
+            self.extracted.append(path)
+            return extract(path, text)
+
+        monkeypatch.setattr(GitRepo, "read_blobs", counted_read)
+        monkeypatch.setattr(bot.changes, "extract_diagrams", counted_extract)
+
+
+def test_a_warm_run_reads_no_blob_it_has_results_for(atlas: Path, scratch: ScratchRepo, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch.git("checkout", "-q", "pr")
+    scratch.write("docs/reference/notes.md", "# Notes\n\nNo diagram here.\n")
+    scratch.commit("a file without diagrams")
+    repo, config = GitRepo(atlas), load_config()
+    with MermaidPool(workers=1, cache=VerdictCache(tmp_path / "results.sqlite3")) as pool:
+        cold = run_all(repo, config, pool, rev="pr")
+        counting = CountingReads(monkeypatch)
+        assert run_all(repo, config, pool, rev="pr") == cold
+        assert (counting.blobs, counting.extracted) == ([], [])
+        # A new version of one file is a new blob: that file alone is read again.
+        scratch.write("docs/systems/ledger.md", GOOD.replace("Payments", "General ledger"))
+        scratch.commit("ledger renamed")
+        edited = run_all(repo, config, pool, rev="pr")
+        assert counting.extracted == ["docs/systems/ledger.md"] and len(counting.blobs) == 1
+        assert [d.diagram.path for d in edited.diagrams] == [d.diagram.path for d in cold.diagrams]
+        # Another configuration is another version of every result: every file is read again.
+        counting.extracted.clear()
+        run_all(repo, load_config(repo_config_text="limits:\n  max_nodes: 1\n"), pool, rev="pr")
+        assert sorted(counting.extracted) == ["docs/costs/cdn.md", "docs/reference/notes.md",
+                                              "docs/systems/ledger.md", "docs/systems/payments.md"]
+
+
+@pytest.mark.parametrize("output_format", ["json", "sarif", "text"])
+def test_check_all_prints_the_same_warm_as_cold(atlas: Path, capsys, output_format: str) -> None:
+    args = ("check", "--repo", str(atlas), "--all", "--rev", "pr", "--format", output_format)
+    cold, warm = run_cli(capsys, *args), run_cli(capsys, *args)
+    assert cold[0] == EXIT_BLOCKED and warm == cold
 
 
 def commit_broken_line_moved_down(scratch: ScratchRepo) -> None:

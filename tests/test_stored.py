@@ -16,16 +16,20 @@ _FINDINGS = (
             suggestion="A --> B", blocking=True),
     Finding("readable", "acronyms", Severity.NOTICE, "docs/a.md", 3, "Spell out SLO"),
 )
+_OTHER = Diagram(path="docs/a.md", line=9, code="sequenceDiagram\n", line_map=(10,), info="mermaid title", index=1,
+                 closed=False)
 _RESULTS = [
     DiagramResult(_DIAGRAM, DiagramStatus.CHECKED, SyntaxVerdict(False, "Parse error on line 2", 2, None),
                   _FINDINGS, {"syntax": False, "readable": True}, frozenset({"readable", "layout"})),
-    DiagramResult(_DIAGRAM, DiagramStatus.ADDED, SyntaxVerdict(True, type="flowchart-v2"), ()),
+    DiagramResult(_OTHER, DiagramStatus.ADDED, SyntaxVerdict(True, type="flowchart-v2"), ()),
 ]
 
 
 def _asdict_form(results: list[DiagramResult]) -> str:
     return json.dumps([
         {
+            # line_map is stored as the bounds of its range (extraction's line maps are consecutive).
+            "diagram": {**dataclasses.asdict(r.diagram), "line_map": [r.diagram.line_map[0], r.diagram.line_map[-1] + 1]},
             "status": r.status.value,
             "syntax": dataclasses.asdict(r.syntax),
             "findings": [{**dataclasses.asdict(f), "severity": f.severity.value} for f in r.findings],
@@ -41,11 +45,17 @@ def test_results_json_is_the_dataclass_form_byte_for_byte() -> None:
 
 
 def test_results_read_back_equal() -> None:
-    assert results_from_json(results_to_json(_RESULTS), [_DIAGRAM, _DIAGRAM]) == _RESULTS
+    assert results_from_json(results_to_json(_RESULTS)) == _RESULTS
 
 
-@pytest.mark.parametrize("cls", [SyntaxVerdict, Finding])
+@pytest.mark.parametrize("cls", [Diagram, SyntaxVerdict, Finding])
 def test_every_field_is_stored(cls: type) -> None:
     stored = json.loads(results_to_json(_RESULTS))[0]
-    keys = list(stored["syntax"] if cls is SyntaxVerdict else stored["findings"][0])
+    keys = list({Diagram: stored["diagram"], SyntaxVerdict: stored["syntax"]}.get(cls) or stored["findings"][0])
     assert keys == [f.name for f in dataclasses.fields(cls)]
+
+
+def test_an_empty_diagram_reads_back_equal() -> None:
+    empty = Diagram(path="docs/a.md", line=7, code="", line_map=(), index=2)
+    results = [DiagramResult(empty, DiagramStatus.CHECKED, SyntaxVerdict(False, "No diagram type detected"), ())]
+    assert results_from_json(results_to_json(results)) == results

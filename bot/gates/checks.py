@@ -1212,11 +1212,20 @@ class _Pattern:
 
 @dataclass(frozen=True)
 class _Evidence:
-    patterns: tuple[_Pattern, ...]
+    """A rule's evidence patterns, validated (each one compiled) when the configuration is loaded; the scan
+    state built from them (``patterns``) is built on first use, since a run whose results are all stored
+    evaluates no gate and would spend most of its time compiling it."""
+
+    regexes: tuple[re.Pattern[str], ...]
+    flags: int
     # Words that, on the same line within ``window`` characters before (after) a match, make it not count.
     unless_before: re.Pattern[str] | None
     unless_after: re.Pattern[str] | None
     window: int
+
+    @_lazy
+    def patterns(self) -> tuple[_Pattern, ...]:
+        return _scan_patterns(self.regexes, self.flags)
 
 
 def _prepare_evidence(params: Mapping[str, Any], config: Config) -> _Evidence:
@@ -1225,18 +1234,7 @@ def _prepare_evidence(params: Mapping[str, Any], config: Config) -> _Evidence:
         raise CheckParamError("patterns", "needs at least one pattern")
     # MULTILINE: "^" and "$" anchor at every line of the evidence.
     flags = re.MULTILINE | (re.IGNORECASE if params["ignore_case"] else 0)
-    prepared = []
-    for index, pattern in enumerate(patterns):
-        regex = _compile(pattern, "patterns", flags, index)
-        needles, reach = needles_of(pattern, flags)
-        folded = fold_pattern(pattern) if params["ignore_case"] else None
-        prepared.append(_Pattern(
-            regex,
-            re.compile("|".join(map(re.escape, needles))) if needles else None,
-            reach,
-            re.compile(folded, re.MULTILINE) if folded is not None else None,
-            scan=boundary_led_scan(folded) if folded is not None else None,
-        ))
+    regexes = tuple(_compile(pattern, "patterns", flags, index) for index, pattern in enumerate(patterns))
 
     def words(name: str) -> re.Pattern[str] | None:
         terms = params[name]
@@ -1249,6 +1247,22 @@ def _prepare_evidence(params: Mapping[str, Any], config: Config) -> _Evidence:
     window = params["window"]
     if window < 1:
         raise CheckParamError("window", "must be at least 1")
+    return _Evidence(regexes, flags, words("unless_before"), words("unless_after"), window)
+
+
+def _scan_patterns(regexes: Sequence[re.Pattern[str]], flags: int) -> tuple[_Pattern, ...]:
+    """The patterns as ``evidence_matches`` scans for them: each with its needles and folded forms, merged."""
+    prepared = []
+    for regex in regexes:
+        needles, reach = needles_of(regex.pattern, flags)
+        folded = fold_pattern(regex.pattern) if flags & re.IGNORECASE else None
+        prepared.append(_Pattern(
+            regex,
+            re.compile("|".join(map(re.escape, needles))) if needles else None,
+            reach,
+            re.compile(folded, re.MULTILINE) if folded is not None else None,
+            scan=boundary_led_scan(folded) if folded is not None else None,
+        ))
     # One scan per group (folded or not) of the rule's patterns, as one alternation: cheaper than a needle test
     # and a scan per pattern. A pattern left on its own keeps its needle test.
     # Patterns led by an assertion (\b, a look-behind) are not merged: the engine cannot skip to a first
@@ -1258,8 +1272,7 @@ def _prepare_evidence(params: Mapping[str, Any], config: Config) -> _Evidence:
     merged = led + (_merged([item for item in rest if item.folded is not None], flags, folded=True)
                     + _merged([item for item in rest if item.folded is None], flags, folded=False))
     # Patterns that can be ruled out by a substring test go last: the others are searched anyway.
-    return _Evidence(tuple(sorted(merged, key=lambda item: item.needles is not None)),
-                     words("unless_before"), words("unless_after"), window)
+    return tuple(sorted(merged, key=lambda item: item.needles is not None))
 
 
 _ASSERTION_LED = re.compile(r"\\b|\(\?<[=!]|\^|\(\?-i:\\b")
