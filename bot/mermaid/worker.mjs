@@ -17,7 +17,9 @@
 // - popInPlace: every jison parser of the bundle (18, one template) copied its three stacks on each reduction
 //   (`stack = stack.slice(0, -n)`), quadratic in the length of a diagram whose statements nest right-recursively;
 //   truncating them in place leaves the same elements. The old arrays are never kept: the grammar actions read
-//   `$$[$0]` entries, never the stack itself.
+//   `$$[$0]` entries, never the stack itself. They are truncated with pop(), which V8 runs inline, rather than
+//   by assigning `length` (a generic builtin call, most of this patch's cost); `len` never exceeds what the
+//   stacks hold (a reduction pops the symbols its rule just matched), so no pop() meets an empty stack.
 // - lexerFilter: every jison lexer's `next` tries only the rules that can match at the current input
 //   (lexer-filter.mjs), in their order, instead of every rule of the condition.
 // - parsedDiagram, dagreLayout: keep the diagram mermaid.parse built and expose the dagre layout's graph
@@ -58,10 +60,11 @@ const POP_BY_COPY = `                  if (len) {
                     lstack = lstack.slice(0, -1 * len);
                   }
 `;
-const POP_IN_PLACE = `                  if (len) {
-                    stack.length -= 2 * len;
-                    vstack.length -= len;
-                    lstack.length -= len;
+const POP_IN_PLACE = `                  for (let popped = 0; popped < len; popped++) {
+                    stack.pop();
+                    stack.pop();
+                    vstack.pop();
+                    lstack.pop();
                   }
 `;
 const JISON_PARSERS = 18;
