@@ -11,8 +11,10 @@
 // hundred modules, so a worker is ready in a fraction of a second. Before the bundle runs, small patches are
 // made to its text, each at an anchor that must occur exactly as often as expected (otherwise it is skipped and
 // reported):
-// - fastCopy, configCopy, siteConfigChanged, siteConfigCopy: route mermaid's configuration copies through
-//   fast-copy.mjs, which builds the same result faster (see there for why it is exact);
+// - fastCopy, configCopy, siteConfigChanged, siteConfigCopy, directivesMerge: route mermaid's configuration
+//   copies through fast-copy.mjs, which builds the same result faster (see there for why it is exact);
+// - flowConfig: the flowchart database keeps its copy of the configuration while the configuration is the
+//   same object, instead of copying it again for every labelled node (fast-copy.mjs says why that is exact);
 // - parserInput: records the text handed to the diagram's parser, to map its "line N" back to the code;
 // - popInPlace: every jison parser of the bundle (18, one template) copied its three stacks on each reduction
 //   (`stack = stack.slice(0, -n)`), quadratic in the length of a diagram whose statements nest right-recursively;
@@ -34,7 +36,7 @@ import os from "node:os";
 import { createRequire } from "node:module";
 import vm from "node:vm";
 import { parseHTML } from "linkedom";
-import { makeConfigCopier, makeShapeCache, wrapAssignWithDepth } from "./fast-copy.mjs";
+import { makeConfigCopier, makeFlowConfigReuse, makeShapeCache, wrapAssignWithDepth } from "./fast-copy.mjs";
 import { makeLexerFilter } from "./lexer-filter.mjs";
 
 // Parsing is batch work: it runs below the webhook server's priority, so a pull request with thousands of
@@ -93,6 +95,16 @@ const PATCHES = {
     "        let cfg = assignWithDepth_default({}, siteCfg);\n",
     "        let cfg = siteCfg === currentConfig || siteCfg === siteConfig ? globalThis.__atlasBot.copyConfig(siteCfg)" +
       " : assignWithDepth_default({}, siteCfg);\n",
+  ],
+  directivesMerge: [
+    "        cfg = assignWithDepth_default(cfg, sumOfDirectives);\n",
+    "        globalThis.__atlasBot.mergingIntoCopy(cfg, sumOfDirectives);\n" +
+      "        cfg = assignWithDepth_default(cfg, sumOfDirectives);\n",
+  ],
+  flowConfig: [
+    "this.config = getConfig2();\n",
+    "this.config = globalThis.__atlasBot.flowConfig(this, currentConfig, getConfig2);\n",
+    3,
   ],
   parserInput: [
     '      text4 = encodeEntities(text4) + "\\n";\n',
@@ -156,7 +168,11 @@ function patchBundle(source, bot) {
     const parts = source.split(anchor);
     // Config copies are routed to bot.copyConfig, which exists only with the fast copy installed; the site
     // config is copied through it only when its changes are reported.
-    const needs = { configCopy: applied.fastCopy, siteConfigCopy: applied.configCopy && applied.siteConfigChanged };
+    const needs = {
+      configCopy: applied.fastCopy,
+      siteConfigCopy: applied.configCopy && applied.siteConfigChanged,
+      directivesMerge: applied.siteConfigCopy,
+    };
     applied[name] = parts.length === expected + 1 && (needs[name] ?? true);
     if (applied[name]) {
       source = parts.join(replacement);
@@ -190,7 +206,7 @@ function loadMermaid() {
   // mermaid sanitises labels with DOMPurify, which needs a window and a document; nothing is rendered.
   globalThis.window = window;
   globalThis.document = window.document;
-  const bot = { parserInput: null, candidateRules: makeLexerFilter() };
+  const bot = { parserInput: null, candidateRules: makeLexerFilter(), flowConfig: makeFlowConfigReuse() };
   globalThis.__atlasBot = bot;
   const { source, applied } = patchBundle(fs.readFileSync(BUNDLE, "utf8"), bot);
   vm.runInThisContext(source, { filename: BUNDLE });
