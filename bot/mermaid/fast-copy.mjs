@@ -25,7 +25,8 @@
 //   original's key order, and runs only after the source's shape has been matched exactly. A literal key
 //   defines the same data property as defineProperty, except "__proto__": shapes with it are never compiled.
 //   The copy is moved into `dst` with Object.assign (same keys, same order).
-// The copies of currentConfig and siteConfig (makeConfigCopier) match the shape once per object, not per call.
+// The copies of currentConfig and siteConfig (makeConfigCopier) match the shape once per object, not per call,
+// and a new currentConfig that is a compiled copy keeping its source's shape is not matched at all.
 //
 // ATLAS_MERMAID_VERIFY_COPY=1 also runs the untouched original on every fast copy and throws on any
 // difference in keys, order, property attributes, prototypes, fresh containers or identity of shared leaves.
@@ -281,7 +282,8 @@ const fastDepth = (options) => {
 
 /**
  * Returns `copyConfig(config)`, the same as `copy({}, config)`, with the shape matched once per config object
- * instead of once per call, and `forgetConfig(config)`, to call after a config object was changed in place.
+ * instead of once per call, `forgetConfig(config)`, to call after a config object was changed in place, and
+ * `mergingIntoCopy(cfg, changes)`, for updateCurrentConfig to call before it merges the directives into cfg.
  * It serves the copies of the two objects the bundle keeps in place: currentConfig (getConfig, and
  * updateCurrentConfig when setConfig passes it) and siteConfig (updateCurrentConfig from reset and
  * addDirective). In the pinned bundle currentConfig is only ever replaced, by updateCurrentConfig with an
