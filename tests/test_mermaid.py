@@ -265,7 +265,14 @@ def test_fast_config_copy_matches_mermaids_own(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("ATLAS_MERMAID_VERIFY_COPY", "1")
     directive = '%%{init: {"theme": "forest", "flowchart": {"curve": "basis"}, "themeVariables": {"x": "1"}}}%%\n'
     front_matter = "---\nconfig:\n  look: handDrawn\n  sequence:\n    mirrorActors: false\n---\n"
-    codes = [*many_valid(40), directive + VALID, front_matter + "sequenceDiagram\n  A->>B: hi\n", "pie\n  \"a\": 1\n"]
+    # Directives merged into the configuration's copy: some keep its shape (its copier is reused), some add keys
+    # or change a value's kind (its shape is matched again).
+    merges = ['{"fontSize": 20}', '{"flowchart": {"curve": "linear"}}', '{"newKey": 1}', '{"flowchart": {"newKey": 1}}',
+              '{"fontSize": {"a": 1}}', '{"flowchart": 5}', '{"flowchart": [1]}', '{"flowchart": null}',
+              '{"flowchart": {"padding": {"a": 1}}}', '{"gantt": {"sectionFills": ["#fff"]}}']
+    merged = [f"%%{{init: {merge}}}%%\n{code}" for merge in merges for code in (VALID, *many_valid(2))]
+    codes = [*many_valid(40), directive + VALID, front_matter + "sequenceDiagram\n  A->>B: hi\n", "pie\n  \"a\": 1\n",
+             *merged, *many_valid(2)]
     with MermaidPool(workers=1) as pool:
         verdicts = pool.parse_many(codes)
     assert all(v.ok for v in verdicts), [v.error for v in verdicts if not v.ok]
@@ -303,8 +310,8 @@ def test_worker_applies_every_bundle_patch() -> None:
     worker = subprocess.run([shutil.which("node") or "node", str(mermaid_dir() / "worker.mjs")], input="",
                             capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
     patches = json.loads(worker.stdout.splitlines()[0])["patches"]
-    assert {"fastCopy", "configCopy", "siteConfigChanged", "siteConfigCopy", "parserInput", "popInPlace",
-            "parsedDiagram", "dagreLayout"} <= set(patches)
+    assert {"fastCopy", "configCopy", "siteConfigChanged", "siteConfigCopy", "directivesMerge", "flowConfig",
+            "parserInput", "popInPlace", "lexerFilter", "parsedDiagram", "dagreLayout"} <= set(patches)
     assert all(patches.values()), patches
 
 

@@ -1,5 +1,6 @@
 """The mermaid worker's bundle patches that change how mermaid works inside, not what it answers: the lexer
-filter (bot/mermaid/lexer-filter.mjs) must admit every rule that can match, at every position of any input.
+filter (bot/mermaid/lexer-filter.mjs) must admit every rule that can match, at every position of any input; the
+jison stacks truncated in place and the flowchart database's reused config copy keep mermaid's verdicts.
 
 These run without the corpus: the rules are read from the pinned bundle, the inputs are written here.
 """
@@ -107,7 +108,64 @@ def test_lexer_filter_keeps_verdicts(pool: MermaidPool, code: str, verdict: tupl
     assert (result.ok, result.type if result.ok else None) == verdict
 
 
-def test_worker_reports_the_lexer_filter_applied() -> None:
+def test_worker_reports_the_inner_patches_applied() -> None:
     worker = subprocess.run([shutil.which("node") or "node", str(mermaid_dir() / "worker.mjs")], input="",
                             capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
-    assert json.loads(worker.stdout.splitlines()[0])["patches"]["lexerFilter"] is True
+    patches = json.loads(worker.stdout.splitlines()[0])["patches"]
+    assert {name: patches[name] for name in ("lexerFilter", "popInPlace", "flowConfig", "directivesMerge")} == {
+        "lexerFilter": True, "popInPlace": True, "flowConfig": True, "directivesMerge": True}
+
+
+# Verdicts of the worker without these patches. A long diagram reduces its stacks hundreds of times before the
+# parse error; every edge of a flowchart with labelled nodes reads maxEdges from the database's config copy.
+def test_long_diagrams_keep_error_and_line(pool: MermaidPool) -> None:
+    flowchart = "flowchart TD\n" + "".join(f"  N{i}[node {i}] --> N{i + 1}\n" for i in range(400)) + "  X --> (\n"
+    sequence = "sequenceDiagram\n" + "".join(f"  A->>B: m{i}\n" for i in range(300)) + "  A->>\n"
+    verdicts = pool.parse_many([flowchart, sequence])
+    assert [(v.ok, v.error_line) for v in verdicts] == [(False, 402), (False, 302)]
+    assert verdicts[0].error.startswith("Parse error on line 402:\n...9] --> N400  X --> (\n")
+    assert verdicts[0].error.endswith("'MULT', 'UNICODE_TEXT', got 'PS'")
+    assert verdicts[1].error == ("Parse error on line 302:\n...  A->>B: m299  A->>\n----------------------^\n"
+                                 "Expecting '+', '-', '()', 'ACTOR', got 'NEWLINE'")
+
+
+def test_flowchart_edge_limit_is_read_from_the_reused_config(pool: MermaidPool) -> None:
+    def edges(count: int) -> str:
+        return "flowchart LR\n" + "".join(f"  A{i}[a {i}] --> B{i}[b {i}]\n" for i in range(count))
+
+    at_limit, over_limit = pool.parse_many([edges(500), edges(501)])
+    assert at_limit.ok
+    assert not over_limit.ok and over_limit.error.startswith("Edge limit exceeded. 500 edges found")
+
+
+# makeFlowConfigReuse on its own: the db's copy is kept only while the config is the same object and the db
+# still holds the copy made for it.
+FLOW_CONFIG_REUSE = r"""
+import { makeFlowConfigReuse } from "./fast-copy.mjs";
+const flowConfig = makeFlowConfigReuse();
+let copies = 0;
+const getConfig = () => ({ copy: ++copies });
+const first = {};
+const second = {};
+const db = {};
+const other = {};
+const steps = [];
+db.config = flowConfig(db, first, getConfig);
+steps.push(db.config.copy);
+db.config = flowConfig(db, first, getConfig);
+steps.push(db.config.copy);
+other.config = flowConfig(other, first, getConfig);
+steps.push(other.config.copy);
+db.config = flowConfig(db, second, getConfig);
+steps.push(db.config.copy);
+db.config = { copy: "replaced" };
+db.config = flowConfig(db, second, getConfig);
+steps.push(db.config.copy);
+process.stdout.write(JSON.stringify({ steps, keys: Object.keys(db) }));
+"""
+
+
+def test_flow_config_copy_is_reused_only_for_the_same_config() -> None:
+    result = subprocess.run([shutil.which("node") or "node", "--input-type=module", "-e", FLOW_CONFIG_REUSE],
+                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
+    assert json.loads(result.stdout) == {"steps": [1, 1, 2, 3, 4], "keys": ["config"]}

@@ -25,7 +25,8 @@
 //   original's key order, and runs only after the source's shape has been matched exactly. A literal key
 //   defines the same data property as defineProperty, except "__proto__": shapes with it are never compiled.
 //   The copy is moved into `dst` with Object.assign (same keys, same order).
-// The copies of currentConfig and siteConfig (makeConfigCopier) match the shape once per object, not per call.
+// The copies of currentConfig and siteConfig (makeConfigCopier) match the shape once per object, not per call,
+// and a new currentConfig that is a compiled copy keeping its source's shape is not matched at all.
 //
 // ATLAS_MERMAID_VERIFY_COPY=1 also runs the untouched original on every fast copy and throws on any
 // difference in keys, order, property attributes, prototypes, fresh containers or identity of shared leaves.
@@ -34,7 +35,6 @@ const PROTO = "__proto__";
 const COMPILE_AFTER = 32; // compiling a 900-property shape costs about as much as a hundred copies
 const MAX_SHAPES = 16;
 const CONFIG_DEPTH = 2; // getConfig copies with assignWithDepth's default depth
-const REMEMBERED_CONFIGS = 4; // currentConfig and siteConfig, with room for the ones they just replaced
 
 const PRIMITIVE = 0;
 const NULL = 1;
@@ -159,6 +159,35 @@ const compileShape = (object, depth) => {
   return new Function("src", "dedupe", `"use strict"; ${declarations} return ${body};`);
 };
 
+// Whether merging `changes` into `dst` with assignWithDepth(dst, changes, { depth }) leaves dst's shape as it
+// is; false where that is not certain. The original, per key of changes: skips a null; gives a primitive to
+// a key dst has, where it replaces a primitive (a primitive again) or leaves an object, and otherwise defines
+// a new key; for an object, creates a new key (missing) or a new container (undefined), leaves a primitive
+// alone, and recurses into an object, one level shallower. At depth 1 that recursion (Object.assign or
+// array pushes) returns the same object, whose kind does not change; deeper, arrays merged into arrays stay
+// arrays and plain objects into plain objects are checked the same way. dst has no null values.
+const mergeKeepsShape = (dst, changes, depth) =>
+  Object.keys(changes).every((key) => {
+    const change = changes[key];
+    if (change === null) {
+      return true;
+    }
+    if (!Object.hasOwn(dst, key)) {
+      return false;
+    }
+    const current = dst[key];
+    if (typeof change !== "object" || (typeof current !== "object" && current !== undefined)) {
+      return true;
+    }
+    if (current === undefined || current === null) {
+      return false;
+    }
+    if (depth <= 1 || (Array.isArray(change) && Array.isArray(current))) {
+      return true;
+    }
+    return !Array.isArray(change) && !Array.isArray(current) && mergeKeepsShape(current, change, depth - 1);
+  });
+
 // Recently used shapes, most recent first; returns the compiled copier for src's shape, if there is one yet.
 export const makeShapeCache = () => {
   const entries = [];
@@ -181,6 +210,10 @@ export const makeShapeCache = () => {
     entry.uses += 1;
     if (entry.compiled === null && entry.uses >= COMPILE_AFTER) {
       entry.compiled = compileShape(src, depth);
+      // Every kind but null is copied as the same kind (a primitive, a new array, a new object literal of the
+      // same shape one level down, a new plain object), and nulls are left out: without nulls the copy has
+      // exactly the source's shape.
+      entry.compiled.copiesShape = !entry.shape.includes(NULL);
     }
     return entry.compiled;
   };
@@ -249,7 +282,8 @@ const fastDepth = (options) => {
 
 /**
  * Returns `copyConfig(config)`, the same as `copy({}, config)`, with the shape matched once per config object
- * instead of once per call, and `forgetConfig(config)`, to call after a config object was changed in place.
+ * instead of once per call, `forgetConfig(config)`, to call after a config object was changed in place, and
+ * `mergingIntoCopy(cfg, changes)`, for updateCurrentConfig to call before it merges the directives into cfg.
  * It serves the copies of the two objects the bundle keeps in place: currentConfig (getConfig, and
  * updateCurrentConfig when setConfig passes it) and siteConfig (updateCurrentConfig from reset and
  * addDirective). In the pinned bundle currentConfig is only ever replaced, by updateCurrentConfig with an
@@ -260,31 +294,69 @@ const fastDepth = (options) => {
  * change between calls; the values are read afresh by every call.
  */
 export function makeConfigCopier(copy, compiledFor, { verify = false, reference = copy } = {}) {
-  const remembered = new Map(); // config object -> its compiled copier (or null: copied key by key)
+  // config object -> its compiled copier (or null: copied key by key); weak, as a diagram replaces
+  // currentConfig several times
+  const remembered = new WeakMap();
+  let lastCopy = null; // the latest copy a compiled copier made here, and that copier
+  let lastCopier = null;
   const build = (config) => {
     let compiled = remembered.get(config);
     if (compiled === undefined || compiled === null) {
       compiled = compiledFor(config, CONFIG_DEPTH);
-      remembered.delete(config);
       remembered.set(config, compiled);
-      if (remembered.size > REMEMBERED_CONFIGS) {
-        remembered.delete(remembered.keys().next().value);
-      }
     }
-    return compiled === null ? copy({}, config) : compiled(config, dedupe);
+    if (compiled === null) {
+      lastCopy = null;
+      return copy({}, config);
+    }
+    lastCopy = compiled(config, dedupe);
+    lastCopier = compiled;
+    return lastCopy;
   };
   const forgetConfig = (config) => {
     remembered.delete(config);
   };
+  // updateCurrentConfig's cfg is a copy of siteCfg, which becomes currentConfig after the directives are
+  // merged into it: when the copy has its source's shape and the merge keeps it, cfg is remembered with that
+  // copier, and its shape is never matched. Between the copy and the merge nothing else holds cfg; after it
+  // only a theme directive changes cfg (its themeVariables), so none may be set.
+  const mergingIntoCopy = (config, changes) => {
+    if (config === lastCopy && lastCopier.copiesShape && !changes.theme && mergeKeepsShape(config, changes, CONFIG_DEPTH)) {
+      remembered.set(config, lastCopier);
+    }
+  };
   if (!verify) {
-    return { copyConfig: build, forgetConfig };
+    return { copyConfig: build, forgetConfig, mergingIntoCopy };
   }
   const copyConfig = (config) => {
     const result = build(config);
     sameCopy(result, reference({}, config), config, CONFIG_DEPTH, "");
     return result;
   };
-  return { copyConfig, forgetConfig };
+  return { copyConfig, forgetConfig, mergingIntoCopy };
+}
+
+/**
+ * Returns `flowConfig(db, config, getConfig)`, for FlowDB's `this.config = getConfig()` (its constructor,
+ * clear and every addVertex with a label): db.config itself when it is the copy this made for db of the same
+ * config object, else a new copy. The copy is only read: FlowDB passes it to sanitizeText (which reads it and
+ * gives its dompurifyConfig to DOMPurify, which clones that before use, writing only to holes of arrays,
+ * and copies have none), to formatUrl, and reads maxEdges; nothing else in the bundle reads a db's config.
+ * currentConfig is never changed in place (see makeConfigCopier) and the levels below the copied depth are
+ * shared by every copy, so a new copy would be equal, level by level, to the one db holds. What was copied
+ * for which db is kept here, so the db has no other properties.
+ */
+export function makeFlowConfigReuse() {
+  const copies = new WeakMap(); // db -> { config, copy }
+  return (db, config, getConfig) => {
+    const last = copies.get(db);
+    if (last !== undefined && last.config === config && last.copy === db.config) {
+      return last.copy;
+    }
+    const copy = getConfig();
+    copies.set(db, { config, copy });
+    return copy;
+  };
 }
 
 /**

@@ -11,13 +11,17 @@
 // hundred modules, so a worker is ready in a fraction of a second. Before the bundle runs, small patches are
 // made to its text, each at an anchor that must occur exactly as often as expected (otherwise it is skipped and
 // reported):
-// - fastCopy, configCopy, siteConfigChanged, siteConfigCopy: route mermaid's configuration copies through
-//   fast-copy.mjs, which builds the same result faster (see there for why it is exact);
+// - fastCopy, configCopy, siteConfigChanged, siteConfigCopy, directivesMerge: route mermaid's configuration
+//   copies through fast-copy.mjs, which builds the same result faster (see there for why it is exact);
+// - flowConfig: the flowchart database keeps its copy of the configuration while the configuration is the
+//   same object, instead of copying it again for every labelled node (fast-copy.mjs says why that is exact);
 // - parserInput: records the text handed to the diagram's parser, to map its "line N" back to the code;
 // - popInPlace: every jison parser of the bundle (18, one template) copied its three stacks on each reduction
 //   (`stack = stack.slice(0, -n)`), quadratic in the length of a diagram whose statements nest right-recursively;
 //   truncating them in place leaves the same elements. The old arrays are never kept: the grammar actions read
-//   `$$[$0]` entries, never the stack itself.
+//   `$$[$0]` entries, never the stack itself. They are truncated with pop(), which V8 runs inline, rather than
+//   by assigning `length` (a generic builtin call, most of this patch's cost); `len` never exceeds what the
+//   stacks hold (a reduction pops the symbols its rule just matched), so no pop() meets an empty stack.
 // - lexerFilter: every jison lexer's `next` tries only the rules that can match at the current input
 //   (lexer-filter.mjs), in their order, instead of every rule of the condition.
 // - parsedDiagram, dagreLayout: keep the diagram mermaid.parse built and expose the dagre layout's graph
@@ -32,7 +36,7 @@ import os from "node:os";
 import { createRequire } from "node:module";
 import vm from "node:vm";
 import { parseHTML } from "linkedom";
-import { makeConfigCopier, makeShapeCache, wrapAssignWithDepth } from "./fast-copy.mjs";
+import { makeConfigCopier, makeFlowConfigReuse, makeShapeCache, wrapAssignWithDepth } from "./fast-copy.mjs";
 import { makeLexerFilter } from "./lexer-filter.mjs";
 
 // Parsing is batch work: it runs below the webhook server's priority, so a pull request with thousands of
@@ -58,10 +62,11 @@ const POP_BY_COPY = `                  if (len) {
                     lstack = lstack.slice(0, -1 * len);
                   }
 `;
-const POP_IN_PLACE = `                  if (len) {
-                    stack.length -= 2 * len;
-                    vstack.length -= len;
-                    lstack.length -= len;
+const POP_IN_PLACE = `                  for (let popped = 0; popped < len; popped++) {
+                    stack.pop();
+                    stack.pop();
+                    vstack.pop();
+                    lstack.pop();
                   }
 `;
 const JISON_PARSERS = 18;
@@ -90,6 +95,16 @@ const PATCHES = {
     "        let cfg = assignWithDepth_default({}, siteCfg);\n",
     "        let cfg = siteCfg === currentConfig || siteCfg === siteConfig ? globalThis.__atlasBot.copyConfig(siteCfg)" +
       " : assignWithDepth_default({}, siteCfg);\n",
+  ],
+  directivesMerge: [
+    "        cfg = assignWithDepth_default(cfg, sumOfDirectives);\n",
+    "        globalThis.__atlasBot.mergingIntoCopy(cfg, sumOfDirectives);\n" +
+      "        cfg = assignWithDepth_default(cfg, sumOfDirectives);\n",
+  ],
+  flowConfig: [
+    "this.config = getConfig2();\n",
+    "this.config = globalThis.__atlasBot.flowConfig(this, currentConfig, getConfig2);\n",
+    3,
   ],
   parserInput: [
     '      text4 = encodeEntities(text4) + "\\n";\n',
@@ -153,7 +168,11 @@ function patchBundle(source, bot) {
     const parts = source.split(anchor);
     // Config copies are routed to bot.copyConfig, which exists only with the fast copy installed; the site
     // config is copied through it only when its changes are reported.
-    const needs = { configCopy: applied.fastCopy, siteConfigCopy: applied.configCopy && applied.siteConfigChanged };
+    const needs = {
+      configCopy: applied.fastCopy,
+      siteConfigCopy: applied.configCopy && applied.siteConfigChanged,
+      directivesMerge: applied.siteConfigCopy,
+    };
     applied[name] = parts.length === expected + 1 && (needs[name] ?? true);
     if (applied[name]) {
       source = parts.join(replacement);
@@ -187,7 +206,7 @@ function loadMermaid() {
   // mermaid sanitises labels with DOMPurify, which needs a window and a document; nothing is rendered.
   globalThis.window = window;
   globalThis.document = window.document;
-  const bot = { parserInput: null, candidateRules: makeLexerFilter() };
+  const bot = { parserInput: null, candidateRules: makeLexerFilter(), flowConfig: makeFlowConfigReuse() };
   globalThis.__atlasBot = bot;
   const { source, applied } = patchBundle(fs.readFileSync(BUNDLE, "utf8"), bot);
   vm.runInThisContext(source, { filename: BUNDLE });
