@@ -320,4 +320,5 @@ def _evaluate(
         totals=category_totals(config, before, after),
         removed=tuple(item.old for c in changes for item in c.diagrams
                       if item.status is DiagramStatus.REMOVED and item.old is not None),
+        settled=lasting >= fresh.keys(),
     )

@@ -167,6 +167,14 @@ def _check(args: argparse.Namespace) -> int:
     _check_usage(args)
     if args.install_mermaid:
         install_mermaid()
+    memo_key = _output_memo_key(args)
+    if memo_key is not None:
+        from bot import output_memo
+
+        remembered = output_memo.lookup(memo_key)
+        if remembered is not None:
+            sys.stdout.write(remembered.output)
+            return remembered.exit_code
     target = _Target(args)
     with MermaidPool(workers=args.workers, cache=VerdictCache()) as pool:
         result = target.run(pool)
@@ -176,10 +184,24 @@ def _check(args: argparse.Namespace) -> int:
                 result = target.run(pool)
     if args.review is not None:
         _publish_review(target, result, args.review)
-    sys.stdout.write(_ensure_newline(_render(args.format, target, result)))
+    output = _ensure_newline(_render(args.format, target, result))
+    sys.stdout.write(output)
     if args.format == "github":
         _write_job_summary(target, result)
-    return EXIT_OK if result.passed else EXIT_BLOCKED
+    exit_code = EXIT_OK if result.passed else EXIT_BLOCKED
+    if memo_key is not None and result.settled:
+        output_memo.store(memo_key, exit_code, output)
+    return exit_code
+
+
+def _output_memo_key(args: argparse.Namespace) -> str | None:
+    """The remembered-output key of a ``check --all`` in a format that is only stdout (json, text), else None."""
+    if not args.all or args.format not in ("json", "text"):
+        return None
+    from bot.output_memo import memo_key
+
+    return memo_key(args.repo, args.rev, output_format=args.format,
+                    color=args.format == "text" and _color(sys.stdout), config_file=args.config)
 
 
 def _check_usage(args: argparse.Namespace) -> None:

@@ -13,7 +13,6 @@ Pure apart from reading the rules directory and the override file in ``load_conf
 
 from __future__ import annotations
 
-import os
 import re
 import string
 from collections.abc import Iterator, Mapping
@@ -27,8 +26,8 @@ import yaml
 
 from bot.gates import checks
 from bot.model import Severity
+from bot.paths import default_rules_dir
 
-RULES_DIR_ENV = "ATLAS_RULES_DIR"
 REPO_CONFIG_SOURCE = ".github/atlas-bot.yml"
 # Layered in this order; each file may hold any top-level key, by convention the one its name says.
 RULES_FILES = ("categories.yml", "palette.yml", "glossary.yml", "technologies.yml", "gates.yml")
@@ -323,17 +322,6 @@ def _normalise_root(root: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------- loading
-
-
-def default_rules_dir() -> Path:
-    """The default rules: ``ATLAS_RULES_DIR``, else ``bot/rules`` of an installed package, else the checkout's
-    ``rules/`` next to the bot package (an editable install)."""
-    override = os.environ.get(RULES_DIR_ENV)
-    if override:
-        return Path(override)
-    package = Path(__file__).resolve().parent
-    installed = package / "rules"
-    return installed if installed.is_dir() else package.parent / "rules"
 
 
 def load_config(

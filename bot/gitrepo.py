@@ -122,6 +122,20 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def commit_id(path: str | os.PathLike[str], rev: str) -> str | None:
+    """The full commit id ``rev`` names in the repository at ``path``, or None (not a repository, no such
+    commit, git missing), from one git process: for a caller that needs only that, without a GitRepo."""
+    if not rev or rev.startswith("-") or "\n" in rev or "\0" in rev:
+        return None
+    try:
+        done = subprocess.run(["git", "-C", os.fspath(path), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                              capture_output=True, text=True, check=False, env={**os.environ, **_auth_env(None)})
+    except OSError:
+        return None
+    sha = done.stdout.strip()
+    return sha if done.returncode == 0 and sha else None
+
+
 class GitRepo:
     """A git repository (work tree or bare) read through its object database."""
 

@@ -172,6 +172,9 @@ class CheckResult:
     file_findings: tuple[Finding, ...] = ()
     totals: tuple[CategoryTotal, ...] = ()
     removed: tuple[Diagram, ...] = ()
+    # False when a later run may answer differently: a mermaid timeout or crash, a suggestion search that met
+    # one, or gates cut short by the time budget.
+    settled: bool = True
 
     @property
     def findings(self) -> tuple[Finding, ...]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 DATA_DIR_ENV = "ATLAS_DATA_DIR"
 MERMAID_DIR_ENV = "ATLAS_MERMAID_DIR"
+RULES_DIR_ENV = "ATLAS_RULES_DIR"
 APP_NAME = "atlas-bot"
 
 
@@ -30,3 +31,14 @@ def mermaid_dir() -> Path:
     if explicit:
         return Path(explicit).expanduser()
     return Path(__file__).resolve().parent / "mermaid"
+
+
+def default_rules_dir() -> Path:
+    """The default rules: ``$ATLAS_RULES_DIR``, else ``bot/rules`` of an installed package, else the checkout's
+    ``rules/`` next to the bot package (an editable install)."""
+    override = os.environ.get(RULES_DIR_ENV)
+    if override:
+        return Path(override)
+    package = Path(__file__).resolve().parent
+    installed = package / "rules"
+    return installed if installed.is_dir() else package.parent / "rules"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from bot import check
 from bot.check import projected_counts, run_all, run_check, syntax_fixes
 from bot.cli import EXIT_BLOCKED, EXIT_OK, EXIT_USAGE, main
 from bot.config import load_config
+from bot.paths import default_rules_dir
 from bot.gates.mermaid import TIMEOUT_ERROR, MermaidPool, VerdictCache
 from bot.gitrepo import GitRepo
 from bot.model import Diagram, DiagramChange, DiagramStatus, FileChange, SyntaxVerdict
@@ -58,6 +60,69 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
         code = exit_.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+@pytest.fixture
+def counted_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Revisions bot.check.run_all really checked (not answered from a remembered output)."""
+    runs: list[str] = []
+    run_all_for_real = check.run_all
+
+    def counting(repo, config, pool, *, rev, **kwargs):
+        runs.append(rev)
+        return run_all_for_real(repo, config, pool, rev=rev, **kwargs)
+
+    monkeypatch.setattr(check, "run_all", counting)
+    return runs
+
+
+def test_a_revision_checked_before_is_answered_from_its_remembered_output(
+    atlas: Path, capsys, counted_runs: list[str]
+) -> None:
+    first = run_cli(capsys, "check", "--repo", str(atlas), "--all", "--rev", "pr", "--format", "json")
+    again = run_cli(capsys, "check", "--repo", str(atlas), "--all", "--rev", "pr", "--format", "json")
+    assert again == first and first[0] == EXIT_BLOCKED
+    assert len(counted_runs) == 1
+    text = run_cli(capsys, "check", "--repo", str(atlas), "--all", "--rev", "pr")  # another format
+    assert run_cli(capsys, "check", "--repo", str(atlas), "--all", "--rev", "pr") == text
+    assert len(counted_runs) == 2
+
+
+def test_a_remembered_output_is_not_used_for_another_commit_configuration_or_installation(
+    atlas: Path, scratch: ScratchRepo, capsys, counted_runs: list[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def check_all(*extra: str) -> tuple[int, str, str]:
+        return run_cli(capsys, "check", "--repo", str(atlas), "--all", "--rev", "pr", "--format", "json", *extra)
+
+    check_all()
+    scratch.git("checkout", "-q", "pr")
+    scratch.write("docs/costs/cdn.md", GOOD.replace("Payments", "CDN"))
+    scratch.commit("fix the CDN diagram")
+    fixed = check_all()
+    assert fixed[0] == EXIT_OK and len(counted_runs) == 2  # pr moved: a new commit is checked
+    override = tmp_path / "override.yml"
+    override.write_text("limits:\n  max_nodes: 1\n")
+    strict = check_all("--config", str(override))
+    override.write_text("limits:\n  max_nodes: 50\n")
+    assert check_all("--config", str(override)) != strict
+    assert len(counted_runs) == 4
+    rules = tmp_path / "rules"
+    shutil.copytree(default_rules_dir(), rules)
+    monkeypatch.setenv("ATLAS_RULES_DIR", str(rules))
+    check_all()
+    (rules / "gates.yml").write_text((rules / "gates.yml").read_text() + "\n# edited\n")
+    check_all()
+    assert len(counted_runs) == 6  # other default rules, twice: another installation each time
+
+
+def test_an_unsettled_result_is_not_remembered(atlas: Path, capsys, counted_runs: list[str], tmp_path: Path) -> None:
+    spent = tmp_path / "spent.yml"
+    spent.write_text("gate_budget: {change_seconds: 0.000001}\n")
+    for _ in range(2):
+        run_cli(capsys, "check", "--repo", str(atlas), "--all", "--rev", "pr", "--format", "json", "--config",
+                str(spent))
+    assert len(counted_runs) == 2
 
 
 def test_check_loads_neither_pygithub_nor_the_app(atlas: Path) -> None:
@@ -356,6 +421,7 @@ def test_results_cut_short_by_the_gate_budget_are_not_stored(atlas: Path, tmp_pa
         result = run_all(repo, spent, pool, rev="pr")
         assert all(any(f.rule == "time_budget" for f in d.findings) for d in result.diagrams)
         assert not any(all(d.gates_passed.values()) for d in result.diagrams)
+        assert not result.settled
 
         class Counting:
             version, cache, parsed = pool.version, VerdictCache(tmp_path / "results.sqlite3"), []
@@ -467,3 +533,4 @@ def test_nothing_derived_from_a_timeout_is_kept(atlas: Path, tmp_path: Path, pha
     assert any(f.rule == "syntax" and f.suggestion is not None for f in broken.findings)
     assert [d.syntax.ok for d in recheck.diagrams] == [False, True, True]
     assert flaky != recheck
+    assert not flaky.settled and recheck.settled

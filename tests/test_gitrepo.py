@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.gitrepo import ChangedPath, GitError, GitRepo, _auth_env
+from bot.gitrepo import ChangedPath, GitError, GitRepo, _auth_env, commit_id
 import scratch as scratch_module
 from scratch import ScratchRepo
 
@@ -34,6 +34,17 @@ def test_resolve(scratch: ScratchRepo) -> None:
         repo.resolve("nope")
     with pytest.raises(GitError, match="invalid revision"):
         repo.resolve("--output=x")
+
+
+def test_commit_id_without_a_gitrepo(scratch: ScratchRepo, tmp_path: Path) -> None:
+    scratch.write("a.md", "a\n")
+    sha = scratch.commit("one")
+    assert commit_id(scratch.path, "main") == commit_id(scratch.path, sha[:8]) == sha
+    tree = scratch.git("rev-parse", "HEAD^{tree}").strip()
+    assert commit_id(scratch.path, tree) is None  # a tree names no commit
+    assert commit_id(scratch.path, "nope") is None
+    assert commit_id(scratch.path, "--output=x") is None
+    assert commit_id(tmp_path / "missing", "HEAD") is None
 
 
 def test_merge_base_and_ancestry(scratch: ScratchRepo) -> None:
