@@ -146,8 +146,8 @@ def whole_files(
 ) -> tuple[FileChange, ...]:
     """The files of a tree listing ((path, blob id), as ``GitRepo.list_files`` gives it), each checked whole:
     all its diagrams with status CHECKED and its blob id, or its skip reason. ``change`` is "A": with no base,
-    every file is new to the check. ``known`` gives the diagrams of files whose results are stored, by (path, blob id): those are
-    neither read nor extracted (their ``text`` is empty)."""
+    every file is new to the check. ``known`` gives the diagrams of files whose results are stored, by (path,
+    blob id): those are neither read nor extracted (their ``text`` is empty)."""
     reads = _read_checked(repo, {sha for path, sha in files_at if (path, sha) not in known}, max_bytes)
     return tuple(_seen_file(path, sha, known[(path, sha)]) if (path, sha) in known
                  else _whole_file(path, reads[sha], blob=sha) for path, sha in files_at)

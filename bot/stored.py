@@ -129,8 +129,8 @@ def results_from_json(text: str) -> list[DiagramResult]:
 
 
 def _diagram_from(data: Mapping[str, Any]) -> Diagram:
-    return Diagram(data["path"], data["line"], data["code"], tuple(range(*data["line_map"])), data["info"], data["index"],
-                   data["closed"])
+    return Diagram(data["path"], data["line"], data["code"], tuple(range(*data["line_map"])), data["info"],
+                   data["index"], data["closed"])
 
 
 # Enum members by value: calling the enum costs more than all the rest of rebuilding a stored finding.

@@ -321,7 +321,9 @@ export function makeConfigCopier(copy, compiledFor, { verify = false, reference 
   // copier, and its shape is never matched. Between the copy and the merge nothing else holds cfg; after it
   // only a theme directive changes cfg (its themeVariables), so none may be set.
   const mergingIntoCopy = (config, changes) => {
-    if (config === lastCopy && lastCopier.copiesShape && !changes.theme && mergeKeepsShape(config, changes, CONFIG_DEPTH)) {
+    const keepsShape =
+      config === lastCopy && lastCopier.copiesShape && !changes.theme && mergeKeepsShape(config, changes, CONFIG_DEPTH);
+    if (keepsShape) {
       remembered.set(config, lastCopier);
     }
   };
