@@ -82,8 +82,13 @@ class ChangedPath:
     new_blob: str | None = None
 
 
+def _is_valid_rev(rev: str) -> bool:
+    """Not empty, and nothing git would read as an option or as more than one argument."""
+    return bool(rev) and not rev.startswith("-") and "\n" not in rev and "\0" not in rev
+
+
 def _check_rev(rev: str) -> str:
-    if not rev or rev.startswith("-") or "\n" in rev or "\0" in rev:
+    if not _is_valid_rev(rev):
         raise GitError(MSG_BAD_REV.format(rev=rev))
     return rev
 
@@ -125,11 +130,12 @@ def _file_lock(path: Path) -> Iterator[None]:
 def commit_id(path: str | os.PathLike[str], rev: str) -> str | None:
     """The full commit id ``rev`` names in the repository at ``path``, or None (not a repository, no such
     commit, git missing), from one git process: for a caller that needs only that, without a GitRepo."""
-    if not rev or rev.startswith("-") or "\n" in rev or "\0" in rev:
+    if not _is_valid_rev(rev):
         return None
+    command = ["git", "-C", os.fspath(path), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"]
     try:
-        done = subprocess.run(["git", "-C", os.fspath(path), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-                              capture_output=True, text=True, check=False, env={**os.environ, **_auth_env(None)})
+        done = subprocess.run(command, capture_output=True, text=True, check=False,
+                              env={**os.environ, **_auth_env(None)})
     except OSError:
         return None
     sha = done.stdout.strip()

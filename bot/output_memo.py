@@ -54,8 +54,9 @@ def installation_digest() -> str:
     bytes): any change to what computes a check gives another digest."""
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parent
-    mermaid = mermaid_dir()
-    files = [*_source_files(package), *_source_files(default_rules_dir()), *_source_files(mermaid),
+    mermaid = mermaid_dir().resolve()
+    files = [*_source_files(package), *_source_files(default_rules_dir()),
+             *([] if mermaid.is_relative_to(package) else _source_files(mermaid)),  # read with the package
              mermaid / "node_modules" / "mermaid" / "package.json"]
     for path in files:
         digest.update(str(path).encode() + b"\0")
