@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import time
 from collections.abc import Sequence
@@ -383,8 +384,8 @@ def test_a_candidate_that_changes_a_label_is_never_offered(monkeypatch: pytest.M
     before any parse; a quoting pass on the same diagram is kept."""
     code = "graph TB\n    A[Pay: 10:00 (UTC)]\n"
     look_alike = ("Quote labels: look-alike", lambda lines: [line.replace(":", "\u2236") for line in lines])
-    monkeypatch.setitem(fixes._PASS_SETS, "flowchart", ((look_alike,), ((fixes._DESCRIBE_QUOTE,
-                                                                         fixes._flowchart_quote_labels),)))
+    quote = (fixes._DESCRIBE_QUOTE, fixes._flowchart_quote_labels)
+    monkeypatch.setitem(fixes._PASS_SETS, "flowchart", (fixes.PassSet((look_alike,)), fixes.PassSet((quote,))))
     (offered,) = candidate_fixes(code, FAILED)
     assert offered.replacement == ('    A["Pay: 10:00 (UTC)"]',)
     assert len(fixes.unchecked_fixes(code, FAILED)) == 2
@@ -421,3 +422,70 @@ def test_visible_text_decodes_entities_and_drops_quotes_and_every_kind_of_space(
 ])
 def test_flowchart_keywords_corrects_only_statement_keywords(line: str, fixed: str) -> None:
     assert fixes._flowchart_keywords([line]) == [fixed]
+
+
+# --- equivalences the fast paths rely on ---------------------------------------------------------------
+
+FLOW_TEXT = st.text(alphabet='aZ_$1 %"|([{>/\\]})-:;,#@\u00e9\u00a0\t', max_size=24)
+
+
+@settings(max_examples=500, deadline=None)
+@given(FLOW_TEXT)
+def test_segment_start_finds_what_the_plain_alternation_finds(line: str) -> None:
+    openers = "".join(re.escape(c) for c in sorted(fixes._OPENER_START))
+    plain = re.compile(r'%%|["|]|(?<=[\w$])[' + openers + "]")
+
+    def starts(pattern: re.Pattern[str]) -> list[int | None]:
+        return [m.start() if (m := pattern.search(line, i)) else None for i in range(len(line) + 1)]
+
+    assert starts(fixes._SEGMENT_START) == starts(plain)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(FLOW_TEXT.map(lambda s: "    A[" + s).filter(lambda s: "@" not in s), max_size=4))
+def test_broad_quoting_is_the_narrow_one_without_an_at_sign(body: list[str]) -> None:
+    """Why the broad flowchart pass set is tried only on code holding `@`."""
+    lines = ["graph TB", *body]
+    assert fixes._flowchart_quote_labels_broad(lines) == fixes._flowchart_quote_labels(lines)
+
+
+def test_pass_set_skipped_without_at_sign_gives_the_same_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
+    code = 'graph TB\n    A[x (y)] --> B{"z"}\n    C[a"\n    styl C fill:#f00\n    A -x C\n'
+    skipping = candidate_fixes(code, FAILED)
+    narrow, broad = fixes._PASS_SETS["flowchart"]
+    monkeypatch.setitem(fixes._PASS_SETS, "flowchart", (narrow, broad._replace(only_with="")))
+    assert candidate_fixes(code, FAILED) == skipping
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="aeiclsnptdrx", min_size=1, max_size=14), st.sampled_from([0.45, 0.65, 0.8]))
+def test_closest_skipping_keywords_by_length_finds_what_scoring_all_finds(word: str, cutoff: float) -> None:
+    for keywords in (fixes._SEQUENCE_KEYWORDS, fixes._HEADER_TYPES, ("classDef", "style"), ("class",)):
+        scored = [(difflib.SequenceMatcher(None, word.lower(), k.lower()).ratio(), k) for k in keywords]
+        score, best = max(scored)
+        assert fixes._closest(word, keywords, cutoff) == (best if score >= cutoff else None)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="aZ \t,;:-_1#x", max_size=24))
+def test_keyword_shapes_capture_the_first_word(line: str) -> None:
+    """The shapes' keyword group is the leading word _KEYWORD_LINE_START reads, so a keyword there skips them."""
+    start = fixes._KEYWORD_LINE_START.match(line)
+    for pattern, _ in fixes._FLOW_KEYWORD_LINES:
+        match = pattern.match(line)
+        if match:
+            assert start and match.group(2) == start.group(1)
+
+
+@settings(max_examples=500, deadline=None)
+@given(FLOW_TEXT)
+def test_a_node_opening_at_the_end_of_a_line_ends_with_an_opener_character(line: str) -> None:
+    if fixes._OPEN_AT_END.match(line):
+        assert line.rstrip()[-1:] in fixes._OPENER_END
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet='ab #q;"\u00a01', max_size=8), min_size=1, max_size=4))
+def test_lines_without_an_entity_read_alike_joined_with_or_without_newlines(lines: list[str]) -> None:
+    if "#" not in "".join(lines):
+        assert fixes._visible("".join(lines)) == fixes._visible("\n".join(lines))

@@ -18,6 +18,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from bot.gates.checks import SHAPE_CLOSERS, diagram_family
 from bot.model import SyntaxVerdict
@@ -37,17 +38,28 @@ _CLOSERS_OF = dict(SHAPE_CLOSERS)
 _OPEN_AT_END = re.compile(
     r"^(.*[\w$](?:" + "|".join(re.escape(opener) for opener, _ in SHAPE_CLOSERS) + r"))\s*$"
 )
+# The last characters of the openers: a line whose last non-blank character is none of them cannot match
+# _OPEN_AT_END, which is then not tried (it backtracks over the whole line).
+_OPENER_END = frozenset(opener[-1] for opener, _ in SHAPE_CLOSERS)
 # Openers on one line that may fail to close before the rest of the line is left alone.
 _MAX_UNCLOSED = 8
 # How many lines a node's text may span (`A[` … `]`).
 _MAX_LABEL_LINES = 40
 _OPENER_START = frozenset(opener[0] for opener, _ in SHAPE_CLOSERS)
+# SHAPE_CLOSERS by the opener's first character, in their order: only those can open at a given position.
+_SHAPES_BY_FIRST_CHAR = {
+    first: tuple((opener, closers) for opener, closers in SHAPE_CLOSERS if opener[0] == first)
+    for first in _OPENER_START
+}
 # A node id character directly before an opener makes it a shape (`A[`, `db[(`), not punctuation.
 _ID_CHAR = re.compile(r"[\w$]")
 # Where a segment may start: a comment, a quote, a pipe, or an opener after an id character (one search skips
-# the plain characters between them).
+# the plain characters between them). It is `%%|["|]|(?<=[\w$])[openers]` with the one character class of all
+# starts first, which re finds with a fast scan (an alternation is tried at every position, 4x slower), and
+# look-behinds then telling which start it is.
+_OPENERS_CLASS = "".join(re.escape(c) for c in sorted(_OPENER_START))
 _SEGMENT_START = re.compile(
-    r'%%|["|]|(?<=[\w$])[' + "".join(re.escape(c) for c in sorted(_OPENER_START)) + "]"
+    r'[%"|' + _OPENERS_CLASS + r'](?:(?<=%)%|(?<=["|])|(?<=[\w$][' + _OPENERS_CLASS + "]))"
 )
 # What may follow a node's closing bracket: the end of the statement, an edge, `&`, a class, a comment.
 # `<` only as an arrow (`<-->`), so `]<br/>` inside a label is not taken for the end of the node.
@@ -76,7 +88,9 @@ _FLOW_KEYWORD_LINES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(r"^(\s*)([A-Za-z]+)(\s+[\w-]+(?:\s*,\s*[\w-]+)*\s+[\w-]+\s*;?\s*)$"), ("class",)),
 )
 # What every statement shape above starts with: lines without it (most node and edge lines) skip all three.
-_KEYWORD_LINE_START = re.compile(r"\s*[A-Za-z]+\s")
+# Its word is the shapes' group 2 whenever they match (a run of letters, and a blank after it), so a line
+# starting with a keyword already (`style`, `class`) skips them too.
+_KEYWORD_LINE_START = re.compile(r"\s*([A-Za-z]+)\s")
 _SEQUENCE_KEYWORDS = (
     "participant", "actor", "activate", "deactivate", "Note", "loop", "alt", "else", "opt", "par", "and",
     "end", "rect", "critical", "break", "autonumber", "box", "create", "destroy",
@@ -173,7 +187,7 @@ def unchecked_fixes(code: str, verdict: SyntaxVerdict) -> list[SyntaxFix]:
         return []
     lines = _code_lines(code)
     family, header = diagram_family(lines)
-    pass_sets = _PASS_SETS.get(family, ())
+    pass_sets = [pass_set.passes for pass_set in _PASS_SETS.get(family, ()) if pass_set.only_with in code]
     candidates: list[SyntaxFix | None] = []
     used: list[int] = []
     for passes in pass_sets:
@@ -262,19 +276,29 @@ def keeps_visible_text(lines: Sequence[str], fix: SyntaxFix, family: str) -> boo
     if fix.kind == "Sankey title":  # the title moves above the header: the same characters, reordered
         counted_old, counted_new = collections.Counter(old), collections.Counter(new)
         return set((counted_old - counted_new) + (counted_new - counted_old)) <= allowed
+    if not _differs_only_in(old, new, allowed):
+        return False
+    if family != "flowchart":
+        return True
+    # `old` read the lines joined by newlines, which _visible drops: joined without them, only an entity code
+    # formed across two lines could read differently, and without a `#` there is none
+    joined = "".join(before)
+    written = old if "#" not in joined else _visible(joined)
+    return all(_visible(text) in written for line in fix.replacement
+               for text, kind in _flow_segments(line) if kind != _CODE)
+
+
+def _differs_only_in(old: str, new: str, allowed: set[str]) -> bool:
+    """Whether every difference difflib finds between ``old`` and ``new`` is made of ``allowed`` characters."""
+    if old == new:  # most fixes (quoting, escaping): difflib would find no difference
+        return True
     # the common ends set aside first: a quoting fix of a huge label then costs linear time, not quadratic
     prefix = len(os.path.commonprefix([old, new]))
     suffix = len(os.path.commonprefix([old[prefix:][::-1], new[prefix:][::-1]]))
     old, new = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
     matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag != "equal" and not set(old[i1:i2] + new[j1:j2]) <= allowed:
-            return False
-    if family != "flowchart":
-        return True
-    written = _visible("".join(before))
-    return all(_visible(text) in written for line in fix.replacement
-               for text, kind in _flow_segments(line) if kind != _CODE)
+    return all(tag == "equal" or set(old[i1:i2] + new[j1:j2]) <= allowed
+               for tag, i1, i2, j1, j2 in matcher.get_opcodes())
 
 
 def _decode_entity(match: re.Match[str]) -> str:
@@ -321,9 +345,18 @@ def _unique(fixes: Sequence[SyntaxFix]) -> list[SyntaxFix]:
 
 def _closest(word: str, keywords: Sequence[str], cutoff: float) -> str | None:
     """The keyword most similar to ``word`` (case-insensitively), if at least ``cutoff`` similar."""
-    scored = [(difflib.SequenceMatcher(None, word.lower(), k.lower()).ratio(), k) for k in keywords]
-    score, best = max(scored)
+    word = word.lower()
+    lowered = ((k, k.lower()) for k in keywords)
+    scored = [(difflib.SequenceMatcher(None, word, low).ratio(), k) for k, low in lowered
+              if _ratio_bound(len(word), len(low)) >= cutoff]
+    score, best = max(scored, default=(0.0, None))
     return best if score >= cutoff else None
+
+
+def _ratio_bound(length_a: int, length_b: int) -> float:
+    """SequenceMatcher's ``real_quick_ratio``: its ratio's bound from the lengths alone, computed alike, so a
+    keyword whose bound is below the cutoff can be skipped (the best keyword at or above it is still found)."""
+    return 2.0 * min(length_a, length_b) / (length_a + length_b)
 
 
 def _quote(text: str) -> str:
@@ -403,12 +436,13 @@ def _complete_unclosed_node(line: str) -> str:
 def _flowchart_keywords(lines: Sequence[str]) -> list[str]:
     out = []
     for line in lines:
-        if not _KEYWORD_LINE_START.match(line):
+        start = _KEYWORD_LINE_START.match(line)
+        if not start or start.group(1) in _FLOW_KEYWORDS:
             out.append(line)
             continue
         for pattern, keywords in _FLOW_KEYWORD_LINES:
             match = pattern.match(line)
-            if match and match.group(2) not in _FLOW_KEYWORDS:
+            if match:
                 best = _closest(match.group(2), keywords, _TYPO_CUTOFF)
                 if best:
                     line = match.group(1) + best + match.group(3)
@@ -420,13 +454,16 @@ def _flowchart_keywords(lines: Sequence[str]) -> list[str]:
 def _flowchart_quote_labels(lines: Sequence[str], risky: re.Pattern[str] = _RISKY_TEXT) -> list[str]:
     out = []
     for line in lines:
-        subgraph = _BARE_SUBGRAPH.match(line)
+        subgraph = _BARE_SUBGRAPH.match(line) if "subgraph" in line else None
         if subgraph and risky.search(subgraph.group(2)):
             out.append(subgraph.group(1) + _quote(subgraph.group(2)))
         elif _FLOW_SKIP.match(line):
             out.append(line)
         else:
-            out.append("".join(_quote_segment(text, kind, risky) for text, kind in _flow_segments(line)))
+            segments = _flow_segments(line)
+            # a line of one segment is all code, which quoting leaves alone (most edge and statement lines)
+            out.append(line if len(segments) == 1 else "".join(_quote_segment(text, kind, risky)
+                                                                  for text, kind in segments))
     return _quote_multiline_labels(out, risky)
 
 
@@ -445,7 +482,8 @@ def _quote_segment(text: str, kind: str, risky: re.Pattern[str]) -> str:
 def _quote_multiline_labels(lines: list[str], risky: re.Pattern[str]) -> list[str]:
     """Quote node text spread over several lines (`A[` … `]`): a quoted string may span lines."""
     for index, line in enumerate(lines):
-        match = _OPEN_AT_END.match(line)
+        last_char = line.rstrip()[-1:]
+        match = _OPEN_AT_END.match(line) if last_char and last_char in _OPENER_END else None
         if not match:
             continue
         opener = next(o for o, _ in SHAPE_CLOSERS if match.group(1).endswith(o))
@@ -464,7 +502,7 @@ def _quote_multiline_labels(lines: list[str], risky: re.Pattern[str]) -> list[st
 def _flowchart_arrows(lines: Sequence[str]) -> list[str]:
     return [
         line
-        if _FLOW_SKIP.match(line) or not _SHORT_ARROW.search(line)
+        if not ("-x" in line or "-o" in line) or _FLOW_SKIP.match(line) or not _SHORT_ARROW.search(line)
         else "".join(_SHORT_ARROW.sub(r"--\1", text) if kind == _CODE else text for text, kind in _flow_segments(line))
         for line in lines
     ]
@@ -514,7 +552,7 @@ def _flow_segments(line: str) -> tuple[tuple[str, str], ...]:
 
 def _find_shape(line: str, start: int) -> tuple[int, int] | None:
     """Start and end index of the text of the node shape opening at ``start``."""
-    for opener, closers in SHAPE_CLOSERS:
+    for opener, closers in _SHAPES_BY_FIRST_CHAR.get(line[start], ()):
         if line.startswith(opener, start):
             text_start = start + len(opener)
             end = _closer_position(line, text_start, closers)
@@ -651,13 +689,24 @@ _FLOW_PASSES: tuple[tuple[str, Rewrite], ...] = (
     (_DESCRIBE_FLOW_KEYWORD, _flowchart_keywords),
     (_DESCRIBE_ARROW, _flowchart_arrows),
 )
-# Per diagram family, sets of whole-diagram passes, each set tried as one candidate, narrowest first.
-_PASS_SETS: dict[str, tuple[tuple[tuple[str, Rewrite], ...], ...]] = {
-    "flowchart": (
-        _FLOW_PASSES,
-        tuple((d, _flowchart_quote_labels_broad if r is _flowchart_quote_labels else r) for d, r in _FLOW_PASSES),
-    ),
-    "sequence": (((_DESCRIBE_SEQUENCE, _sequence_semicolons),),),
-    "state": (((_DESCRIBE_STATE, _state_colons),),),
-    "xychart": (((_DESCRIBE_XY, _xychart_axis_labels),),),
+_FLOW_PASSES_BROAD = tuple(
+    (d, _flowchart_quote_labels_broad if r is _flowchart_quote_labels else r) for d, r in _FLOW_PASSES
+)
+
+
+class PassSet(NamedTuple):
+    """Whole-diagram passes tried together as one candidate, on diagram code holding ``only_with``: on other
+    code the set would repeat an earlier set's candidate (which ``_unique`` then drops)."""
+
+    passes: tuple[tuple[str, Rewrite], ...]
+    only_with: str = ""
+
+
+# Per diagram family, its pass sets, narrowest first.
+_PASS_SETS: dict[str, tuple[PassSet, ...]] = {
+    # the broad quoting differs from the narrow one only on text holding `@` (the one character it adds)
+    "flowchart": (PassSet(_FLOW_PASSES), PassSet(_FLOW_PASSES_BROAD, only_with="@")),
+    "sequence": (PassSet(((_DESCRIBE_SEQUENCE, _sequence_semicolons),)),),
+    "state": (PassSet(((_DESCRIBE_STATE, _state_colons),)),),
+    "xychart": (PassSet(((_DESCRIBE_XY, _xychart_axis_labels),)),),
 }
