@@ -25,6 +25,8 @@ from bot.gates.mermaid import (
     RENDER_ERROR,
     SUGGESTIONS,
     WORKER_ENV,
+    WORKER_MEMORY_ENV,
+    WORKER_NODE_FLAGS,
     MermaidPool,
     MermaidUnavailable,
     VerdictCache,
@@ -324,8 +326,19 @@ def test_workers_start_with_a_minimal_environment(monkeypatch: pytest.MonkeyPatc
         assert pool.parse(VALID).ok  # the worker runs with what it is given
         environ = Path(f"/proc/{pool.worker_pids()[0]}/environ").read_bytes().split(b"\0")
     names = {entry.split(b"=", 1)[0].decode() for entry in environ if entry}
-    assert names <= set(WORKER_ENV) and "PATH" in names
+    assert names <= set(WORKER_ENV) | set(WORKER_MEMORY_ENV) and "PATH" in names
     assert not names & set(secrets)
+
+
+def test_workers_start_with_the_memory_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")  # the caller's own setting is not inherited
+    with MermaidPool(workers=1) as pool:
+        assert pool.parse(VALID).ok
+        pid = pool.worker_pids()[0]
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        environ = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+    assert arguments[1:-2] == list(WORKER_NODE_FLAGS) and arguments[-2].endswith("worker.mjs")
+    assert {f"{name}={value}" for name, value in WORKER_MEMORY_ENV.items()} <= set(environ)
 
 
 def test_workers_parse_below_the_servers_priority() -> None:
