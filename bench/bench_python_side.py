@@ -87,11 +87,10 @@ def _search_all(patterns, attribute: str, sections: list[str]) -> float:
         for lower in sections:
             start = 0
             if pattern.needles is not None:
-                needle = pattern.needles.search(lower)
-                if needle is None:
+                start = min((at for at in map(lower.find, pattern.needles) if at >= 0), default=-1)
+                if start < 0:
                     continue
-                if pattern.reach is not None:
-                    start = max(0, needle.start() - pattern.reach)
+                start = max(0, start - pattern.reach) if pattern.reach is not None else 0
             regex.search(lower, start)
     return time.process_time() - started
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -513,3 +514,106 @@ def test_boundary_led_scan_keeps_the_word_boundary(text: str, expected: tuple[in
 ])
 def test_boundary_led_scan_leaves_other_patterns(pattern: str) -> None:
     assert checks.boundary_led_scan(pattern) is None
+
+
+# ---------------------------------------------------------------- equivalences the faster scans rely on
+
+def _as_written(pattern: str) -> str:
+    """A pattern with its possessive repeats made backtracking again (the form an optimisation must equal)."""
+    return pattern.replace("*+", "*").replace("++", "+").replace("?+", "?").replace("}+", "}")
+
+
+_TRIED_AT_NEEDLES = [(key, pattern) for key, state in CONFIG.compiled.items()
+                     for pattern in getattr(state, "patterns", ()) if pattern.tried_at_needles]
+_NEEDLE_WORDS = sorted({needle for _, pattern in _TRIED_AT_NEEDLES for needle in pattern.needles or ()})
+
+
+def test_some_default_evidence_patterns_are_tried_at_their_needles() -> None:
+    assert _TRIED_AT_NEEDLES
+    assert all(0 <= (p.reach or 0) <= checks.MAX_TRIED_REACH for _, p in _TRIED_AT_NEEDLES)
+
+
+@given(words=st.lists(st.sampled_from(_NEEDLE_WORDS) | st.text(alphabet="aAs 1\n:=-./%$", max_size=4),
+                      max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_a_pattern_tried_at_its_needles_finds_the_match_a_search_finds(words: list[str]) -> None:
+    """Trying a pattern only at (or ``reach`` before) each needle gives the match ``search`` gives."""
+    text = " ".join(words) + " 5 ms 12 users 3 min"
+    lower = checks.lowered_for_needles(text)
+    assert lower is not None
+    for key, pattern in _TRIED_AT_NEEDLES:
+        regex, haystack = (pattern.folded, lower) if pattern.folded is not None else (pattern.regex, text)
+        found, expected = checks._match_at_needles(pattern, text, lower), regex.search(haystack)
+        assert (found and found.span()) == (expected and expected.span()), (key, pattern.regex.pattern, text)
+
+
+def test_shortest_needles_drop_the_needles_another_one_starts() -> None:
+    assert checks.shortest_needles(["compensates", "compensate", "compensation", "p99", "p999", "p50"]) == (
+        "compensate", "compensation", "p50", "p99")
+
+
+@pytest.mark.parametrize(("patterns", "lead"), [
+    ([r"\d(?<![#\w.,]\d)\s?ms\b", r"\d(?<![#\w.,]\d)[\d,.]*+\s?GB", r"\d(?<![#\w.,]\d)x"], r"\d(?<![#\w.,]\d)"),
+    ([r"\d(?<![#\w.,]\d)ms", r"\d(?<![#\w.,$]\d)GB"], r"\d"),
+    ([r"[$€]\s?\d", r"[$€]\d+k"], r"[$€]"),
+    ([r"ab*", r"ac"], "a"),  # "b" is repeated: not a one-way item
+    ([r"a*b", r"a*c"], ""),
+    ([r"ab|c", r"ad"], ""),  # a top-level alternation shares nothing
+    ([r"x(?:y)", r"x(?:z)"], "x"),
+])
+def test_alternation_takes_out_the_one_way_start_the_patterns_share(patterns: list[str], lead: str) -> None:
+    assert checks._one_way_lead(patterns, re.IGNORECASE | re.MULTILINE) == lead
+
+
+_LEAD_CASES = [
+    [r"\d(?<![#\w.,]\d)[\d,.]*+\s?(?:k|m)?\s?ms\b", r"\d(?<![#\w.,]\d)[\d,.]*+\s?GB", r"\d(?<![#\w.,]\d)\d*\s?%"],
+    [r"[$€]\s?\d+k?", r"[$€]\s?\d+\s?/\s?mo", r"[$€]"],
+    [r"ab*c", r"ab", r"ac"],
+]
+
+
+@pytest.mark.parametrize("patterns", _LEAD_CASES)
+@given(text=st.text(alphabet="0123456789,.kmsGB%$€ /moabc#\n", max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_alternation_matches_where_the_plain_alternation_does(patterns: list[str], text: str) -> None:
+    flags = re.IGNORECASE | re.MULTILINE
+    merged = re.compile(checks.alternation(patterns, flags), flags)
+    plain = re.compile("|".join(f"(?:{pattern})" for pattern in patterns), flags)
+    assert [m.span() for m in merged.finditer(text)] == [m.span() for m in plain.finditer(text)]
+
+
+@given(code=st.text(alphabet="TODOtbdBXFIMElorem ipsumServiceAexample.com_-\n", max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_placeholder_terms_pre_tested_by_their_first_word_give_the_same_hits(code: str) -> None:
+    """The substring pre-test only skips code without any match: same hits as with the test disabled ("" is in
+    every text)."""
+    for rule_id in ("placeholders", "generic_names"):
+        state = CONFIG.compiled[("technical", rule_id)]
+        untested = dataclasses.replace(state, exact_firsts=("",), folded_firsts=("",))
+        subject = Subject(diagram(code), verdict=OK, syntax_fix=None, evidence_text=lambda kind: code,
+                          expansions=lambda: Expansions(code))
+        found = list(checks.placeholders(state, subject, checks.EVIDENCE_DIAGRAM))
+        assert found == list(checks.placeholders(untested, subject, checks.EVIDENCE_DIAGRAM))
+
+
+@given(text=st.text(alphabet='AB1_ ()[]{}/\\"|>@:-=.xo\n', max_size=40))
+@settings(max_examples=500, deadline=None)
+def test_possessive_node_shapes_match_as_the_backtracking_ones(text: str) -> None:
+    """A label stops only where its closer starts, so the possessive shapes match exactly where the plain
+    (backtracking) ones do, statement by statement."""
+    for possessive in (checks._FLOW_SIMPLE, checks._FLOW_TOKEN):
+        plain = re.compile(possessive.pattern.replace(checks._SHAPES, _as_written(checks._SHAPES)))
+        for start in range(len(text) + 1):
+            found, expected = possessive.match(text, start), plain.match(text, start)
+            assert (found and found.groupdict()) == (expected and expected.groupdict())
+        found, expected = possessive.fullmatch(text), plain.fullmatch(text)
+        assert (found and found.groupdict()) == (expected and expected.groupdict())
+
+
+_ACRONYM_AS_WRITTEN = re.compile(r"((?:[A-Z]{2,6}|[A-Z][a-z][A-Z]|[a-z][A-Z]{3,5})[0-9]{0,2})s?(?!\w)")
+
+
+@given(text=st.text(alphabet="ABCPaboS0129s _-#", max_size=40))
+@settings(max_examples=500, deadline=None)
+def test_the_acronym_look_ahead_only_skips_where_no_branch_could_start(text: str) -> None:
+    assert checks._ACRONYM.findall(text) == _ACRONYM_AS_WRITTEN.findall(text)

@@ -4,8 +4,11 @@ passing per gate, gates per category, evidence from the Markdown section, files 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.config import Condition, Gate, Rule, load_config
 from bot.gates import checks, engine
@@ -350,3 +353,22 @@ def test_section_around_before_any_heading_and_top_level() -> None:
 def test_section_around_setext_heading() -> None:
     text = "Top\n===\na\n\nSub\n---\nb\n\nNext\n===\nc\n"
     assert engine.section_around(text, 7) == "Sub\n---\nb\n"
+
+
+_HEADING_CANDIDATE_AS_WRITTEN = re.compile(
+    r"\n(?:[ \t>]*(?P<fence>`{3,}|~{3,})(?P<rest>[^\n]*)|(?P<atx> {0,3}#{1,6})(?=[ \t\n])"
+    r"| {0,3}(?P<underline>=+|-+)[ \t]*(?=\n))"
+)
+
+
+@given(text=st.text(alphabet=" \t>`~#=-a\n", max_size=60))
+@settings(max_examples=500, deadline=None)
+def test_the_possessive_heading_scan_finds_the_lines_the_backtracking_one_finds(text: str) -> None:
+    """What follows each possessive repeat is none of its characters: giving some back could never match."""
+    found = [(m.start(), m.groupdict()) for m in engine._HEADING_CANDIDATE.finditer(text)]
+    assert found == [(m.start(), m.groupdict()) for m in _HEADING_CANDIDATE_AS_WRITTEN.finditer(text)]
+
+
+@pytest.mark.parametrize("text", ["a\nb\n", "a\r\nb\rc\n", "", "\n\n", "x\r"])
+def test_file_lines_split_at_every_commonmark_line_break(text: str) -> None:
+    assert engine._lines(text) == re.split(r"\r\n?|\n", text)

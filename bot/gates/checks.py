@@ -14,10 +14,11 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import os
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from re import _compiler, _constants, _parser  # the boundary-led scan rewrites parsed patterns
 from typing import TYPE_CHECKING, Any
@@ -49,21 +50,22 @@ _ARROWHEAD = re.compile(r"-{1,2}[>x)]|<-|<\|-|\.\.>|==>|--\|>")
 # --------------------------------------------------------------------------------------- flowchart grammar
 
 # Node shapes, longest openers first. A label is a quoted string (which may hold any delimiter) or text
-# without the closer's first character; "[/" and "[\" close with "/]" or "\]".
+# without the closer's first character; "[/" and "[\" close with "/]" or "\]". The repeats are possessive:
+# a label stops only where its closer must start, so giving characters back could never let the closer match.
 _SHAPES = "|".join(
     (
-        r'\(\(\((?:"[^"\n]*"|[^)"\n])*\)\)\)',
-        r'\(\((?:"[^"\n]*"|[^)"\n])*\)\)',
-        r'\(\[(?:"[^"\n]*"|[^\]"\n])*\]\)',
-        r'\[\[(?:"[^"\n]*"|[^\]"\n])*\]\]',
-        r'\[\((?:"[^"\n]*"|[^)"\n])*\)\]',
-        r'\[[/\\](?:"[^"\n]*"|[^/\\"\n])*[/\\]\]',
-        r'\{\{(?:"[^"\n]*"|[^}"\n])*\}\}',
-        r'@\{[^}\n]*\}',
-        r'\[(?:"[^"\n]*"|[^\]"\n])*\]',
-        r'\((?:"[^"\n]*"|[^)"\n])*\)',
-        r'\{(?:"[^"\n]*"|[^}"\n])*\}',
-        r'>(?:"[^"\n]*"|[^\]"\n])*\]',
+        r'\(\(\((?:"[^"\n]*+"|[^)"\n]++)*+\)\)\)',
+        r'\(\((?:"[^"\n]*+"|[^)"\n]++)*+\)\)',
+        r'\(\[(?:"[^"\n]*+"|[^\]"\n]++)*+\]\)',
+        r'\[\[(?:"[^"\n]*+"|[^\]"\n]++)*+\]\]',
+        r'\[\((?:"[^"\n]*+"|[^)"\n]++)*+\)\]',
+        r'\[[/\\](?:"[^"\n]*+"|[^/\\"\n]++)*+[/\\]\]',
+        r'\{\{(?:"[^"\n]*+"|[^}"\n]++)*+\}\}',
+        r'@\{[^}\n]*+\}',
+        r'\[(?:"[^"\n]*+"|[^\]"\n]++)*+\]',
+        r'\((?:"[^"\n]*+"|[^)"\n]++)*+\)',
+        r'\{(?:"[^"\n]*+"|[^}"\n]++)*+\}',
+        r'>(?:"[^"\n]*+"|[^\]"\n]++)*+\]',
     )
 )
 # Node shape openers and the closers that end them, longest opener first ("[(" opens a cylinder only when ")]"
@@ -146,7 +148,8 @@ _MARKUP = (("<", _HTML_TAG), ("#", _ENTITY), ("&", _ENTITY), ("://", _URL))
 # Two to six capitals (digits may follow: EC2, HTTP2), or a mixed-case abbreviation ("PoP", "QoS", "mTLS"),
 # optionally a plural "s", not followed by a word character. The character before is tested in Python (``_ACRONYM_NOT_AFTER``): a leading look-behind would
 # cost the regex its fast scan for a first capital.
-_ACRONYM = re.compile(r"((?:[A-Z]{2,6}|[A-Z][a-z][A-Z]|[a-z][A-Z]{3,5})[0-9]{0,2})s?(?!\w)")
+# The look-ahead is what every branch starts with: most letters (lower case then lower case) fail it at once.
+_ACRONYM = re.compile(r"(?=[A-Z][A-Za-z]|[a-z][A-Z])((?:[A-Z]{2,6}|[A-Z][a-z][A-Z]|[a-z][A-Z]{3,5})[0-9]{0,2})s?(?!\w)")
 # Not an acronym when glued to these: part of a longer word, a hex colour, an entity, a path or a flag.
 _ACRONYM_NOT_AFTER = frozenset("#&@$.\\-_")
 # A capitalised word this long is shouting, not an acronym; a label that shouts is skipped.
@@ -820,6 +823,10 @@ class _Terms:
     folded: re.Pattern[str] | None
     # The folded terms case-insensitively, for code whose lower-casing changes its length (U+0130).
     insensitive: re.Pattern[str] | None
+    # The first word of each exact (folded) term: every match holds one, so code without any has no match
+    # (a substring test is several times cheaper than the scan).
+    exact_firsts: tuple[str, ...]
+    folded_firsts: tuple[str, ...]
 
 
 def _prepare_placeholders(params: Mapping[str, Any], config: Config) -> _Terms:
@@ -828,6 +835,8 @@ def _prepare_placeholders(params: Mapping[str, Any], config: Config) -> _Terms:
         raise CheckParamError("terms", "needs at least one term")
     exact: list[str] = []
     folded: list[str] = []
+    exact_firsts: set[str] = set()
+    folded_firsts: set[str] = set()
     for index, term in enumerate(terms):
         words = term.split()
         if not words:
@@ -835,15 +844,18 @@ def _prepare_placeholders(params: Mapping[str, Any], config: Config) -> _Terms:
         # A term written in capitals ("TODO") is a marker only in capitals: "Todo app" names a product.
         if term.upper() == term and any(c.isalpha() for c in term):
             exact.append(r"\s+".join(re.escape(word) for word in words))
+            exact_firsts.add(words[0])
         else:
             folded.append(r"\s+".join(re.escape(word.lower()) for word in words))
+            folded_firsts.add(words[0].lower())
 
     def compiled(bodies: list[str], flags: int = 0) -> re.Pattern[str] | None:
         if not bodies:
             return None
         return re.compile("(?:" + "|".join(sorted(bodies, key=len, reverse=True)) + r")(?![\w-]|\.\w)", flags)
 
-    return _Terms(compiled(exact), compiled(folded), compiled(folded, re.IGNORECASE))
+    return _Terms(compiled(exact), compiled(folded), compiled(folded, re.IGNORECASE),
+                  tuple(sorted(exact_firsts)), tuple(sorted(folded_firsts)))
 
 
 @_register(
@@ -856,10 +868,12 @@ def placeholders(state: _Terms, subject: Subject, evidence: str) -> Iterator[Hit
     """Placeholder text left in a diagram, one hit per line (terms match whole words only)."""
     code = subject.diagram.code
     lower = subject.lower_code
-    folded = (state.folded, lower) if len(lower) == len(code) else (state.insensitive, code)
+    # (pattern, what it searches, words one of which each of its matches holds; None: not known)
+    folded = ((state.folded, lower, state.folded_firsts) if len(lower) == len(code)
+              else (state.insensitive, code, None))
     found: dict[int, str] = {}
-    for pattern, haystack in ((state.exact, code), folded):
-        if pattern is None:
+    for pattern, haystack, firsts in ((state.exact, code, state.exact_firsts), folded):
+        if pattern is None or (firsts is not None and not any(word in haystack for word in firsts)):
             continue
         for match in pattern.finditer(haystack):
             at = match.start()
@@ -1194,20 +1208,26 @@ def orphan_nodes(state: Any, subject: Subject, evidence: str) -> Iterator[Hit]:
 
 @dataclass(frozen=True)
 class _Pattern:
-    """One evidence pattern; ``needles`` finds, in the lower-cased evidence, a literal every match contains
-    (None: no such literal), and ``reach`` is how far before that literal a match can start (None:
-    unbounded), so a search can start ``reach`` characters before the first needle instead of at the top."""
+    """One evidence pattern; every match contains one of ``needles`` (lower-case literals, looked for in the
+    lower-cased evidence; None: no such literal), and ``reach`` is how far before that literal a match can
+    start (None: unbounded), so a search can start ``reach`` characters before the first needle instead of at
+    the top. With a short reach the pattern is only tried there: at most ``reach`` characters before each
+    needle (``tried_at_needles``)."""
 
     regex: re.Pattern[str]
-    needles: re.Pattern[str] | None
+    needles: tuple[str, ...] | None
     reach: int | None
     # The pattern in lower case without IGNORECASE, for the lower-cased evidence (None: not safe to fold).
     folded: re.Pattern[str] | None
     # A pattern merged from several (one scan instead of one per pattern): the patterns it was merged from.
     parts: tuple[_Pattern, ...] = ()
     # ``folded`` rewritten so the engine can skip to the few characters a match starts with (None: no such
-    # rewrite); it matches exactly where ``folded`` does.
+    # rewrite, or a pattern tried only at its needles); it matches exactly where ``folded`` does.
     scan: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def tried_at_needles(self) -> bool:
+        return self.needles is not None and self.reach is not None and self.reach <= MAX_TRIED_REACH
 
 
 @dataclass(frozen=True)
@@ -1256,13 +1276,11 @@ def _scan_patterns(regexes: Sequence[re.Pattern[str]], flags: int) -> tuple[_Pat
     for regex in regexes:
         needles, reach = needles_of(regex.pattern, flags)
         folded = fold_pattern(regex.pattern) if flags & re.IGNORECASE else None
-        prepared.append(_Pattern(
-            regex,
-            re.compile("|".join(map(re.escape, needles))) if needles else None,
-            reach,
-            re.compile(folded, re.MULTILINE) if folded is not None else None,
-            scan=boundary_led_scan(folded) if folded is not None else None,
-        ))
+        item = _Pattern(regex, shortest_needles(needles) if needles else None, reach,
+                        re.compile(folded, re.MULTILINE) if folded is not None else None)
+        if folded is not None and not item.tried_at_needles:  # one tried at its needles is never scanned for
+            item = replace(item, scan=boundary_led_scan(folded))
+        prepared.append(item)
     # One scan per group (folded or not) of the rule's patterns, as one alternation: cheaper than a needle test
     # and a scan per pattern. A pattern left on its own keeps its needle test.
     # Patterns led by an assertion (\b, a look-behind) are not merged: the engine cannot skip to a first
@@ -1286,10 +1304,53 @@ def _merged(items: list[_Pattern], flags: int, *, folded: bool) -> list[_Pattern
     two or when one holds group names or back references."""
     if len(items) < 2 or any(_UNMERGEABLE.search(item.regex.pattern) for item in items):
         return items
-    regex = re.compile("|".join(f"(?:{item.regex.pattern})" for item in items), flags)
-    combined = (re.compile("|".join(f"(?:{item.folded.pattern})" for item in items), re.MULTILINE)  # type: ignore[union-attr]
-                if folded else None)
+    regex = re.compile(alternation([item.regex.pattern for item in items], flags), flags)
+    folded_patterns = [item.folded.pattern for item in items] if folded else []  # type: ignore[union-attr]
+    combined = re.compile(alternation(folded_patterns, re.MULTILINE), re.MULTILINE) if folded else None
     return [_Pattern(regex, None, None, combined, tuple(items))]
+
+
+# Pattern items that match in at most one way, one character or none: literals, single-character classes,
+# anchors and look-arounds (which never backtrack into themselves).
+_ONE_WAY_ITEMS = frozenset({_constants.LITERAL, _constants.NOT_LITERAL, _constants.IN, _constants.ANY, _constants.AT,
+                            _constants.ASSERT, _constants.ASSERT_NOT})
+
+
+def alternation(patterns: Sequence[str], flags: int) -> str:
+    r"""``(?:p1)|(?:p2)|...``, with the start all of them share taken out in front when it matches in at most
+    one way (``\d(?<![#\w.,]\d)`` leads many evidence patterns): the same matches, but the engine tests that
+    start once per position instead of once per pattern."""
+    lead = _one_way_lead(patterns, flags)
+    body = "|".join(f"(?:{pattern[len(lead):]})" for pattern in patterns)
+    return f"{lead}(?:{body})" if lead else body
+
+
+def _one_way_lead(patterns: Sequence[str], flags: int) -> str:
+    """The longest common start of ``patterns`` made of whole one-way items of each of them ("" if none)."""
+    try:
+        parsed = [_items(pattern, flags) for pattern in patterns]
+    except Exception:  # noqa: BLE001  the re module's internals: any surprise means "merge as written"
+        return ""
+    shared: list[tuple[Any, str]] = []
+    for items in zip(*parsed):
+        if items[0][0] not in _ONE_WAY_ITEMS or len(set(items)) > 1:
+            break
+        shared.append(items[0])
+    if not shared:
+        return ""
+    common = os.path.commonprefix(list(patterns))
+    for end in range(1, len(common) + 1):  # the shortest start that parses to those items is where they end
+        try:
+            if _items(common[:end], flags) == shared:
+                return common[:end]
+        except re.error:
+            continue
+    return ""
+
+
+def _items(pattern: str, flags: int) -> list[tuple[Any, str]]:
+    """The top-level items of a parsed pattern, as (operator, comparable text)."""
+    return [(op, repr((op, av))) for op, av in _parser.parse(pattern, flags).data]
 
 
 @_register(
@@ -1311,14 +1372,17 @@ def evidence_matches(state: _Evidence, subject: Subject, evidence: str) -> Itera
     screened = state.unless_before is not None or state.unless_after is not None
     for pattern in state.patterns:
         start = 0
-        if pattern.needles is not None and lower is not None:
-            needle = pattern.needles.search(lower)
-            if needle is None:
-                continue
-            if pattern.reach is not None:
-                start = max(0, needle.start() - pattern.reach)
-        regex, haystack = _haystack(pattern, text, lower)
-        found = regex.search(haystack, start)
+        if lower is not None and pattern.tried_at_needles:
+            found = _match_at_needles(pattern, text, lower)
+            start = found.start() if found is not None else 0  # its first match: none starts before it
+        else:
+            if pattern.needles is not None and lower is not None:
+                start = min((at for at in map(lower.find, pattern.needles) if at >= 0), default=-1)
+                if start < 0:
+                    continue
+                start = max(0, start - pattern.reach) if pattern.reach is not None else 0
+            regex, haystack = _haystack(pattern, text, lower)
+            found = regex.search(haystack, start)
         if found is None:
             continue
         if not screened or not _screened_out(state, text, found.start(), found.end()):
@@ -1331,6 +1395,34 @@ def evidence_matches(state: _Evidence, subject: Subject, evidence: str) -> Itera
                 if not _screened_out(state, text, found.start(), found.end()):
                     return
     yield Hit()
+
+
+# A pattern whose matches start at most this many characters before a needle is tried only there (a few
+# tries per needle found beat stepping the regex engine through every position of the evidence).
+MAX_TRIED_REACH = 8
+
+
+def _match_at_needles(pattern: _Pattern, text: str, lower: str) -> re.Match[str] | None:
+    """``regex.search`` over the evidence for a pattern whose every match starts at most ``reach`` characters
+    before one of its needles (``tried_at_needles``): the same match, found by trying the pattern only at
+    those starts, in order (``str.find`` skips to the needles far faster than the regex engine steps through
+    the positions between them)."""
+    reach = pattern.reach or 0
+    starts = set()
+    for needle in pattern.needles or ():
+        at = lower.find(needle)
+        while at >= 0:
+            starts.update(range(max(0, at - reach), at + 1))
+            at = lower.find(needle, at + 1)
+    if not starts:
+        return None
+    # Matched as searched: the folded pattern on the lower-cased text (offsets are the same), else as written.
+    regex, haystack = (pattern.folded, lower) if pattern.folded is not None else (pattern.regex, text)
+    for at in sorted(starts):
+        found = regex.match(haystack, at)
+        if found is not None:
+            return found
+    return None
 
 
 def _haystack(pattern: _Pattern, text: str, lower: str | None) -> tuple[re.Pattern[str], str]:
@@ -1424,6 +1516,17 @@ def fold_pattern(pattern: str) -> str | None:
     if not pattern.isascii() or _UNFOLDABLE.search(pattern):
         return None
     return _ESCAPE_OR_CHAR.sub(lambda m: m.group(0) if m.group(0).startswith("\\") else m.group(0).lower(), pattern)
+
+
+def shortest_needles(needles: Iterable[str]) -> tuple[str, ...]:
+    """The needles without those that hold another one as their prefix ("compensates" after "compensate"):
+    wherever one of those starts, its prefix starts too, so the shorter ones alone are found at the same
+    places, in fewer passes."""
+    kept: list[str] = []
+    for needle in sorted(needles):  # a prefix sorts right before the needles it starts
+        if not kept or not needle.startswith(kept[-1]):
+            kept.append(needle)
+    return tuple(kept)
 
 
 def needles_of(pattern: str, flags: int = 0) -> tuple[tuple[str, ...] | None, int | None]:
