@@ -271,8 +271,11 @@ def test_fast_config_copy_matches_mermaids_own(monkeypatch: pytest.MonkeyPatch) 
     # or change a value's kind (its shape is matched again).
     merges = ['{"fontSize": 20}', '{"flowchart": {"curve": "linear"}}', '{"newKey": 1}', '{"flowchart": {"newKey": 1}}',
               '{"fontSize": {"a": 1}}', '{"flowchart": 5}', '{"flowchart": [1]}', '{"flowchart": null}',
-              '{"flowchart": {"padding": {"a": 1}}}', '{"gantt": {"sectionFills": ["#fff"]}}']
-    merged = [f"%%{{init: {merge}}}%%\n{code}" for merge in merges for code in (VALID, *many_valid(2))]
+              '{"flowchart": {"padding": {"a": 1}}}', '{"gantt": {"sectionFills": ["#fff"]}}',
+              # shape-changing merges whose merged shape is learnt once and then reused
+              '{"flowchart": {"arrowMarkerAbsolute": null}}', '{"arrowMarkerAbsolute": true}',
+              '{"flowchart": {"inheritDir": true, "newKey": null}}', '{"sequence": {"wrap": true, "newKey": "x"}}']
+    merged = [f"%%{{init: {merge}}}%%\n{code}" for merge in merges for code in (VALID, *many_valid(2), VALID)]
     codes = [*many_valid(40), directive + VALID, front_matter + "sequenceDiagram\n  A->>B: hi\n", "pie\n  \"a\": 1\n",
              *merged, *many_valid(2)]
     with MermaidPool(workers=1) as pool:
@@ -313,7 +316,8 @@ def test_worker_applies_every_bundle_patch() -> None:
                             capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
     patches = json.loads(worker.stdout.splitlines()[0])["patches"]
     assert {"fastCopy", "configCopy", "siteConfigChanged", "siteConfigCopy", "directivesMerge", "flowConfig",
-            "parserInput", "popInPlace", "lexerFilter", "parsedDiagram", "dagreLayout"} <= set(patches)
+            "subGraphConfig", "sequenceWrapConfig", "flowInitConfig", "flowInitMarkerConfig", "parserInput",
+            "popInPlace", "actionCall", "lexerFilter", "parsedDiagram", "dagreLayout"} <= set(patches)
     assert all(patches.values()), patches
 
 

@@ -74,6 +74,9 @@ INPUTS = [
     "block-beta\n  columns 3\n  a:2 b\n  space\n",
     "kanban\n  todo[Todo]\n    t1[Task]@{ ticket: 1 }\n",
     "%%{init: {\"theme\": \"dark\"}}%%\nflowchart LR\n  a --> b\u2028direction TB\u00e9\u4e2d \t\\\u00a0~`^$|&*?+!@\n",
+    # links after runs of every kind of whitespace (the `\s*` link rules are screened after the run)
+    "graph TD\n \t\u00a0--> a\u3000 x--x b \ufeff<==> c\u2028-.-> d\u2029 ~~~ e \u000b--- f\r\n"
+    "  o-- g \u2003==x\n   \n \t",
 ]
 
 
@@ -169,3 +172,73 @@ def test_flow_config_copy_is_reused_only_for_the_same_config() -> None:
     result = subprocess.run([shutil.which("node") or "node", "--input-type=module", "-e", FLOW_CONFIG_REUSE],
                             capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
     assert json.loads(result.stdout) == {"steps": [1, 1, 2, 3, 4], "keys": ["config"]}
+
+
+# readConfig on its own: the value is read from the config where getConfig's copy provably holds the same one,
+# and from a copy everywhere else; both give what a depth-2 copy gives.
+READ_CONFIG = r"""
+import { readConfig } from "./fast-copy.mjs";
+const copy = (config) => {
+  const out = {};
+  for (const [key, value] of Object.entries(config)) {
+    if (value === null) continue;
+    if (typeof value !== "object") { out[key] = value; continue; }
+    if (Array.isArray(value)) { out[key] = [...new Set(value)]; continue; }
+    const level = {};
+    for (const [name, inner] of Object.entries(value)) {
+      if (inner === null) continue;
+      level[name] = typeof inner !== "object" ? inner : Array.isArray(inner) ? [...inner] : { ...inner };
+    }
+    out[key] = level;
+  }
+  return out;
+};
+const hidden = {};
+Object.defineProperty(hidden, "wrap", { value: true, enumerable: false });
+const fn = () => 1;
+const configs = {
+  primitive: { sequence: { wrap: true } },
+  falsy: { sequence: { wrap: 0 } },
+  func: { sequence: { wrap: fn } },
+  absent: { sequence: {} },
+  nullValue: { sequence: { wrap: null } },
+  objectValue: { sequence: { wrap: { a: 1 } } },
+  arrayLevel: { sequence: [1, 2] },
+  primitiveLevel: { sequence: "text" },
+  nullLevel: { sequence: null },
+  missingLevel: {},
+  hiddenValue: { sequence: hidden },
+  prototypeLevel: { sequence: Object.create({ wrap: true }) },
+};
+const results = {};
+for (const [name, config] of Object.entries(configs)) {
+  let copies = 0;
+  const value = readConfig(config, "sequence", "wrap", () => (copies++, copy(config).sequence));
+  const expected = copy(config).sequence?.wrap;
+  const same = Object.is(value, expected)
+    || (typeof value === "object" && JSON.stringify(value) === JSON.stringify(expected));
+  results[name] = { same, copied: copies > 0 };
+}
+process.stdout.write(JSON.stringify(results));
+"""
+
+
+def test_read_config_reads_in_place_only_where_the_copy_holds_the_same_value() -> None:
+    result = subprocess.run([shutil.which("node") or "node", "--input-type=module", "-e", READ_CONFIG],
+                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
+    results = json.loads(result.stdout)
+    assert all(entry["same"] for entry in results.values()), results
+    assert {name for name, entry in results.items() if not entry["copied"]} == {
+        "primitive", "falsy", "func", "absent"}
+
+
+# Verdicts that depend on the values read without a copy: a subgraph inheriting the diagram's direction, and
+# sequence messages wrapped by the configuration.
+def test_config_values_read_in_place_keep_verdicts(pool: MermaidPool) -> None:
+    inherit = '%%{init: {"flowchart": {"inheritDir": true}}}%%\n'
+    subgraph = "flowchart LR\n  subgraph one\n    a --> b\n  end\n  one --> c\n"
+    wrap = '%%{init: {"sequence": {"wrap": true}}}%%\n'
+    sequence = "sequenceDiagram\n  A->>B: a long message\n  Note over A,B: a note\n"
+    verdicts = pool.parse_many([inherit + subgraph, subgraph, wrap + sequence, sequence, wrap + sequence + "  A->>\n"])
+    assert [(v.ok, v.type if v.ok else v.error_line) for v in verdicts] == [
+        (True, "flowchart-v2"), (True, "flowchart-v2"), (True, "sequence"), (True, "sequence"), (False, 5)]

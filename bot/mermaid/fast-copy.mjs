@@ -26,7 +26,8 @@
 //   defines the same data property as defineProperty, except "__proto__": shapes with it are never compiled.
 //   The copy is moved into `dst` with Object.assign (same keys, same order).
 // The copies of currentConfig and siteConfig (makeConfigCopier) match the shape once per object, not per call,
-// and a new currentConfig that is a compiled copy keeping its source's shape is not matched at all.
+// and a new currentConfig that is a compiled copy keeping its source's shape, or merged with changes whose
+// resulting shape was learnt (mergeSignature), is not matched at all.
 //
 // ATLAS_MERMAID_VERIFY_COPY=1 also runs the untouched original on every fast copy and throws on any
 // difference in keys, order, property attributes, prototypes, fresh containers or identity of shared leaves.
@@ -188,6 +189,42 @@ const mergeKeepsShape = (dst, changes, depth) =>
     return !Array.isArray(change) && !Array.isArray(current) && mergeKeepsShape(current, change, depth - 1);
   });
 
+// A key for merging `changes` into `dst` with assignWithDepth(dst, changes) (depth 2), such that merges with
+// the same key into objects of the same shape give objects of the same new shape; null for changes outside
+// these cases. Per key of changes, in order, the original skips a null; a primitive replaces a primitive,
+// leaves an object alone, or is added as a new key; a plain object of primitives and nulls is copied as a new
+// key (a plain object of its non-null entries) when dst lacks the key, and merged key by key into an object
+// dst holds there (the same three cases, one level down). Which case applies is read from dst's shape,
+// except where an object meets a primitive (undefined gets a new container, other primitives stay): such
+// changes, arrays and "__proto__" keys get no key.
+const mergeSignature = (dst, changes) => {
+  const parts = [];
+  for (const key of Object.keys(changes)) {
+    const change = changes[key];
+    if (key === PROTO) {
+      return null;
+    }
+    if (change === null || typeof change !== "object") {
+      parts.push(key, change === null ? NULL : PRIMITIVE);
+      continue;
+    }
+    const plain = !Array.isArray(change) && Object.getPrototypeOf(change) === Object.prototype;
+    if (!plain || (Object.hasOwn(dst, key) && kindOf(dst[key], CONFIG_DEPTH) !== NESTED)) {
+      return null;
+    }
+    parts.push(key, NESTED);
+    for (const name of Object.keys(change)) {
+      const value = change[name];
+      if (name === PROTO || (value !== null && typeof value === "object")) {
+        return null;
+      }
+      parts.push(name, value === null ? NULL : PRIMITIVE);
+    }
+    parts.push(END, END);
+  }
+  return JSON.stringify(parts);
+};
+
 // Recently used shapes, most recent first; returns the compiled copier for src's shape, if there is one yet.
 export const makeShapeCache = () => {
   const entries = [];
@@ -299,11 +336,21 @@ export function makeConfigCopier(copy, compiledFor, { verify = false, reference 
   const remembered = new WeakMap();
   let lastCopy = null; // the latest copy a compiled copier made here, and that copier
   let lastCopier = null;
+  // copier -> (merge signature -> copier of the merged shape), and the latest merge whose shape is not known
+  const transitions = new WeakMap();
+  let pending = null;
   const build = (config) => {
     let compiled = remembered.get(config);
     if (compiled === undefined || compiled === null) {
       compiled = compiledFor(config, CONFIG_DEPTH);
       remembered.set(config, compiled);
+      if (pending !== null && pending.config === config && compiled !== null) {
+        if (!transitions.has(pending.from)) {
+          transitions.set(pending.from, new Map());
+        }
+        transitions.get(pending.from).set(pending.signature, compiled);
+        pending = null;
+      }
     }
     if (compiled === null) {
       lastCopy = null;
@@ -318,13 +365,25 @@ export function makeConfigCopier(copy, compiledFor, { verify = false, reference 
   };
   // updateCurrentConfig's cfg is a copy of siteCfg, which becomes currentConfig after the directives are
   // merged into it: when the copy has its source's shape and the merge keeps it, cfg is remembered with that
-  // copier, and its shape is never matched. Between the copy and the merge nothing else holds cfg; after it
-  // only a theme directive changes cfg (its themeVariables), so none may be set.
+  // copier, and its shape is never matched. Between the copy and the merge nothing else holds cfg (and no copy
+  // is made here); after it only a theme directive changes cfg (its themeVariables), so none may be set.
+  // A merge that changes the shape (the flowchart's init adds flowchart.arrowMarkerAbsolute to every
+  // diagram's config) gives the shape its signature says: the first time, the merged cfg's shape is matched
+  // when it is first copied, and its copier is kept for the next merge of that signature into that shape.
   const mergingIntoCopy = (config, changes) => {
-    const keepsShape =
-      config === lastCopy && lastCopier.copiesShape && !changes.theme && mergeKeepsShape(config, changes, CONFIG_DEPTH);
-    if (keepsShape) {
+    if (config !== lastCopy || !lastCopier.copiesShape || changes.theme) {
+      return;
+    }
+    if (mergeKeepsShape(config, changes, CONFIG_DEPTH)) {
       remembered.set(config, lastCopier);
+      return;
+    }
+    const signature = mergeSignature(config, changes);
+    const merged = signature === null ? undefined : transitions.get(lastCopier)?.get(signature);
+    if (merged !== undefined) {
+      remembered.set(config, merged);
+    } else if (signature !== null) {
+      pending = { config, from: lastCopier, signature };
     }
   };
   if (!verify) {
@@ -360,6 +419,40 @@ export function makeFlowConfigReuse() {
     return copy;
   };
 }
+
+const isOwnEnumerable = (object, key) =>
+  Object.hasOwn(object, key) && Object.prototype.propertyIsEnumerable.call(object, key);
+
+/**
+ * `readConfig(config, key, name, copied)` is `copied()?.[name]`, where `copied()` returns getConfig()'s copy of
+ * `config`'s `key` entry (possibly with a default for a missing one), read without copying when that provably
+ * gives the same value. A depth-2 copy of config holds, for an own enumerable `key` whose value is a plain
+ * object (prototype Object.prototype, not an array), a new plain object with that object's own enumerable
+ * keys, each value copied by its kind: a primitive (or function) is the same value, a null is left out, an
+ * object or array is a new one. So when `name` is an own enumerable key of it with a non-null primitive
+ * value, the copy has that very value; when `name` is not an own key, neither object has it and both read
+ * Object.prototype's. Anything else (a null, an object value, a non-plain container) is read from a copy.
+ * Skipping a copy skips no side effect: assignWithDepth and the fast copies only build the new object.
+ */
+export const readConfig = (config, key, name, copied) => {
+  const level = isOwnEnumerable(config, key) ? config[key] : undefined;
+  if (
+    level !== null &&
+    typeof level === "object" &&
+    !Array.isArray(level) &&
+    Object.getPrototypeOf(level) === Object.prototype &&
+    name !== PROTO
+  ) {
+    if (!Object.hasOwn(level, name)) {
+      return level[name];
+    }
+    const value = level[name];
+    if (value !== null && typeof value !== "object" && isOwnEnumerable(level, name)) {
+      return value;
+    }
+  }
+  return copied()?.[name];
+};
 
 /**
  * Returns a drop-in replacement for mermaid's assignWithDepth. `reference` is an untouched copy of the

@@ -9,13 +9,25 @@
 // filtered list keeps the rules' order, so the first (or longest) match is the same rule as before.
 // Rules `^(?:.*LITERAL...)` also need LITERAL before the next line break (`.` stops there); that test is made
 // once per position for all rules sharing it instead of each rule rescanning the line.
+// Rules `^(?:\s*REST)` (flowchart links: `\s*[xo<]?--+...`) can begin with any whitespace, so every indented
+// line and every token after a space tried them. When no atom that can begin REST matches a whitespace
+// character (tested on every character `\s` matches) and REST cannot match the empty string, the `\s*` of a
+// match must take the whole run of whitespace the input starts with (REST begins with a non-space), so the
+// rule is tried only when the first character after that run can begin REST.
 
 const ALWAYS = { always: true };
 const SYNTAX = new Set("\\^$.*+?()[]{}|/");
 const CLASS_ESCAPES = new Set("dDwWsS");
 const ZERO_WIDTH = { first: [], nullable: true };
+const NEVER = { first: [], nullable: false };
 const QUANTIFIER_BRACES = /^\{(\d+)(?:,(\d*))?\}/;
 const UNSUPPORTED_FLAGS = /[gmyuv]/; // `^` not anchored at the start, or matches of whole code points
+const SPACE_RUN_HEAD = "^(?:\\s*";
+const SPACE = /\s/;
+// Every UTF-16 code unit `\s` matches (the flags in use do not change that set).
+const SPACES = Array.from({ length: 0x10000 }, (_, code) => String.fromCharCode(code)).filter((char) =>
+  SPACE.test(char),
+);
 
 class Unanalysable extends Error {}
 
@@ -114,6 +126,11 @@ class FirstSetReader {
   }
 
   group() {
+    if (this.source.startsWith("(?!)", this.at)) {
+      // An empty negative lookahead never matches (the flowchart's text rule ends its alternatives with one).
+      this.at += 4;
+      return NEVER;
+    }
     const lookaround = /^\(\?(?:=|!|<=|<!)/.exec(this.source.slice(this.at));
     if (lookaround) {
       this.at += lookaround[0].length;
@@ -246,7 +263,41 @@ export function screenFor(rule) {
     return ALWAYS;
   }
   const atoms = firstSet.first.length > 0 ? firstSet.first.join("|") : "(?!)";
-  return { always: false, startsWith: new RegExp(`^(?:${atoms})`, rule.flags), lineGate, flags: rule.flags };
+  const startsWith = new RegExp(`^(?:${atoms})`, rule.flags);
+  return { always: false, startsWith, afterSpaces: afterSpaces(rule), lineGate, flags: rule.flags };
+}
+
+// For a rule `^(?:\s*REST)` whose REST begins with a non-space and is never empty: the regex the first
+// non-space character of the input must match; otherwise null.
+function afterSpaces(rule) {
+  if (!rule.source.startsWith(SPACE_RUN_HEAD) || !singleAlternative(rule.source)) {
+    return null;
+  }
+  let rest;
+  const reader = new FirstSetReader(rule.source);
+  reader.at = SPACE_RUN_HEAD.length;
+  try {
+    rest = reader.sequence();
+  } catch (error) {
+    if (error instanceof Unanalysable) {
+      return null;
+    }
+    throw error;
+  }
+  if (reader.at !== rule.source.length - 1 || rest.nullable || rest.first.length === 0) {
+    return null;
+  }
+  const startsWith = new RegExp(`^(?:${rest.first.join("|")})`, rule.flags);
+  return SPACES.some((char) => startsWith.test(char)) ? null : startsWith;
+}
+
+// The first character of `input` that is not whitespace, or undefined.
+function firstNonSpace(input) {
+  let at = 0;
+  while (at < input.length && SPACE.test(input[at])) {
+    at += 1;
+  }
+  return input[at];
 }
 
 // candidateRules(rules, ruleNumbers, input): the numbers of the rules (of `ruleNumbers`, in order) that can
@@ -272,12 +323,18 @@ export function makeLexerFilter() {
     }
     return gate;
   };
-  const filterByFirst = (rules, ruleNumbers, first) => {
+  // `nonSpace` is the input's first non-whitespace character (`first` itself when that is not whitespace).
+  const filterByFirst = (rules, ruleNumbers, first, nonSpace) => {
     const numbers = [];
     const gates = [];
     for (const number of ruleNumbers) {
       const screen = screenOf(rules[number]);
-      if (screen.always || (first !== undefined && screen.startsWith.test(first))) {
+      const admitted =
+        screen.always ||
+        (first !== undefined &&
+          screen.startsWith.test(first) &&
+          (screen.afterSpaces === null || (nonSpace !== undefined && screen.afterSpaces.test(nonSpace))));
+      if (admitted) {
         numbers.push(number);
         gates.push(screen.always || screen.lineGate === null ? null : gateOf(screen.lineGate, screen.flags));
       }
@@ -293,8 +350,18 @@ export function makeLexerFilter() {
     const first = input[0];
     let filtered = perFirst.get(first);
     if (filtered === undefined) {
-      filtered = filterByFirst(rules, ruleNumbers, first);
+      // After whitespace the list also depends on the first other character: one list per such character.
+      filtered = first !== undefined && SPACE.test(first) ? new Map() : filterByFirst(rules, ruleNumbers, first, first);
       perFirst.set(first, filtered);
+    }
+    if (filtered instanceof Map) {
+      const nonSpace = firstNonSpace(input);
+      let afterSpace = filtered.get(nonSpace);
+      if (afterSpace === undefined) {
+        afterSpace = filterByFirst(rules, ruleNumbers, first, nonSpace);
+        filtered.set(nonSpace, afterSpace);
+      }
+      filtered = afterSpace;
     }
     if (filtered.gates === null) {
       return filtered.numbers;

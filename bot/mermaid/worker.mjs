@@ -15,6 +15,13 @@
 //   copies through fast-copy.mjs, which builds the same result faster (see there for why it is exact);
 // - flowConfig: the flowchart database keeps its copy of the configuration while the configuration is the
 //   same object, instead of copying it again for every labelled node (fast-copy.mjs says why that is exact);
+// - subGraphConfig, sequenceWrapConfig: addSubGraph (flowchart.inheritDir) and the sequence database's
+//   autoWrap (sequence.wrap), run for every subgraph and message, read one value of a getConfig() copy they
+//   then drop; readConfig (fast-copy.mjs) reads it from currentConfig where the copy provably holds the same
+//   value, and copies as before otherwise;
+// - flowInitConfig, flowInitMarkerConfig: the flowchart's init calls setConfig, which is updateCurrentConfig
+//   followed by a getConfig() copy as its return value; init drops that value, so it calls updateCurrentConfig
+//   itself (getConfig has no other effect);
 // - parserInput: records the text handed to the diagram's parser, to map its "line N" back to the code;
 // - popInPlace: every jison parser of the bundle (18, one template) copied its three stacks on each reduction
 //   (`stack = stack.slice(0, -n)`), quadratic in the length of a diagram whose statements nest right-recursively;
@@ -22,6 +29,10 @@
 //   `$$[$0]` entries, never the stack itself. They are truncated with pop(), which V8 runs inline, rather than
 //   by assigning `length` (a generic builtin call, most of this patch's cost); `len` never exceeds what the
 //   stacks hold (a reduction pops the symbols its rule just matched), so no pop() meets an empty stack.
+// - actionCall: every jison parser called each grammar action with `performAction.apply(yyval, [...].concat(args))`,
+//   where args holds the parse call's arguments after the input: none, as every caller passes the text
+//   alone. For an empty args the action is called with the same seven arguments directly; concat (V8's slow
+//   generic path here) was most of the parse loop's own time. Other args take the original expression.
 // - lexerFilter: every jison lexer's `next` tries only the rules that can match at the current input
 //   (lexer-filter.mjs), in their order, instead of every rule of the condition.
 // - parsedDiagram, dagreLayout: keep the diagram mermaid.parse built and expose the dagre layout's graph
@@ -36,7 +47,7 @@ import os from "node:os";
 import { createRequire } from "node:module";
 import vm from "node:vm";
 import { parseHTML } from "linkedom";
-import { makeConfigCopier, makeFlowConfigReuse, makeShapeCache, wrapAssignWithDepth } from "./fast-copy.mjs";
+import { makeConfigCopier, makeFlowConfigReuse, makeShapeCache, readConfig, wrapAssignWithDepth } from "./fast-copy.mjs";
 import { makeLexerFilter } from "./lexer-filter.mjs";
 
 // Parsing is batch work: it runs below the webhook server's priority, so a pull request with thousands of
@@ -70,6 +81,23 @@ const POP_IN_PLACE = `                  for (let popped = 0; popped < len; poppe
                   }
 `;
 const JISON_PARSERS = 18;
+const ACTION_BY_CONCAT = `                  r2 = this.performAction.apply(yyval, [
+                    yytext,
+                    yyleng,
+                    yylineno,
+                    sharedState.yy,
+                    action[1],
+                    vstack,
+                    lstack
+                  ].concat(args));
+`;
+// The same statement, calling the action directly when there are no extra arguments.
+const ACTION_BY_CALL = ACTION_BY_CONCAT.replace(
+  "r2 = this.performAction.apply(yyval, [",
+  `r2 = args.length === 0
+                    ? this.performAction.call(yyval, yytext, yyleng, yylineno, sharedState.yy, action[1], vstack, lstack)
+                    : this.performAction.apply(yyval, [`,
+);
 const ALL_RULES = "              var rules2 = this._currentRules();\n";
 const CANDIDATE_RULES =
   "              var rules2 = globalThis.__atlasBot.candidateRules(this.rules, this._currentRules(), this._input);\n";
@@ -106,12 +134,33 @@ const PATCHES = {
     "this.config = globalThis.__atlasBot.flowConfig(this, currentConfig, getConfig2);\n",
     3,
   ],
+  subGraphConfig: [
+    "          const flowchartConfig = getConfig2().flowchart ?? {};\n",
+    "          const flowchartConfig = {\n" +
+      '            inheritDir: globalThis.__atlasBot.readConfig(\n' +
+      '              currentConfig, "flowchart", "inheritDir", () => getConfig2().flowchart ?? {})\n' +
+      "          };\n",
+  ],
+  sequenceWrapConfig: [
+    "          return getConfig2().sequence?.wrap ?? false;\n",
+    '          return globalThis.__atlasBot.readConfig(currentConfig, "sequence", "wrap", () => getConfig2().sequence)' +
+      " ?? false;\n",
+  ],
+  flowInitConfig: [
+    "            setConfig2({ layout: layout7 });\n",
+    "            updateCurrentConfig(currentConfig, [{ layout: layout7 }]);\n",
+  ],
+  flowInitMarkerConfig: [
+    "          setConfig2({ flowchart: { arrowMarkerAbsolute: cnf.arrowMarkerAbsolute } });\n",
+    "          updateCurrentConfig(currentConfig, [{ flowchart: { arrowMarkerAbsolute: cnf.arrowMarkerAbsolute } }]);\n",
+  ],
   parserInput: [
     '      text4 = encodeEntities(text4) + "\\n";\n',
     '      text4 = encodeEntities(text4) + "\\n";\n' +
       "      globalThis.__atlasBot.parserInput = { type: type3, text: text4 };\n",
   ],
   popInPlace: [POP_BY_COPY, POP_IN_PLACE, JISON_PARSERS],
+  actionCall: [ACTION_BY_CONCAT, ACTION_BY_CALL, JISON_PARSERS],
   lexerFilter: [ALL_RULES, CANDIDATE_RULES, JISON_PARSERS],
   parsedDiagram: [
     "      const diagram38 = await getDiagramFromText(code);\n",
@@ -162,10 +211,18 @@ const PARSER_REWRITES = [
   ],
 ];
 
+// Every anchor is looked for in the unpatched text, and all replacements are made in one pass: joining the
+// 8 MB text once rather than once per patch saves most of the patching's start-up time. A patch whose anchor
+// overlaps an occurrence of an earlier patch's is skipped, so each replaces mermaid's own text.
 function patchBundle(source, bot) {
   const applied = {};
+  const edits = []; // [start, end, replacement] of every occurrence of an applied patch's anchor
   for (const [name, [anchor, replacement, expected = 1]] of Object.entries(PATCHES)) {
-    const parts = source.split(anchor);
+    const found = [];
+    for (let at = source.indexOf(anchor); at >= 0; at = source.indexOf(anchor, at + anchor.length)) {
+      found.push([at, at + anchor.length, replacement]);
+    }
+    const overlaps = found.some(([start, end]) => edits.some(([from, to]) => start < to && from < end));
     // Config copies are routed to bot.copyConfig, which exists only with the fast copy installed; the site
     // config is copied through it only when its changes are reported.
     const needs = {
@@ -173,13 +230,22 @@ function patchBundle(source, bot) {
       siteConfigCopy: applied.configCopy && applied.siteConfigChanged,
       directivesMerge: applied.siteConfigCopy,
     };
-    applied[name] = parts.length === expected + 1 && (needs[name] ?? true);
+    applied[name] = found.length === expected && !overlaps && (needs[name] ?? true);
     if (applied[name]) {
-      source = parts.join(replacement);
+      edits.push(...found);
     } else {
       process.stderr.write(`atlas-bot mermaid worker: running without the ${name} patch (anchor not found as often as expected)\n`);
     }
   }
+  edits.sort((a, b) => a[0] - b[0]);
+  const pieces = [];
+  let copied = 0;
+  for (const [start, end, replacement] of edits) {
+    pieces.push(source.slice(copied, start), replacement);
+    copied = end;
+  }
+  pieces.push(source.slice(copied));
+  source = pieces.join("");
   let reference;
   if (VERIFY_COPY && applied.fastCopy) {
     // A private copy of the original whose recursion stays inside itself, to compare against.
@@ -206,7 +272,7 @@ function loadMermaid() {
   // mermaid sanitises labels with DOMPurify, which needs a window and a document; nothing is rendered.
   globalThis.window = window;
   globalThis.document = window.document;
-  const bot = { parserInput: null, candidateRules: makeLexerFilter(), flowConfig: makeFlowConfigReuse() };
+  const bot = { parserInput: null, candidateRules: makeLexerFilter(), flowConfig: makeFlowConfigReuse(), readConfig };
   globalThis.__atlasBot = bot;
   const { source, applied } = patchBundle(fs.readFileSync(BUNDLE, "utf8"), bot);
   vm.runInThisContext(source, { filename: BUNDLE });
