@@ -63,7 +63,11 @@ WORKER_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "NODE_OPTION
 #   bundle's patched copies (16 MB each) to ~180 MB. Growing it by 20% at a time collects them early.
 # - glibc gives each thread a malloc arena of its own; V8's compiler and GC threads left tens of MB stranded in
 #   theirs (134-218 MB outside the heap at the peak; ~103 MB with one arena). One arena for all.
-WORKER_NODE_FLAGS = ("--heap-growing-percent=20",)
+# And for CPU: V8's background threads (concurrent marking, optimising compiles) made one worker use ~1.3 cores,
+# so two workers and this process overcommitted the cores the pool is sized to. With `--single-threaded` that
+# work runs on the worker's own thread: a cold check of the whole corpus took 32.7 -> 27.8 s of worker CPU and
+# 25.8 -> 21.7 s (medians of 4 interleaved runs, BENCHMARKS.md). Scheduling only: the verdicts are the same.
+WORKER_NODE_FLAGS = ("--heap-growing-percent=20", "--single-threaded")
 WORKER_MEMORY_ENV = {"MALLOC_ARENA_MAX": "1"}
 
 INSTALL_HINT = "install the worker's packages with `npm ci --prefix {dir}`"
