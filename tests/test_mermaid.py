@@ -334,7 +334,7 @@ def test_workers_start_with_a_minimal_environment(monkeypatch: pytest.MonkeyPatc
     assert not names & set(secrets)
 
 
-def test_workers_start_with_the_memory_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_workers_start_with_the_node_flags_and_memory_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")  # the caller's own setting is not inherited
     with MermaidPool(workers=1) as pool:
         assert pool.parse(VALID).ok

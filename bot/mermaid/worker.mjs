@@ -234,7 +234,13 @@ function patchBundle(source, bot) {
     if (applied[name]) {
       edits.push(...found);
     } else {
-      process.stderr.write(`atlas-bot mermaid worker: running without the ${name} patch (anchor not found as often as expected)\n`);
+      const reason =
+        found.length !== expected
+          ? "anchor not found as often as expected"
+          : overlaps
+            ? "anchor overlaps another patch's"
+            : "a patch it needs is not applied";
+      process.stderr.write(`atlas-bot mermaid worker: running without the ${name} patch (${reason})\n`);
     }
   }
   edits.sort((a, b) => a[0] - b[0]);
