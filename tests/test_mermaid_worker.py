@@ -1,6 +1,7 @@
 """The mermaid worker's bundle patches that change how mermaid works inside, not what it answers: the lexer
 filter (bot/mermaid/lexer-filter.mjs) must admit every rule that can match, at every position of any input; the
-jison stacks truncated in place and the flowchart database's reused config copy keep mermaid's verdicts.
+jison stacks truncated in place, the reused configurations and the flowchart databases' shared config copy keep
+mermaid's verdicts.
 
 These run without the corpus: the rules are read from the pinned bundle, the inputs are written here.
 """
@@ -141,8 +142,8 @@ def test_flowchart_edge_limit_is_read_from_the_reused_config(pool: MermaidPool) 
     assert not over_limit.ok and over_limit.error.startswith("Edge limit exceeded. 500 edges found")
 
 
-# makeFlowConfigReuse on its own: the db's copy is kept only while the config is the same object and the db
-# still holds the copy made for it.
+# makeFlowConfigReuse on its own: one copy per config object, whichever database asks; the verification mode
+# also makes a new copy and compares it with the kept one.
 FLOW_CONFIG_REUSE = r"""
 import { makeFlowConfigReuse } from "./fast-copy.mjs";
 const flowConfig = makeFlowConfigReuse();
@@ -150,28 +151,29 @@ let copies = 0;
 const getConfig = () => ({ copy: ++copies });
 const first = {};
 const second = {};
-const db = {};
-const other = {};
-const steps = [];
-db.config = flowConfig(db, first, getConfig);
-steps.push(db.config.copy);
-db.config = flowConfig(db, first, getConfig);
-steps.push(db.config.copy);
-other.config = flowConfig(other, first, getConfig);
-steps.push(other.config.copy);
-db.config = flowConfig(db, second, getConfig);
-steps.push(db.config.copy);
-db.config = { copy: "replaced" };
-db.config = flowConfig(db, second, getConfig);
-steps.push(db.config.copy);
-process.stdout.write(JSON.stringify({ steps, keys: Object.keys(db) }));
+const steps = [first, first, second, second, first].map((config) => flowConfig(config, getConfig).copy);
+const verifying = makeFlowConfigReuse({ verify: true });
+const config = { flowchart: { curve: "basis" } };
+let current = config.flowchart.curve;
+const copyOf = () => ({ flowchart: { curve: current } });
+verifying(config, copyOf);
+verifying(config, copyOf);
+current = "linear";
+let caught = "";
+try {
+  verifying(config, copyOf);
+} catch (error) {
+  caught = error.message;
+}
+process.stdout.write(JSON.stringify({ steps, copies, caught }));
 """
 
 
-def test_flow_config_copy_is_reused_only_for_the_same_config() -> None:
+def test_flow_config_copy_is_made_once_per_config() -> None:
     result = subprocess.run([shutil.which("node") or "node", "--input-type=module", "-e", FLOW_CONFIG_REUSE],
                             capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
-    assert json.loads(result.stdout) == {"steps": [1, 1, 2, 3, 4], "keys": ["config"]}
+    assert json.loads(result.stdout) == {"steps": [1, 1, 2, 2, 1], "copies": 2,
+                                         "caught": "fast copy differs from assignWithDepth at .flowchart.curve"}
 
 
 # readConfig on its own: the value is read from the config where getConfig's copy provably holds the same one,
@@ -242,3 +244,107 @@ def test_config_values_read_in_place_keep_verdicts(pool: MermaidPool) -> None:
     verdicts = pool.parse_many([inherit + subgraph, subgraph, wrap + sequence, sequence, wrap + sequence + "  A->>\n"])
     assert [(v.ok, v.type if v.ok else v.error_line) for v in verdicts] == [
         (True, "flowchart-v2"), (True, "flowchart-v2"), (True, "sequence"), (True, "sequence"), (False, 5)]
+
+
+# knownConfig and rememberConfig on their own, driven as the patched updateCurrentConfig drives them: a result is
+# reused only for the same source object (one that stays as it is), the same configFromInitialize and directives
+# with the same keys in the same order and the same values, and never for directives the result would share
+# objects with; the verification mode builds it again and compares.
+KNOWN_CONFIG = r"""
+import { makeConfigCopier, makeShapeCache } from "./fast-copy.mjs";
+const makeUpdate = (verify, rebuilt = (directives) => ({ built: JSON.stringify(directives) })) => {
+  const copier = makeConfigCopier((dst, src) => Object.assign(dst, src), makeShapeCache(), { verify });
+  const update = (source, directives, { sourceStays = true, initConfig = init } = {}) =>
+    copier.knownConfig(source, directives, sourceStays, initConfig) ?? copier.rememberConfig(rebuilt(directives));
+  return { update, copier };
+};
+const init = {};
+const site = { a: 1 };
+const { update, copier } = makeUpdate(false);
+const reused = (first, second, options = {}) => {
+  const before = update(site, first);
+  return update(options.source ?? site, second, options) === before;
+};
+// the same directives again, as new objects
+const again = (directives, options) => reused(directives, structuredClone(directives), options);
+const getter = {};
+Object.defineProperty(getter, "theme", { get: () => "dark", enumerable: true });
+const cases = {
+  sameContents: again([{ theme: "dark", flowchart: { curve: "basis" } }]),
+  noDirectives: again([]),
+  emptyDirective: reused([], [{}]),
+  keyOrder: reused([{ flowchart: { a: 1, b: 2 } }], [{ flowchart: { b: 2, a: 1 } }]),
+  undefinedValue: reused([{ a: undefined }], [{}]),
+  negativeZero: reused([{ fontSize: 0 }], [{ fontSize: -0 }]),
+  numberString: reused([{ fontSize: 1 }], [{ fontSize: "1" }]),
+  nullValue: again([{ fontSize: null }]),
+  primitiveArray: again([{ gantt: { sectionFills: ["a", "b"] } }]),
+  levelTwoObject: again([{ flowchart: { padding: { a: 1 } } }]),
+  levelThreeObject: again([{ flowchart: { padding: { a: { b: 1 } } } }]),
+  objectInArray: again([{ gantt: { sectionFills: [{}] } }]),
+  accessor: reused([getter], [getter]),
+  otherSource: again([{ theme: "dark" }], { source: { a: 1 } }),
+  sourceMayChange: again([{ theme: "forest" }], { sourceStays: false }),
+  otherInitConfig: again([{ theme: "neutral" }], { initConfig: {} }),
+};
+const forgotten = update(site, [{ look: "handDrawn" }]);
+copier.forgetConfig(site);
+cases.afterForget = update(site, [{ look: "handDrawn" }]) === forgotten;
+const oldest = update(site, [{ fontSize: 100 }]);
+for (let size = 0; size < 40; size++) {
+  update(site, [{ fontSize: size }]);
+}
+cases.evicted = update(site, [{ fontSize: 100 }]) === oldest;
+const verifying = makeUpdate(true);
+const first = verifying.update(site, [{ theme: "dark" }]);
+cases.verifiedReuse = verifying.update(site, [{ theme: "dark" }]) === first;
+let built = 0;
+const drifting = makeUpdate(true, () => ({ built: ++built }));
+drifting.update(site, [{ theme: "dark" }]);
+try {
+  drifting.update(site, [{ theme: "dark" }]);
+  cases.verifiedDifference = "not caught";
+} catch (error) {
+  cases.verifiedDifference = error.message;
+}
+process.stdout.write(JSON.stringify(cases));
+"""
+
+
+def test_config_result_is_reused_only_for_the_same_inputs() -> None:
+    result = subprocess.run([shutil.which("node") or "node", "--input-type=module", "-e", KNOWN_CONFIG],
+                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
+    cases = json.loads(result.stdout)
+    assert cases == {
+        "sameContents": True, "noDirectives": True, "emptyDirective": False, "keyOrder": False,
+        "undefinedValue": False, "negativeZero": False, "numberString": False, "nullValue": True,
+        "primitiveArray": True, "levelTwoObject": True, "levelThreeObject": False, "objectInArray": False,
+        "accessor": False, "otherSource": False, "sourceMayChange": False, "otherInitConfig": False,
+        "afterForget": False, "evicted": False, "verifiedReuse": True,
+        "verifiedDifference": "fast copy differs from assignWithDepth at .built"}
+
+
+# Configurations built once and then reused, in one worker, between diagrams that change them: the verdicts are
+# those of mermaid (a theme with a colour khroma rejects, a name that is no theme), and in the verification mode
+# every reused configuration and flowchart copy is built again and compared (a difference fails the diagram).
+def test_reused_configs_keep_verdicts_and_match_rebuilt_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATLAS_MERMAID_VERIFY_COPY", "1")
+    flowchart = "flowchart LR\n  A[a] --> B{b}\n  subgraph one\n    C --> D\n  end\n"
+    sequence = "sequenceDiagram\n  A->>B: a long message\n"
+    round_of = [
+        (flowchart, "flowchart-v2"),
+        ('%%{init: {"theme": "dark", "themeVariables": {"primaryColor": "#ff0000"}}}%%\n' + flowchart, "flowchart-v2"),
+        ('%%{init: {"theme": "base", "themeVariables": {"primaryColor": "notacolor"}}}%%\n' + sequence,
+         'Unsupported color format: "notacolor"'),
+        ("---\nconfig:\n  theme: forest\n  flowchart:\n    curve: basis\n---\n" + flowchart, "flowchart-v2"),
+        ('%%{init: {"theme": "toString"}}%%\n' + flowchart,
+         "themes_default[cfg.theme].getThemeVariables is not a function"),
+        ("%%{wrap}%%\n" + sequence, "sequence"),
+        ('%%{init: {"fontFamily": "monospace", "flowchart": {"inheritDir": true}}}%%\n' + flowchart, "flowchart-v2"),
+        ("---\nconfig:\n  flowchart:\n    padding:\n      a:\n        b: 1\n---\n" + flowchart, "flowchart-v2"),
+        (sequence, "sequence"),
+    ]
+    codes = [code for _ in range(3) for code, _ in round_of]
+    with MermaidPool(workers=1) as pool:
+        verdicts = pool.parse_many(codes)
+    assert [v.type if v.ok else v.error for v in verdicts] == [expected for _ in range(3) for _, expected in round_of]

@@ -28,9 +28,12 @@
 // The copies of currentConfig and siteConfig (makeConfigCopier) match the shape once per object, not per call,
 // and a new currentConfig that is a compiled copy keeping its source's shape, or merged with changes whose
 // resulting shape was learnt (mergeSignature), is not matched at all.
+// updateCurrentConfig's result is itself reused when its inputs recur (knownConfig), and the flowchart
+// database's read-only copy of it is made once per configuration object (makeFlowConfigReuse).
 //
 // ATLAS_MERMAID_VERIFY_COPY=1 also runs the untouched original on every fast copy and throws on any
-// difference in keys, order, property attributes, prototypes, fresh containers or identity of shared leaves.
+// difference in keys, order, property attributes, prototypes, fresh containers or identity of shared leaves;
+// it builds every reused configuration and copy afresh too, and compares them the same way.
 
 const PROTO = "__proto__";
 const COMPILE_AFTER = 32; // compiling a 900-property shape costs about as much as a hundred copies
@@ -303,6 +306,95 @@ const isFreshTarget = (dst) =>
   Object.isExtensible(dst) &&
   Reflect.ownKeys(dst).length === 0;
 
+const MAX_KNOWN_RESULTS = 32; // per source configuration: the corpus needs a handful, unique directives one each
+
+const primitiveToken = (value) => {
+  switch (typeof value) {
+    case "string":
+      return `s${value}`;
+    case "number":
+      return Object.is(value, -0) ? "n-0" : `n${value}`;
+    case "boolean":
+      return value ? "t" : "f";
+    case "undefined":
+      return "u";
+    default:
+      return value === null ? "z" : null;
+  }
+};
+
+const isPlainData = (object, key) => {
+  const descriptor = Object.getOwnPropertyDescriptor(object, key);
+  return descriptor.enumerable && "value" in descriptor;
+};
+
+// Own properties that Object.keys, Object.entries and Object.assign all see the same way: enumerable data
+// properties with string keys, and no others.
+const hasOnlyPlainData = (object) =>
+  Reflect.ownKeys(object).every((key) => typeof key === "string" && key !== PROTO && isPlainData(object, key));
+
+// Appends the tokens of `value`, met at `level` of a directive (the directive itself is level 0), to tokens;
+// false where the value is not one whose merge copies every part of it that the result keeps.
+const directiveTokens = (value, level, tokens) => {
+  const token = primitiveToken(value);
+  if (token !== null) {
+    tokens.push(token);
+    return true;
+  }
+  if (typeof value !== "object" || level > 2) {
+    return false;
+  }
+  if (Array.isArray(value)) {
+    // an array without holes or other own properties than its items and length
+    if (
+      level === 0 ||
+      Object.getPrototypeOf(value) !== Array.prototype ||
+      Reflect.ownKeys(value).length !== value.length + 1
+    ) {
+      return false;
+    }
+    tokens.push("[");
+    for (let index = 0; index < value.length; index++) {
+      if (!Object.hasOwn(value, index) || !isPlainData(value, index) || primitiveToken(value[index]) === null) {
+        return false;
+      }
+      tokens.push(primitiveToken(value[index]));
+    }
+    tokens.push("]");
+    return true;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype || !hasOnlyPlainData(value)) {
+    return false;
+  }
+  tokens.push("{");
+  for (const key of Object.keys(value)) {
+    tokens.push(`k${key}`);
+    if (!directiveTokens(value[key], level + 1, tokens)) {
+      return false;
+    }
+  }
+  tokens.push("}");
+  return true;
+};
+
+// A string that two lists of directives share exactly when they hold the same keys in the same order with the
+// same values (Object.is) at every level; null for directives outside that form: plain objects whose levels 1
+// and 2 hold primitives, plain objects and arrays of primitives, and whose level 3 holds primitives only. Those
+// are exactly the values a depth-2 merge copies down to its primitives (arrays by their items, the plain
+// objects of level 2 by Object.assign), so the merged result holds no object of the directives.
+const directivesSignature = (directives) => {
+  if (!Array.isArray(directives)) {
+    return null;
+  }
+  const tokens = [];
+  for (const directive of directives) {
+    if (primitiveToken(directive) !== null || !directiveTokens(directive, 0, tokens)) {
+      return null;
+    }
+  }
+  return JSON.stringify(tokens);
+};
+
 const fastDepth = (options) => {
   if (options === undefined) {
     return 2;
@@ -362,6 +454,7 @@ export function makeConfigCopier(copy, compiledFor, { verify = false, reference 
   };
   const forgetConfig = (config) => {
     remembered.delete(config);
+    knownResults.delete(config);
   };
   // updateCurrentConfig's cfg is a copy of siteCfg, which becomes currentConfig after the directives are
   // merged into it: when the copy has its source's shape and the merge keeps it, cfg is remembered with that
@@ -386,37 +479,94 @@ export function makeConfigCopier(copy, compiledFor, { verify = false, reference 
       pending = { config, from: lastCopier, signature };
     }
   };
+  // updateCurrentConfig(siteCfg, directives) builds a new currentConfig from siteCfg's contents, the sanitized
+  // directives and, for a theme directive, configFromInitialize's contents and the theme's getThemeVariables
+  // (which builds its object from its argument alone). When siteCfg is currentConfig or siteConfig (whose
+  // contents stay as they are while the object does: see above), the directives have the same signature
+  // (directivesSignature: the result then holds no object of theirs) and configFromInitialize is the same
+  // object (only initialize replaces it, and nothing changes it in place), the result would hold the same
+  // values in the same keys, and share the same objects below the copied depth: the earlier result is reused.
+  // Its own containers are held by no one else (getConfig hands out copies, every caller of
+  // updateCurrentConfig drops its return value) and never changed, like any currentConfig. Its other effects
+  // stay: the directives are sanitized before knownConfig is asked, and checkConfig runs on a reused result.
+  // source config -> (signature -> { config: the result, initConfig }), most recently used last
+  const knownResults = new WeakMap();
+  let asked = null; // what knownConfig looked up, for rememberConfig; a reused result, in the verification mode
+  const knownConfig = (siteCfg, directives, sourceStays, initConfig) => {
+    asked = null;
+    const signature = sourceStays ? directivesSignature(directives) : null;
+    if (signature === null) {
+      return undefined;
+    }
+    if (!knownResults.has(siteCfg)) {
+      knownResults.set(siteCfg, new Map());
+    }
+    const results = knownResults.get(siteCfg);
+    const known = results.get(signature);
+    asked = { results, signature, initConfig, reused: undefined };
+    if (known === undefined || known.initConfig !== initConfig) {
+      return undefined;
+    }
+    results.delete(signature);
+    results.set(signature, known);
+    if (!verify) {
+      return known.config;
+    }
+    asked.reused = known.config;
+    return undefined;
+  };
+  // Called with the new currentConfig built where knownConfig had none (or, verifying, with the one it
+  // rebuilt): returns the object to keep as currentConfig.
+  const rememberConfig = (config) => {
+    const lookup = asked;
+    asked = null;
+    if (lookup === null) {
+      return config;
+    }
+    if (lookup.reused !== undefined) {
+      sameCopy(lookup.reused, config, undefined, CONFIG_DEPTH, "");
+      return lookup.reused;
+    }
+    lookup.results.set(lookup.signature, { config, initConfig: lookup.initConfig });
+    if (lookup.results.size > MAX_KNOWN_RESULTS) {
+      lookup.results.delete(lookup.results.keys().next().value);
+    }
+    return config;
+  };
   if (!verify) {
-    return { copyConfig: build, forgetConfig, mergingIntoCopy };
+    return { copyConfig: build, forgetConfig, mergingIntoCopy, knownConfig, rememberConfig };
   }
   const copyConfig = (config) => {
     const result = build(config);
     sameCopy(result, reference({}, config), config, CONFIG_DEPTH, "");
     return result;
   };
-  return { copyConfig, forgetConfig, mergingIntoCopy };
+  return { copyConfig, forgetConfig, mergingIntoCopy, knownConfig, rememberConfig };
 }
 
 /**
- * Returns `flowConfig(db, config, getConfig)`, for FlowDB's `this.config = getConfig()` (its constructor,
- * clear and every addVertex with a label): db.config itself when it is the copy this made for db of the same
- * config object, else a new copy. The copy is only read: FlowDB passes it to sanitizeText (which reads it and
- * gives its dompurifyConfig to DOMPurify, which clones that before use, writing only to holes of arrays,
- * and copies have none), to formatUrl, and reads maxEdges; nothing else in the bundle reads a db's config.
- * currentConfig is never changed in place (see makeConfigCopier) and the levels below the copied depth are
- * shared by every copy, so a new copy would be equal, level by level, to the one db holds. What was copied
- * for which db is kept here, so the db has no other properties.
+ * Returns `flowConfig(config, getConfig)`, for FlowDB's `this.config = getConfig()` (its constructor, clear and
+ * every addVertex with a label): the copy made here of the same config object, for any db, else a new copy.
+ * The copy is only read: FlowDB passes it to sanitizeText (which reads it and gives its dompurifyConfig to
+ * DOMPurify, which clones that before use, writing only to holes of arrays, and copies have none), to
+ * formatUrl, and reads maxEdges; nothing else in the bundle reads a db's config. currentConfig is never
+ * changed in place (see makeConfigCopier) and the levels below the copied depth are shared by every copy, so
+ * a new copy would be equal, level by level, to the one kept. The verification mode makes the new copy and
+ * compares them.
  */
-export function makeFlowConfigReuse() {
-  const copies = new WeakMap(); // db -> { config, copy }
-  return (db, config, getConfig) => {
-    const last = copies.get(db);
-    if (last !== undefined && last.config === config && last.copy === db.config) {
-      return last.copy;
+export function makeFlowConfigReuse({ verify = false } = {}) {
+  const copies = new WeakMap(); // config -> the copy made of it
+  return (config, getConfig) => {
+    const kept = copies.get(config);
+    if (kept === undefined) {
+      const copy = getConfig();
+      copies.set(config, copy);
+      return copy;
     }
-    const copy = getConfig();
-    copies.set(db, { config, copy });
-    return copy;
+    if (verify) {
+      sameCopy(kept, getConfig(), config, CONFIG_DEPTH, "");
+    }
+    return kept;
   };
 }
 

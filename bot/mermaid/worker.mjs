@@ -13,8 +13,15 @@
 // reported):
 // - fastCopy, configCopy, siteConfigChanged, siteConfigCopy, directivesMerge: route mermaid's configuration
 //   copies through fast-copy.mjs, which builds the same result faster (see there for why it is exact);
-// - flowConfig: the flowchart database keeps its copy of the configuration while the configuration is the
-//   same object, instead of copying it again for every labelled node (fast-copy.mjs says why that is exact);
+// - configReuse, sanitizeOnce, rememberConfig: updateCurrentConfig (run by every parse's reset and
+//   addDirective, and by the flowchart's init) reuses its earlier result for the same source configuration and
+//   directives of the same contents instead of building it again (fast-copy.mjs, knownConfig, says why that
+//   is exact). The directives are sanitized before that lookup rather than each before its merge: sanitize
+//   reads only its directive (and siteConfig.secure), the merges and the copy write only objects they create,
+//   and sanitize leaves nothing for a second run to do, so every merge sees the same directives;
+// - flowConfig: the flowchart databases share one copy of the configuration while it is the same object,
+//   instead of copying it for every database and again for every labelled node (fast-copy.mjs says why that
+//   is exact);
 // - subGraphConfig, sequenceWrapConfig: addSubGraph (flowchart.inheritDir) and the sequence database's
 //   autoWrap (sequence.wrap), run for every subgraph and message, read one value of a getConfig() copy they
 //   then drop; readConfig (fast-copy.mjs) reads it from currentConfig where the copy provably holds the same
@@ -129,9 +136,31 @@ const PATCHES = {
     "        globalThis.__atlasBot.mergingIntoCopy(cfg, sumOfDirectives);\n" +
       "        cfg = assignWithDepth_default(cfg, sumOfDirectives);\n",
   ],
+  configReuse: [
+    "      updateCurrentConfig = /* @__PURE__ */ __name((siteCfg, _directives) => {\n",
+    "      updateCurrentConfig = /* @__PURE__ */ __name((siteCfg, _directives) => {\n" +
+      "        for (const d3 of _directives) {\n" +
+      "          sanitize(d3);\n" +
+      "        }\n" +
+      "        const knownConfig = globalThis.__atlasBot.knownConfig(\n" +
+      "          siteCfg, _directives, siteCfg === currentConfig || siteCfg === siteConfig, configFromInitialize);\n" +
+      "        if (knownConfig !== undefined) {\n" +
+      "          currentConfig = knownConfig;\n" +
+      "          checkConfig(currentConfig);\n" +
+      "          return currentConfig;\n" +
+      "        }\n",
+  ],
+  sanitizeOnce: [
+    "          sanitize(d3);\n          sumOfDirectives = assignWithDepth_default(sumOfDirectives, d3);\n",
+    "          sumOfDirectives = assignWithDepth_default(sumOfDirectives, d3);\n",
+  ],
+  rememberConfig: [
+    "        currentConfig = cfg;\n        checkConfig(currentConfig);\n",
+    "        currentConfig = globalThis.__atlasBot.rememberConfig(cfg);\n        checkConfig(currentConfig);\n",
+  ],
   flowConfig: [
     "this.config = getConfig2();\n",
-    "this.config = globalThis.__atlasBot.flowConfig(this, currentConfig, getConfig2);\n",
+    "this.config = globalThis.__atlasBot.flowConfig(currentConfig, getConfig2);\n",
     3,
   ],
   subGraphConfig: [
@@ -229,6 +258,11 @@ function patchBundle(source, bot) {
       configCopy: applied.fastCopy,
       siteConfigCopy: applied.configCopy && applied.siteConfigChanged,
       directivesMerge: applied.siteConfigCopy,
+      // reused results are forgotten when siteConfig changes in place; the directives are sanitized once only
+      // where the lookup sanitizes them first
+      configReuse: applied.configCopy && applied.siteConfigChanged,
+      sanitizeOnce: applied.configReuse,
+      rememberConfig: applied.configReuse,
     };
     applied[name] = found.length === expected && !overlaps && (needs[name] ?? true);
     if (applied[name]) {
@@ -278,7 +312,12 @@ function loadMermaid() {
   // mermaid sanitises labels with DOMPurify, which needs a window and a document; nothing is rendered.
   globalThis.window = window;
   globalThis.document = window.document;
-  const bot = { parserInput: null, candidateRules: makeLexerFilter(), flowConfig: makeFlowConfigReuse(), readConfig };
+  const bot = {
+    parserInput: null,
+    candidateRules: makeLexerFilter(),
+    flowConfig: makeFlowConfigReuse({ verify: VERIFY_COPY }),
+    readConfig,
+  };
   globalThis.__atlasBot = bot;
   const { source, applied } = patchBundle(fs.readFileSync(BUNDLE, "utf8"), bot);
   vm.runInThisContext(source, { filename: BUNDLE });
