@@ -293,8 +293,23 @@ def test_fast_config_copy_matches_mermaids_own(monkeypatch: pytest.MonkeyPatch) 
         # A node inside the subgraph of the same id: the layout graph would be its own parent.
         ("flowchart TB\n  subgraph Ratio[Revenue ratio]\n    Cost --> Ratio\n  end\n",
          "Setting Ratio as parent of Ratio would create a cycle"),
+        # Each subgraph lists the other.
+        ("flowchart TB\n  subgraph A\n    B\n  end\n  subgraph B\n    A\n  end\n",
+         "Setting B as parent of A would create a cycle"),
+        # A self-loop on an edge's id, which names no node: the layout graph has no node to read a parent from.
+        ("flowchart TB\n  subgraph Outer\n    subgraph Inner\n      A e1@--> B\n    end\n  end\n  e1 --> e1\n",
+         "Cannot read properties of undefined (reading 'parentId')"),
+        # Edge metadata whose YAML anchor makes a cycle: the layout graph JSON.stringify-s every edge.
+        ("flowchart TB\n  subgraph Outer\n    subgraph Inner\n      A e1@--> B\n    end\n  end\n"
+         "  e1@{ animate: &loop [*loop] }\n",
+         "Converting circular structure to JSON\n    --> starting at object with constructor 'Array'\n"
+         "    --- index 0 closes the circle"),
+        # graphlib keeps nodes in plain objects, where __proto__ is no ordinary key.
+        ("flowchart TB\n  subgraph Outer\n    subgraph Inner\n      __proto__ --> B\n    end\n  end\n",
+         "Cannot convert undefined or null to object"),
     ],
-    ids=["gantt-task-without-start", "gantt-invalid-date", "flowchart-subgraph-cycle"],
+    ids=["gantt-task-without-start", "gantt-invalid-date", "flowchart-subgraph-cycle", "flowchart-two-subgraph-cycle",
+         "flowchart-self-loop-on-no-node", "flowchart-circular-edge-metadata", "flowchart-proto-node"],
 )
 def test_diagram_that_parses_but_cannot_be_drawn_fails_with_the_renderers_message(
     pool: MermaidPool, code: str, error: str
@@ -308,6 +323,20 @@ def test_drawable_gantt_and_subgraphs_stay_valid(pool: MermaidPool) -> None:
     codes = ["gantt\n  dateFormat YYYY-MM-DD\n  section S\n  Task :a1, 2024-01-01, 1d\n  Next :after a1, 2d\n",
              "flowchart TB\n  subgraph Edge\n    A --> B\n  end\n  B --> C\n  subgraph Core\n    C\n  end\n"]
     assert [(v.ok, v.error) for v in pool.parse_many(codes)] == [(True, None), (True, None)]
+
+
+def test_nested_subgraphs_with_self_loops_and_edge_metadata_stay_valid(pool: MermaidPool) -> None:
+    # The layout graph is not built for these (it provably cannot throw), or built and does not throw.
+    codes = [
+        "flowchart LR\n  subgraph Outer\n    direction TB\n    subgraph Inner\n      A --> B\n      B --> B\n    end\n"
+        "    Inner --> Inner\n    C\n  end\n  Outer --> D\n  D --> Inner\n  A e1@--> D\n"
+        "  e1@{ animate: true, curve: linear }\n  linkStyle default interpolate step\n",
+        "flowchart TB\n  subgraph Outer\n    subgraph Inner\n      A --> B\n    end\n  end\n  Inner@{ view: collapsed }\n"
+        "  B --> B\n",
+        "---\nconfig:\n  look: handDrawn\n  flowchart:\n    curve: [1, 2]\n---\nflowchart TB\n  subgraph Outer\n"
+        "    subgraph Inner\n      A --> A\n    end\n  end\n",
+    ]
+    assert [(v.ok, v.error) for v in pool.parse_many(codes)] == [(True, None)] * 3
 
 
 def test_worker_applies_every_bundle_patch() -> None:

@@ -43,11 +43,14 @@
 // - lexerFilter: every jison lexer's `next` tries only the rules that can match at the current input
 //   (lexer-filter.mjs), in their order, instead of every rule of the condition.
 // - parsedDiagram, dagreLayout: keep the diagram mermaid.parse built and expose the dagre layout's graph
-//   building (after clearing the layout state, as mermaid.render does first), for the render stage below.
+//   building (after clearing the layout state, as mermaid.render does first), and the two configuration
+//   values the layout graph's edges take as getConfig() gives them (readConfig says when it reads them in
+//   place), for the render stage below.
 // Render stage: some diagrams parse but throw when mermaid.render draws them (GitHub shows an error box).
 // Where the throwing step needs no browser it is run here on the parsed diagram, through mermaid's own code:
 // the gantt database's task list (dates, `after` references) and the flowchart's layout graph (subgraph
-// parents). Such a diagram is reported with ok false, its parsed type and stage "render".
+// parents, self-loops, edge data), unless layoutGraphCannotThrow proves it cannot throw. Such a diagram is
+// reported with ok false, its parsed type and stage "render".
 // Results are written synchronously right after each diagram, so the pool knows which diagram is in flight.
 import fs from "node:fs";
 import os from "node:os";
@@ -196,10 +199,16 @@ const PATCHES = {
     "      const diagram38 = await getDiagramFromText(code);\n" +
       "      globalThis.__atlasBot.parsedDiagram = diagram38;\n",
   ],
+  // look is a top-level value: getConfig() copies currentConfig's own entries by the rule readConfig relies on
+  // for an entry's values, so it is read as the entry of an object holding currentConfig.
   dagreLayout: [
     "  var dagre_exports = {};\n",
     "  var dagre_exports = {};\n" +
-      "  globalThis.__atlasBot.dagreLayout = () => (init_dagre2(), clearLayoutRenderState(), dagre_exports);\n",
+      "  globalThis.__atlasBot.dagreLayout = () => (init_dagre2(), clearLayoutRenderState(), dagre_exports);\n" +
+      "  globalThis.__atlasBot.layoutConfig = () => ({\n" +
+      '    look: globalThis.__atlasBot.readConfig({ currentConfig }, "currentConfig", "look", () => getConfig2()),\n' +
+      '    curve: globalThis.__atlasBot.readConfig(currentConfig, "flowchart", "curve", () => getConfig2().flowchart),\n' +
+      "  });\n",
   ],
 };
 
@@ -209,7 +218,7 @@ const RENDER_STEPS = [
   [
     (type) => type.startsWith("flowchart"),
     (diagram, bot) => {
-      if (subgraphParentsMayCycle(diagram.db)) {
+      if (subgraphParentsMayCycle(diagram.db) && !layoutGraphCannotThrow(diagram.db, bot.layoutConfig())) {
         bot.dagreLayout().prepareLayoutForDagre(diagram.db.getData());
       }
     },
@@ -217,8 +226,7 @@ const RENDER_STEPS = [
 ];
 
 // The layout graph's parents can only form a cycle when an id is both a subgraph and a node (or two
-// subgraphs), or subgraphs nest; otherwise every parent is a subgraph without a parent of its own. Building
-// the layout graph costs about as much as parsing, so it is done only then.
+// subgraphs), or subgraphs nest; otherwise every parent is a subgraph without a parent of its own.
 function subgraphParentsMayCycle(db) {
   const subGraphs = db.getSubGraphs();
   const ids = new Set(subGraphs.map((subGraph) => subGraph.id));
@@ -226,6 +234,81 @@ function subgraphParentsMayCycle(db) {
   return (
     ids.size !== subGraphs.length ||
     subGraphs.some((subGraph) => vertices.has(subGraph.id) || subGraph.nodes.some((node) => ids.has(node)))
+  );
+}
+
+// Deeper subgraph nesting is left to the layout graph itself: its helpers recurse once per level.
+const MAX_SUBGRAPH_DEPTH = 64;
+const isPrimitive = (value) => value === null || ["undefined", "boolean", "number", "string"].includes(typeof value);
+// graphlib's root is the node "\0", and it keys an edge by its ends and name joined with "\x01".
+const GRAPH_SEPARATORS = /[\0\x01]/;
+const isPlainId = (id) =>
+  typeof id === "string" && id !== "" && !(id in Object.prototype) && !GRAPH_SEPARATORS.test(id);
+
+// Building the layout graph (getData, then prepareLayoutForDagre) costs about as much as parsing. It
+// provably cannot throw when all of these hold, so it is skipped then:
+// - no subgraph is collapsed: getData then hides nothing and every node's parentId is the first subgraph
+//   listing it, the relation built below;
+// - that relation has no cycle: every setParent(id, parentId) then walks up parents that are already set
+//   by the same relation, so it never meets id ("Setting X as parent of X would create a cycle");
+// - every id is a non-empty string that names no Object.prototype member and holds no graphlib separator
+//   (nor does an edge's id): graphlib keeps nodes and edges in plain objects under such keys, and
+//   adjustClustersAndEdges takes a falsy child id for "none" (its anchor would have no parent);
+// - every self-loop is on a node or subgraph (its node's parentId is read from the graph) whose two helper
+//   nodes are not subgraphs (they could be their own ancestors);
+// - every edge property taken from edge metadata, linkStyle or the configuration is a primitive:
+//   adjustClustersAndEdges JSON.stringify-s every edge (for a log call), which throws on a cycle (YAML
+//   anchors build one), and self-loops are structuredClone-d;
+// - subgraphs nest at most MAX_SUBGRAPH_DEPTH deep.
+// The rest of adjustClustersAndEdges only looks up clusters it has registered for every node with children,
+// and anchors an edge on a descendant whose parent is such a cluster, so it cannot throw on such a graph.
+function layoutGraphCannotThrow(db, { look, curve }) {
+  for (const subGraph of db.subGraphLookup.values()) {
+    if (subGraph.metadata?.view === "collapsed") {
+      return false;
+    }
+  }
+  const subGraphs = db.getSubGraphs();
+  const parentOf = new Map();
+  for (let i = subGraphs.length - 1; i >= 0; i--) {
+    if (!isPlainId(subGraphs[i].id)) {
+      return false;
+    }
+    for (const id of subGraphs[i].nodes) {
+      parentOf.set(id, subGraphs[i].id);
+    }
+  }
+  for (const { id } of subGraphs) {
+    let depth = 0;
+    for (let parent = parentOf.get(id); parent !== undefined; parent = parentOf.get(parent)) {
+      if (parent === id || ++depth > MAX_SUBGRAPH_DEPTH) {
+        return false;
+      }
+    }
+  }
+  const vertices = db.getVertices();
+  for (const id of vertices.keys()) {
+    if (!isPlainId(id)) {
+      return false;
+    }
+  }
+  const edges = db.getEdges();
+  if (!isPrimitive(look) || !isPrimitive(curve) || !isPrimitive(edges.defaultInterpolate)) {
+    return false;
+  }
+  const isSubGraph = (id) => db.subGraphLookup.has(id);
+  return edges.every(
+    ({ id, start, end, animate, animation, interpolate }) =>
+      isPlainId(start) &&
+      isPlainId(end) &&
+      !GRAPH_SEPARATORS.test(id) &&
+      isPrimitive(animate) &&
+      isPrimitive(animation) &&
+      isPrimitive(interpolate) &&
+      (start !== end ||
+        ((vertices.has(start) || isSubGraph(start)) &&
+          !isSubGraph(`${start}---${start}---1`) &&
+          !isSubGraph(`${start}---${start}---2`))),
   );
 }
 // "Parse error on line 3:" (jison), "Lexical error on line 3." (jison), "Parse error on line 3, column 5" (langium).
