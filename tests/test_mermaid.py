@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.gates import mermaid
 from bot.gates.mermaid import (
     CACHE_TABLE,
     FILE_RESULTS,
@@ -150,6 +151,25 @@ def test_a_verdict_callback_that_fails_abandons_the_call_not_the_pool(pool: Merm
     with pytest.raises(ValueError, match="consumer broke on"):
         pool.parse_many(many_valid(40), on_verdict=fail)
     assert all(v.ok for v in pool.parse_many(many_valid(5)))
+
+
+def test_answers_pile_up_while_every_worker_has_plenty_queued(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mermaid, "LINGER", 0.05)  # far longer than a small diagram's parse, even on a busy machine
+    wake_ups = 0
+    poll = MermaidPool._poll
+
+    def counted(self: MermaidPool) -> list:
+        nonlocal wake_ups
+        wake_ups += 1
+        return poll(self)
+
+    monkeypatch.setattr(MermaidPool, "_poll", counted)
+    codes = many_valid(200)
+    with MermaidPool(workers=1) as pool:
+        pool.start()
+        assert all(v.ok for v in pool.parse_many(codes))
+    # one wake-up per answer without the linger; with it, one per several until the last MAX_AHEAD // 2
+    assert wake_ups < len(codes) // 2
 
 
 def test_stuck_diagram_times_out_and_the_rest_still_parses(hooks: None) -> None:
