@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,43 @@ def test_stuck_diagram_times_out_and_the_rest_still_parses(hooks: None) -> None:
         assert verdicts[1].ok is False and verdicts[1].type is None
         assert "did not finish parsing" in (verdicts[1].error or "")
         assert [v.ok for v in verdicts] == [True, False, True, True, True]
+        assert pool.parse(VALID).ok  # a replacement worker took over
+
+
+ONLY_WITH_PROC = pytest.mark.skipif(not Path("/proc/self/stat").exists(),
+                                    reason="a worker's CPU time is read from /proc")
+
+
+@ONLY_WITH_PROC
+def test_a_worker_starved_of_cpu_past_the_timeout_is_not_stopped() -> None:
+    # A stopped worker stands for one a busy machine gives no CPU (workers run below normal priority): past the
+    # timeout in wall time, it has spent none of it on the diagram, which gets mermaid's verdict once it runs.
+    with MermaidPool(workers=1, timeout=1.0) as pool:
+        assert pool.parse(VALID).ok  # the worker is up
+        pid = pool.worker_pids()[0]
+        os.kill(pid, signal.SIGSTOP)
+        resume = threading.Timer(3.0, os.kill, (pid, signal.SIGCONT))
+        resume.start()
+        try:
+            verdict = pool.parse(many_valid(1)[0])
+        finally:
+            resume.cancel()
+            os.kill(pid, signal.SIGCONT)
+        assert verdict.ok and verdict.type == "flowchart-v2"
+        assert pool.worker_pids() == [pid]
+
+
+@ONLY_WITH_PROC
+def test_a_worker_that_gets_no_cpu_for_long_is_stopped_all_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mermaid, "WALL_TIMEOUT_FACTOR", 3)
+    with MermaidPool(workers=1, timeout=0.5) as pool:
+        assert pool.parse(VALID).ok  # the worker is up
+        pid = pool.worker_pids()[0]
+        os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        verdict = pool.parse(many_valid(1)[0])
+        assert time.monotonic() - started >= 1.5  # three times the timeout, not the timeout
+        assert not verdict.ok and "did not finish parsing" in (verdict.error or "")
         assert pool.parse(VALID).ok  # a replacement worker took over
 
 

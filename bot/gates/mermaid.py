@@ -3,9 +3,10 @@
 This is the one module that runs Node. Each worker (``bot/mermaid/worker.mjs``) loads the pinned ``mermaid``
 package once and then judges diagrams sent over its stdin as JSON lines, answering one JSON line per diagram,
 in order, so the first unanswered diagram of a worker is the one it is working on. That gives the two failure
-rules: a diagram that runs past the timeout has its worker killed and gets a timeout verdict; a worker that dies
-is replaced and its in-flight diagram retried once, then reported. Verdicts are cached in SQLite by mermaid
-version and SHA-256 of the code, so an unchanged diagram is never parsed twice.
+rules: a diagram that runs past the timeout (in its worker's CPU time, where the system reports it) has its
+worker killed and gets a timeout verdict; a worker that dies is replaced and its in-flight diagram retried once,
+then reported. Verdicts are cached in SQLite by mermaid version and SHA-256 of the code, so an unchanged diagram
+is never parsed twice.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ SQL_CHUNK = 500
 MAX_CACHE_ROWS = 200_000
 CACHE_PRUNE_SECONDS = 60.0
 START_TIMEOUT = 60.0
+# A diagram's timeout counts the CPU its worker spends on it where the system says (Linux's /proc): workers run
+# below normal priority, and on a busy machine one starved past the timeout in wall time is not stuck; its timeout
+# verdict would fail a diagram mermaid accepts, differently on every run. A worker that gets no CPU for this many
+# times the timeout (stopped, swapped out) is stopped all the same.
+WALL_TIMEOUT_FACTOR = 6
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # units of /proc's CPU times
 MAX_AHEAD = 32  # diagrams queued per worker: enough to ride out a busy moment of this process, few at the end
 MAX_ATTEMPTS = 2
 # Diagrams one call hands a worker per turn when calls share the pool: small, so a call with a few waits behind
@@ -248,6 +255,9 @@ class _Worker:
     proc: subprocess.Popen[bytes]
     ready: bool = False
     since: float = field(default_factory=time.monotonic)  # start-up began, or the in-flight diagram began
+    cpu_since: float | None = None  # the worker's CPU seconds when the in-flight diagram began (None: unknown)
+    recheck: float = 0.0  # past the timeout but short of its CPU: when it could next have used it all
+    stat: int | None = None  # an open /proc/<pid>/stat, where there is one
     inbox: bytes = b""  # unparsed stdout
     outbox: bytes = b""  # stdin not yet written
     queued: deque[_Job] = field(default_factory=deque)  # jobs sent, in the order they will be answered
@@ -319,7 +329,7 @@ class MermaidPool:
             )
             for stream in (proc.stdin, proc.stdout, proc.stderr):
                 os.set_blocking(stream.fileno(), False)  # type: ignore[union-attr]
-            worker = _Worker(proc)
+            worker = _Worker(proc, stat=_open_stat(proc.pid))
             self._workers.append(worker)
             self._selector.register(proc.stdout, selectors.EVENT_READ, (worker, "out"))  # type: ignore[arg-type]
             self._selector.register(proc.stderr, selectors.EVENT_READ, (worker, "err"))  # type: ignore[arg-type]
@@ -450,7 +460,7 @@ class MermaidPool:
                 if not worker.queued or message.get("id") != worker.queued[0][0]:
                     raise MermaidUnavailable(f"the mermaid worker answered out of turn: {message}")
                 _, call, index = worker.queued.popleft()
-                worker.since = time.monotonic()
+                _begin_diagram(worker)
                 error = message.get("error")
                 if message.get("stage") == "render":
                     error = RENDER_ERROR.format(error=error)
@@ -477,7 +487,7 @@ class MermaidPool:
             self._calls.append(call)  # fed: the others go first next time
             for _ in range(min(BATCH, MAX_AHEAD - len(worker.queued), len(call.pending))):
                 if not worker.queued:
-                    worker.since = time.monotonic()
+                    _begin_diagram(worker)
                 index = call.pending.popleft()
                 job = next(self._job_ids)
                 worker.queued.append((job, call, index))
@@ -498,8 +508,8 @@ class MermaidPool:
     def _poll(self) -> list[tuple[_Worker, dict | None]]:
         """Wait for output from any worker (at most until the nearest deadline); None marks a dead worker."""
         now = time.monotonic()
-        deadlines = [w.since + (self._timeout if w.ready else START_TIMEOUT) for w in self._workers if
-                     w.queued or not w.ready]
+        deadlines = [max(w.since + self._timeout, w.recheck) if w.ready else w.since + START_TIMEOUT
+                     for w in self._workers if w.queued or not w.ready]
         # Short waits while other calls' diagrams may be arriving, so they are fed soon.
         wait = min(max(0.0, min(deadlines, default=now + 1.0) - now), MAX_WAIT)
         watched = self._selector.get_map()
@@ -570,12 +580,24 @@ class MermaidPool:
             if not worker.ready and now - worker.since > START_TIMEOUT:
                 self._stop(worker, kill=True)
                 raise MermaidUnavailable(START_FAILED.format(reason=f"not ready after {START_TIMEOUT:g} s"))
-            if worker.ready and worker.queued and now - worker.since > self._timeout:
+            if worker.ready and worker.queued and now - worker.since > self._timeout and self._stuck(worker, now):
                 self._stop(worker, kill=True)
                 _, call, index = worker.queued.popleft()
                 log.warning("mermaid worker %d timed out on a diagram; replacing it", worker.proc.pid)
                 call.finish(index, SyntaxVerdict(ok=False, error=TIMEOUT_ERROR.format(timeout=self._timeout)))
                 self._requeue(worker)
+
+    def _stuck(self, worker: _Worker, now: float) -> bool:
+        """Whether a worker past the timeout in wall time has spent it on the diagram in CPU (or cannot say, or
+        has had WALL_TIMEOUT_FACTOR times as long); if not, it is looked at again when it could have."""
+        used = _cpu_seconds(worker)
+        if used is None or worker.cpu_since is None or now - worker.since > self._timeout * WALL_TIMEOUT_FACTOR:
+            return True
+        spent = used - worker.cpu_since
+        if spent >= self._timeout:
+            return True
+        worker.recheck = min(now + self._timeout - spent, worker.since + self._timeout * WALL_TIMEOUT_FACTOR)
+        return False
 
     @staticmethod
     def _requeue(worker: _Worker) -> None:
@@ -612,12 +634,41 @@ class MermaidPool:
                 stream.close()  # type: ignore[union-attr]
             except OSError:
                 pass
+        if worker.stat is not None:
+            os.close(worker.stat)
+            worker.stat = None
 
     @staticmethod
     def _keep_stderr(worker: _Worker, chunk: bytes) -> None:
         for line in chunk.decode("utf-8", "replace").splitlines():
             log.debug("mermaid worker %d: %s", worker.proc.pid, line)
             worker.stderr.append(line)
+
+
+def _open_stat(pid: int) -> int | None:
+    try:
+        return os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    except OSError:
+        return None  # no /proc (macOS, Windows): timeouts count wall time
+
+
+def _cpu_seconds(worker: _Worker) -> float | None:
+    """The worker's user and system CPU seconds so far, from /proc/<pid>/stat (None: unknown)."""
+    if worker.stat is None:
+        return None
+    try:
+        # Fields after the parenthesised command name (which may hold spaces): utime and stime are 14th and 15th.
+        fields = os.pread(worker.stat, 1024, 0).rpartition(b")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _begin_diagram(worker: _Worker) -> None:
+    """Start the clocks of the diagram the worker works on next."""
+    worker.since = time.monotonic()
+    worker.cpu_since = _cpu_seconds(worker)
+    worker.recheck = 0.0
 
 
 def worker_env(environ: Mapping[str, str]) -> dict[str, str]:
