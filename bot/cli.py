@@ -176,7 +176,10 @@ def _check(args: argparse.Namespace) -> int:
             sys.stdout.write(remembered.output)
             return remembered.exit_code
     target = _Target(args)
-    with MermaidPool(workers=args.workers, cache=VerdictCache()) as pool:
+    cache = VerdictCache()
+    with MermaidPool(workers=args.workers, cache=cache) as pool:
+        if not cache.has_verdicts(pool.version):
+            pool.start()  # a first run parses every diagram: the workers load mermaid while the tree is read
         result = target.run(pool)
         if args.fix:
             applied = _apply_fixes(target, result, dry_run=args.dry_run)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import check
+from bot import changes, check
 from bot.check import projected_counts, run_all, run_check, syntax_fixes
 from bot.cli import EXIT_BLOCKED, EXIT_OK, EXIT_USAGE, main
 from bot.config import load_config
@@ -375,6 +375,29 @@ def test_a_warm_run_reads_no_blob_it_has_results_for(atlas: Path, scratch: Scrat
         run_all(repo, load_config(repo_config_text="limits:\n  max_nodes: 1\n"), pool, rev="pr")
         assert sorted(counting.extracted) == ["docs/costs/cdn.md", "docs/reference/notes.md",
                                               "docs/systems/ledger.md", "docs/systems/payments.md"]
+
+
+def test_a_first_check_starts_the_workers_before_reading_the_tree(atlas: Path, capsys,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    start, extract = MermaidPool.start, changes.extract_diagrams
+
+    def starting(pool: MermaidPool, count: int | None = None) -> None:
+        events.append("workers")
+        start(pool, count)
+
+    def extracting(path: str, text: str) -> list[Diagram]:
+        events.append("extract")
+        return extract(path, text)
+
+    monkeypatch.setattr(MermaidPool, "start", starting)
+    monkeypatch.setattr(changes, "extract_diagrams", extracting)
+    args = ("check", "--repo", str(atlas), "--all", "--rev", "pr")
+    run_cli(capsys, *args, "--format", "json")
+    assert events[0] == "workers" and "extract" in events
+    events.clear()
+    run_cli(capsys, *args, "--format", "sarif")  # verdicts stored: workers start only if a parse needs them
+    assert "workers" not in events
 
 
 @pytest.mark.parametrize("output_format", ["json", "sarif", "text"])

@@ -151,6 +151,12 @@ class VerdictCache:
             if "used" not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN used REAL NOT NULL DEFAULT 0")
 
+    def has_verdicts(self, version: str) -> bool:
+        """Whether any verdict of ``version`` is stored (False: a first run, every diagram will be parsed)."""
+        with self._lock:
+            return self._db.execute(f"SELECT 1 FROM {CACHE_TABLE} WHERE version = ? LIMIT 1",
+                                    (version,)).fetchone() is not None
+
     def get_many(self, version: str, shas: Iterable[str]) -> dict[str, SyntaxVerdict]:
         return {
             sha: SyntaxVerdict(ok=bool(ok), error=error, error_line=error_line, type=type_)
