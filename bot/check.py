@@ -19,7 +19,7 @@ from bot.changes import collect_changes, texts_at, whole_files
 from bot.config import Config
 from bot.gates import checks, engine, syntax_errors
 from bot.gates import fixes as fix_rules
-from bot.gates.engine import BUDGET_RULE, change_deadline, evaluate_diagram, skipped_file_finding
+from bot.gates.engine import BUDGET_RULE, change_deadline, evaluate_diagram, skipped_file_finding, with_syntax_fix
 from bot.gates.fixes import SyntaxFix, candidate_fixes, choose_fixes
 from bot.gates.mermaid import CACHE_TABLE, FILE_RESULTS, SUGGESTIONS, MermaidPool, code_hash, is_transient
 from bot.gitrepo import GitRepo
@@ -280,9 +280,9 @@ def _evaluate(
                 file_text=changes[i].text, verdict=verdict, syntax_fix=fix, deadline=deadline, clock=clock,
             )
 
-    # Gates run on each diagram mermaid accepts as soon as its verdict arrives, and fix candidates are built
-    # for each one it rejects, while mermaid parses the rest; the rejected ones' gates wait for the candidates'
-    # parses (a few rounds of one call each).
+    # Gates run on each diagram as soon as its verdict arrives, while mermaid parses the rest, and fix
+    # candidates are built for each one it rejects. A rejected diagram's fix, found by parsing the candidates
+    # (a few rounds of one call each), then changes only its syntax finding (with_syntax_fix).
     prepared: dict[int, list[SyntaxFix]] = {}
 
     def take(n: int, verdict: SyntaxVerdict) -> None:
@@ -290,6 +290,7 @@ def _evaluate(
             evaluate(n, verdict, None)
         elif not is_transient(verdict):
             prepared[n] = candidate_fixes(work[n][1].new.code, verdict)
+            evaluate(n, verdict, None)
 
     verdicts = pool.parse_many([item.new.code for _, item in work], on_progress=on_progress, on_verdict=take)
     failing = [n for n, verdict in enumerate(verdicts) if not verdict.ok]
@@ -297,8 +298,15 @@ def _evaluate(
     fixes = dict(zip(failing, syntax_fixes(watch, [(work[n][1].new.code, verdicts[n]) for n in failing],
                                            [prepared.get(n) for n in failing]), strict=True))
     for n, verdict in enumerate(verdicts):
-        if results[n] is None:  # failing, or a pool that hands out verdicts only at the end
-            evaluate(n, verdict, fixes.get(n))
+        fix = fixes.get(n)
+        result = results[n]
+        if result is not None and fix is not None:
+            i, _ = work[n]
+            with clock.running():
+                results[n] = with_syntax_fix(config, result, category=config.category_of(changes[i].path),
+                                             file_text=changes[i].text, syntax_fix=fix)
+        if results[n] is None:  # a pool that hands out verdicts only at the end, or a fix only all gates can add
+            evaluate(n, verdict, fix)
     fresh: dict[int, list[DiagramResult]] = {}
     for (i, _), result in zip(work, results, strict=True):
         fresh.setdefault(i, []).append(result)  # type: ignore[arg-type]  # every result is set above

@@ -461,9 +461,10 @@ def test_results_cut_short_by_the_gate_budget_are_not_stored(atlas: Path, tmp_pa
 def test_gates_and_fix_candidates_run_while_mermaid_parses_the_rest(
     atlas: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A diagram's gates run as soon as mermaid accepts it, a rejected one's fix candidates are built as soon
-    as it is rejected (its gates wait for the candidates' parses), and the change's time budget counts gate
-    work only: waiting for mermaid, even longer than the whole budget, does not cut the gates short."""
+    """A diagram's gates run as soon as mermaid answers for it, a rejected one's fix candidates are built then
+    too (the fix found by parsing them is added to its syntax finding afterwards), and the change's time budget
+    counts gate work only: waiting for mermaid, even longer than the whole budget, does not cut the gates
+    short."""
     events: list[str] = []
     evaluate, candidates = check.evaluate_diagram, check.candidate_fixes
 
@@ -498,8 +499,8 @@ def test_gates_and_fix_candidates_run_while_mermaid_parses_the_rest(
     result = run_all(GitRepo(atlas), budget, Streaming(), rev="pr")
     paths = [d.diagram.path for d in result.diagrams]
     assert paths == ["docs/costs/cdn.md", "docs/systems/ledger.md", "docs/systems/payments.md"]
-    assert events == ["parsed 0", "candidates", "parsed 1", f"gates {paths[1]}", "parsed 2", f"gates {paths[2]}",
-                      f"gates {paths[0]}"]
+    assert events == ["parsed 0", "candidates", f"gates {paths[0]}", "parsed 1", f"gates {paths[1]}", "parsed 2",
+                      f"gates {paths[2]}"]
     assert any(f.rule == "syntax" and f.suggestion for f in result.diagrams[0].findings)  # the fix was found
     assert not any(f.rule == "time_budget" for d in result.diagrams for f in d.findings)
 

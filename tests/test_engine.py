@@ -172,6 +172,30 @@ def test_syntax_fix_becomes_a_suggestion_for_the_lines_it_replaces() -> None:
     assert "Suggested fix: Quote labels" in syntax.message
 
 
+BROKEN_WITH_PLACEHOLDER = "graph LR\n    A[Cache (Redis 7)] -->\n    B[(PostgreSQL 16)]\n    C[TODO]"
+QUOTED = SyntaxFix(2, 3, ('    A["Cache (Redis 7)"] --> B[(PostgreSQL 16)]',), "Quote labels: reserved characters")
+
+
+@pytest.mark.parametrize("category", ["systems", "incidents", None])
+def test_a_fix_added_to_a_rejected_diagrams_result_is_as_if_its_gates_had_it(category: str | None) -> None:
+    text = page("# Cache", "Intro with an SLO.", fence(BROKEN_WITH_PLACEHOLDER), "## Next")
+    verdict = SyntaxVerdict(ok=False, error="Parse error on line 2:\n...\nExpecting 'SQE', got 'PS'", error_line=2)
+    without = evaluate(text, category=category, verdict=verdict)
+    added = engine.with_syntax_fix(CONFIG, without, category=category, file_text=text, syntax_fix=QUOTED)
+    assert added == evaluate(text, category=category, verdict=verdict, fix=QUOTED) != without
+    assert [f.rule for f in added.findings] == [f.rule for f in without.findings]  # placeholder kept in place
+
+
+def test_a_fix_is_added_by_evaluating_every_gate_where_the_budget_cut_them_short() -> None:
+    text = page("# T", fence(BROKEN_WITH_PLACEHOLDER))
+    ticks = iter([0, 1] + [10] * 20)
+    cut = engine.evaluate_diagram(CONFIG, diagram_in(text), status=DiagramStatus.ADDED, category="systems",
+                                  file_text=text, verdict=SyntaxVerdict(ok=False, error="Parse error"),
+                                  syntax_fix=None, clock=lambda: float(next(ticks)))
+    assert any(f.rule == engine.BUDGET_RULE for f in cut.findings)
+    assert engine.with_syntax_fix(CONFIG, cut, category="systems", file_text=text, syntax_fix=QUOTED) is None
+
+
 def test_suggestions_keep_block_quote_prefixes() -> None:
     code = GOOD + "\n    style API fill:#00AA00"
     text = page("# T", "", fence(code, prefix="> "))

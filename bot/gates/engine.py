@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,7 @@ EXAMPLE_JOINER = ", e.g. "
 # The rule id of a failing gate's one finding, and of the finding naming gates left unevaluated.
 GATE_RULE = "gate"
 BUDGET_RULE = "time_budget"
+SYNTAX_CHECK = "mermaid_syntax"  # the one check that reads a diagram's syntax fix
 _SEVERITY_ORDER = (Severity.ERROR, Severity.WARNING, Severity.NOTICE)
 # Per-file work (lines, headings, acronym expansions) is kept for this many files: diagrams arrive grouped by
 # file, and a few files' texts is all the memory it should hold.
@@ -88,24 +89,7 @@ def evaluate_diagram(
     """Run every enabled gate that applies to ``category`` on one diagram, within the diagram's time budget
     and the change's ``deadline`` (monotonic; see ``change_deadline``): gates left when either runs out are
     not passed and are named in one finding."""
-    section: list[str] = []
-
-    def evidence_text(kind: str) -> str:
-        if kind == checks.EVIDENCE_DIAGRAM or not file_text:
-            return diagram.code
-        if kind == checks.EVIDENCE_FILE:
-            return file_text
-        if not section:
-            section.append(section_around(file_text, diagram.line))
-        return section[0]
-
-    subject = checks.Subject(
-        diagram,
-        verdict=verdict,
-        syntax_fix=syntax_fix,
-        evidence_text=evidence_text,
-        expansions=lambda: _expansions(file_text or diagram.code),
-    )
+    subject = _subject(diagram, verdict, syntax_fix, file_text)
     findings: list[Finding] = []
     passed: dict[str, bool] = {}
     advised: set[str] = set()
@@ -120,33 +104,89 @@ def evaluate_diagram(
             not_evaluated.append(gate)
             passed[gate.id] = False
             continue
-        hits: dict[str, list[checks.Hit]] = {}
-        for rule in gate.rules:
-            if rule.applies_to(category):
-                run = checks.CHECKS[rule.check].run
-                hits[rule.id] = list(run(config.compiled[(gate.id, rule.id)], subject, gate.evidence))
-        if gate.condition is None:
-            gate_findings = [_finding(gate, rule, hit, diagram, subject, file_text)
-                             for rule in gate.rules for hit in hits.get(rule.id, ())]
-            passed[gate.id] = all(f.severity is Severity.NOTICE for f in gate_findings)
-            findings.extend(gate_findings)
-            continue
-        verdict_of_gate = judge(gate, hits)
-        passed[gate.id] = verdict_of_gate.holds
-        if not verdict_of_gate.holds:
-            findings.append(_gate_finding(gate, verdict_of_gate, hits, diagram))
-        required = set(gate.condition.rule_ids())
-        for rule in gate.rules:
-            if rule.id not in required:
-                for hit in hits.get(rule.id, ()):
-                    findings.append(_advice(gate, rule, hit, diagram))
-                    advised.add(gate.id)
+        gate_findings, passed[gate.id], gate_advised = _run_gate(config, gate, category, subject, file_text)
+        findings.extend(gate_findings)
+        if gate_advised:
+            advised.add(gate.id)
     if not_evaluated:
         spent = clock() - started
         findings.append(_budget_finding(config, not_evaluated, diagram, spent, own_deadline, deadline, clock()))
     return DiagramResult(diagram=diagram, status=status, syntax=verdict, findings=tuple(findings),
                          gates_passed=passed, gates_advised=frozenset(advised - {g for g, ok in passed.items()
                                                                                   if not ok}))
+
+
+def _subject(diagram: Diagram, verdict: SyntaxVerdict, syntax_fix: SyntaxFix | None,
+             file_text: str) -> checks.Subject:
+    section: list[str] = []
+
+    def evidence_text(kind: str) -> str:
+        if kind == checks.EVIDENCE_DIAGRAM or not file_text:
+            return diagram.code
+        if kind == checks.EVIDENCE_FILE:
+            return file_text
+        if not section:
+            section.append(section_around(file_text, diagram.line))
+        return section[0]
+
+    return checks.Subject(
+        diagram,
+        verdict=verdict,
+        syntax_fix=syntax_fix,
+        evidence_text=evidence_text,
+        expansions=lambda: _expansions(file_text or diagram.code),
+    )
+
+
+def _run_gate(config: Config, gate: Gate, category: str | None, subject: checks.Subject,
+              file_text: str) -> tuple[list[Finding], bool, bool]:
+    """One gate on one diagram: its findings, whether it passes, and whether an advice rule fired."""
+    diagram = subject.diagram
+    hits: dict[str, list[checks.Hit]] = {}
+    for rule in gate.rules:
+        if rule.applies_to(category):
+            run = checks.CHECKS[rule.check].run
+            hits[rule.id] = list(run(config.compiled[(gate.id, rule.id)], subject, gate.evidence))
+    if gate.condition is None:
+        findings = [_finding(gate, rule, hit, diagram, subject, file_text)
+                    for rule in gate.rules for hit in hits.get(rule.id, ())]
+        return findings, all(f.severity is Severity.NOTICE for f in findings), False
+    verdict_of_gate = judge(gate, hits)
+    findings = [] if verdict_of_gate.holds else [_gate_finding(gate, verdict_of_gate, hits, diagram)]
+    required = set(gate.condition.rule_ids())
+    advice = [_advice(gate, rule, hit, diagram)
+              for rule in gate.rules if rule.id not in required for hit in hits.get(rule.id, ())]
+    return findings + advice, verdict_of_gate.holds, bool(advice)
+
+
+def with_syntax_fix(config: Config, result: DiagramResult, *, category: str | None, file_text: str,
+                    syntax_fix: SyntaxFix) -> DiagramResult | None:
+    """``result``, of evaluate_diagram without a syntax fix, as evaluate_diagram gives it with ``syntax_fix``
+    (None where that cannot be told without evaluating every gate again). Only the mermaid_syntax check reads
+    the fix, and it finds one hit on a diagram mermaid rejects with or without one, so only the findings of
+    the gates holding it change: those gates are run again and their findings put where theirs were. So the
+    gates of a rejected diagram can run as soon as its verdict arrives, and its fix be added once found."""
+    if result.syntax.ok or any(f.rule == BUDGET_RULE for f in result.findings):
+        return None
+    subject = _subject(result.diagram, result.syntax, syntax_fix, file_text)
+    rerun: dict[str, list[Finding]] = {}
+    for gate in config.gates:
+        if gate.applies_to(category) and any(rule.check == SYNTAX_CHECK for rule in gate.rules):
+            gate_findings, holds, advised = _run_gate(config, gate, category, subject, file_text)
+            if holds != result.gates_passed.get(gate.id) or (advised and holds) != (gate.id in result.gates_advised):
+                return None
+            rerun[gate.id] = gate_findings
+    findings: list[Finding] = []
+    placed: set[str] = set()
+    for finding in result.findings:  # a gate's findings are consecutive, in the order the gates ran
+        if finding.gate not in rerun:
+            findings.append(finding)
+        elif finding.gate not in placed:
+            findings.extend(rerun[finding.gate])
+            placed.add(finding.gate)
+    if placed != rerun.keys():  # a gate that found nothing before: where its findings go is not known
+        return None
+    return replace(result, findings=tuple(findings))
 
 
 @dataclass(frozen=True)
