@@ -85,13 +85,9 @@ def _search_all(patterns, attribute: str, sections: list[str]) -> float:
     for pattern in patterns:
         regex = getattr(pattern, attribute)
         for lower in sections:
-            start = 0
-            if pattern.needles is not None:
-                start = min((at for at in map(lower.find, pattern.needles) if at >= 0), default=-1)
-                if start < 0:
-                    continue
-                start = max(0, start - pattern.reach) if pattern.reach is not None else 0
-            regex.search(lower, start)
+            start = pattern.search_start(lower)
+            if start is not None:
+                regex.search(lower, start)
     return time.process_time() - started
 
 

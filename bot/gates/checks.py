@@ -686,7 +686,10 @@ def _compile(pattern: str, param: str, flags: int = 0, index: int | None = None)
 # ------------------------------------------------------------------------------------------------ checks
 
 
-@_register("mermaid_syntax", fields=("what", "detail", "example", "error", "fix", "error_line"))
+SYNTAX_CHECK = "mermaid_syntax"  # the one check that reads a diagram's syntax fix
+
+
+@_register(SYNTAX_CHECK, fields=("what", "detail", "example", "error", "fix", "error_line"))
 def mermaid_syntax(state: Any, subject: Subject, evidence: str) -> Iterator[Hit]:
     """mermaid's own verdict: a diagram it cannot parse renders as an error box. The hit sits on the line the
     parser blamed, or on the lines a known-good fix replaces. `what` says what is wrong and how to fix it,
@@ -1229,6 +1232,16 @@ class _Pattern:
     def tried_at_needles(self) -> bool:
         return self.needles is not None and self.reach is not None and self.reach <= MAX_TRIED_REACH
 
+    def search_start(self, lower: str) -> int | None:
+        """Where a search of the lower-cased evidence ``lower`` can start: ``reach`` characters before the
+        first needle (0 without needles or with an unbounded reach); None when no needle occurs, so no match."""
+        if self.needles is None:
+            return 0
+        first = min((at for at in map(lower.find, self.needles) if at >= 0), default=-1)
+        if first < 0:
+            return None
+        return max(0, first - self.reach) if self.reach is not None else 0
+
 
 @dataclass(frozen=True)
 class _Evidence:
@@ -1376,11 +1389,11 @@ def evidence_matches(state: _Evidence, subject: Subject, evidence: str) -> Itera
             found = _match_at_needles(pattern, text, lower)
             start = found.start() if found is not None else 0  # its first match: none starts before it
         else:
-            if pattern.needles is not None and lower is not None:
-                start = min((at for at in map(lower.find, pattern.needles) if at >= 0), default=-1)
-                if start < 0:
+            if lower is not None:
+                needle_start = pattern.search_start(lower)
+                if needle_start is None:
                     continue
-                start = max(0, start - pattern.reach) if pattern.reach is not None else 0
+                start = needle_start
             regex, haystack = _haystack(pattern, text, lower)
             found = regex.search(haystack, start)
         if found is None:

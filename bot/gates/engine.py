@@ -36,7 +36,6 @@ EXAMPLE_JOINER = ", e.g. "
 # The rule id of a failing gate's one finding, and of the finding naming gates left unevaluated.
 GATE_RULE = "gate"
 BUDGET_RULE = "time_budget"
-SYNTAX_CHECK = "mermaid_syntax"  # the one check that reads a diagram's syntax fix
 _SEVERITY_ORDER = (Severity.ERROR, Severity.WARNING, Severity.NOTICE)
 # Per-file work (lines, headings, acronym expansions) is kept for this many files: diagrams arrive grouped by
 # file, and a few files' texts is all the memory it should hold.
@@ -171,7 +170,7 @@ def with_syntax_fix(config: Config, result: DiagramResult, *, category: str | No
     subject = _subject(result.diagram, result.syntax, syntax_fix, file_text)
     rerun: dict[str, list[Finding]] = {}
     for gate in config.gates:
-        if gate.applies_to(category) and any(rule.check == SYNTAX_CHECK for rule in gate.rules):
+        if gate.applies_to(category) and any(rule.check == checks.SYNTAX_CHECK for rule in gate.rules):
             gate_findings, holds, advised = _run_gate(config, gate, category, subject, file_text)
             if holds != result.gates_passed.get(gate.id) or (advised and holds) != (gate.id in result.gates_advised):
                 return None

@@ -597,12 +597,13 @@ class MermaidPool:
         """Whether a worker past the timeout in wall time has spent it on the diagram in CPU (or cannot say, or
         has had WALL_TIMEOUT_FACTOR times as long); if not, it is looked at again when it could have."""
         used = _cpu_seconds(worker)
-        if used is None or worker.cpu_since is None or now - worker.since > self._timeout * WALL_TIMEOUT_FACTOR:
+        backstop = worker.since + self._timeout * WALL_TIMEOUT_FACTOR
+        if used is None or worker.cpu_since is None or now > backstop:
             return True
         spent = used - worker.cpu_since
         if spent >= self._timeout:
             return True
-        worker.recheck = min(now + self._timeout - spent, worker.since + self._timeout * WALL_TIMEOUT_FACTOR)
+        worker.recheck = min(now + self._timeout - spent, backstop)
         return False
 
     @staticmethod
