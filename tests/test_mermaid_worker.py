@@ -38,13 +38,25 @@ const missed = [];
 let checked = 0;
 for (const rules of lexers) {
   const lists = rules.map((_, number) => [number]);
+  const all = rules.map((_, number) => number);
   for (const input of inputs) {
+    // A lexer that consumes its input from the front only, as the bundle's do: its gate answers are remembered
+    // from one position to the next.
+    const lexer = { performAction() {} };
+    // One whose actions put text back: its input may grow again, here from the last character to the whole.
+    const puttingBack = { performAction() { this.unput(""); } };
     for (let at = 0; at <= input.length; at++) {
       const rest = input.slice(at);
+      const growing = input.slice(input.length - at);
+      const admitted = new Set(candidateRules(rules, all, rest, lexer));
+      const admittedGrowing = new Set(candidateRules(rules, all, growing, puttingBack));
       rules.forEach((rule, number) => {
         checked += 1;
-        if (rest.match(rule) && !candidateRules(rules, lists[number], rest).includes(number)) {
+        if (rest.match(rule) && (!candidateRules(rules, lists[number], rest).includes(number) || !admitted.has(number))) {
           missed.push([String(rule), rest.slice(0, 30)]);
+        }
+        if (growing.match(rule) && !admittedGrowing.has(number)) {
+          missed.push([String(rule), growing.slice(0, 30)]);
         }
       });
     }
@@ -75,6 +87,9 @@ INPUTS = [
     "block-beta\n  columns 3\n  a:2 b\n  space\n",
     "kanban\n  todo[Todo]\n    t1[Task]@{ ticket: 1 }\n",
     "%%{init: {\"theme\": \"dark\"}}%%\nflowchart LR\n  a --> b\u2028direction TB\u00e9\u4e2d \t\\\u00a0~`^$|&*?+!@\n",
+    # the `.*LITERAL` rules' literal before and after every kind of line break, and twice on one line
+    "flowchart LR\r  direction TB\r  a-->b\u2029direction LR x\u2028 y direction RL direction BT\r\nc\ndirection",
+    "stateDiagram\n  state a <<fork>> <<join>>\n  b [[choice]]\u2028<<choice>>\r  DIRECTION lr\n",
     # links after runs of every kind of whitespace (the `\s*` link rules are screened after the run)
     "graph TD\n \t\u00a0--> a\u3000 x--x b \ufeff<==> c\u2028-.-> d\u2029 ~~~ e \u000b--- f\r\n"
     "  o-- g \u2003==x\n   \n \t",
@@ -103,9 +118,10 @@ def test_lexer_filter_admits_every_rule_that_can_match() -> None:
         ("flowchart LR\n  A --> B\n  style A fill:#f9f\n", (True, "flowchart-v2")),
         ("flowchart LR\n  A -->", (False, None)),
         ("flowchart LR\n  A ~~~ B\n", (True, "flowchart-v2")),
+        ("classDiagram\n  namespace N {\n    class A\n  }\n  direction RL\n", (True, "classDiagram")),
     ],
     ids=["direction-in-subgraph", "direction-after-subgraph", "state-fork-choice", "case-insensitive-keyword",
-         "hash-colour", "token-at-end-of-input", "invisible-link"],
+         "hash-colour", "token-at-end-of-input", "invisible-link", "class-namespace-puts-text-back"],
 )
 def test_lexer_filter_keeps_verdicts(pool: MermaidPool, code: str, verdict: tuple[bool, str | None]) -> None:
     result = pool.parse(code)

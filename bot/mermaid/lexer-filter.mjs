@@ -7,8 +7,10 @@
 // regex of those atoms with the rule's own flags, so `i`, `.` and classes mean exactly what they mean in the
 // rule. A rule whose source is not understood, or that can match the empty string, is always tried. The
 // filtered list keeps the rules' order, so the first (or longest) match is the same rule as before.
-// Rules `^(?:.*LITERAL...)` also need LITERAL before the next line break (`.` stops there); that test is made
-// once per position for all rules sharing it instead of each rule rescanning the line.
+// Rules `^(?:.*LITERAL...)` also need LITERAL before the next line break (`.` stops there). That test is made
+// for all rules sharing the literal at once, and a lexer that only ever consumes its input from the front
+// (every one of the bundle but two: see lexerMemo) answers it from where it last found the literal or the line
+// break, instead of rescanning the line on every token.
 // Rules `^(?:\s*REST)` (flowchart links: `\s*[xo<]?--+...`) can begin with any whitespace, so every indented
 // line and every token after a space tried them. When no atom that can begin REST matches a whitespace
 // character (tested on every character `\s` matches) and REST cannot match the empty string, the `\s*` of a
@@ -257,8 +259,9 @@ export function screenFor(rule) {
     }
     throw error;
   }
-  const literal = lineLiteral(rule.source);
-  const lineGate = literal === null ? null : `^.*${literal}`;
+  // With the `s` flag `.` crosses line breaks: such a rule is screened by its first character only.
+  const literal = rule.flags.includes("s") ? null : lineLiteral(rule.source);
+  const lineGate = literal === null ? null : `[\\n\\r\\u2028\\u2029]|${literal}`;
   if (firstSet.nullable) {
     return ALWAYS;
   }
@@ -291,21 +294,81 @@ function afterSpaces(rule) {
   return SPACES.some((char) => startsWith.test(char)) ? null : startsWith;
 }
 
-// The first character of `input` that is not whitespace, or undefined.
+// Whether a code unit is one `.` does not match: the line terminators.
+const isLineBreak = (code) => code === 10 || code === 13 || code === 0x2028 || code === 0x2029;
+
+// The first character of `input` that is not whitespace, or undefined. ASCII is decided by code (`\s` there is
+// tab, line feed, vertical tab, form feed, carriage return and space), the rest by `\s` itself.
 function firstNonSpace(input) {
-  let at = 0;
-  while (at < input.length && SPACE.test(input[at])) {
-    at += 1;
+  for (let at = 0; at < input.length; at++) {
+    const code = input.charCodeAt(at);
+    if (code < 128 ? code !== 32 && (code < 9 || code > 13) : !SPACE.test(input[at])) {
+      return input[at];
+    }
   }
-  return input[at];
+  return undefined;
 }
 
-// candidateRules(rules, ruleNumbers, input): the numbers of the rules (of `ruleNumbers`, in order) that can
-// match at the start of `input`. Screens and filtered lists are memoised per rule regex and per rule list.
+// Whether the literal of a line gate occurs in `input` before its first line break. The gate's regex finds the
+// first line break or occurrence of the literal, whichever comes first (the literal holds no line break). A
+// `memo` (per lexer and gate) keeps where, counted as the length of input left there: a later input of the same
+// lexer is a suffix of this one, so while it is at least that long the same line break or literal is still the
+// first it holds, and the answer stands; once it is shorter, the line is scanned again from where it now starts.
+function lineHasLiteral(gate, input, memo) {
+  const known = memo?.get(gate);
+  if (known !== undefined && input.length >= known.left) {
+    return known.literal;
+  }
+  const at = input.search(gate);
+  const literal = at >= 0 && !isLineBreak(input.charCodeAt(at));
+  // Neither a line break nor the literal in the rest of the input: none in any later input either.
+  memo?.set(gate, { literal, left: at < 0 ? -1 : input.length - at });
+  return literal;
+}
+
+// Lexer actions that put text back into the input (`unput`, and `less`, which calls it): a later input of such a
+// lexer need not be a suffix of an earlier one, so its gates are tested afresh on every token.
+const PUTS_TEXT_BACK = /\bthis\.(?:unput|less)\(/;
+
+// Gate memos per lexer object: jison's parse runs each parse on its own `Object.create(lexer)`, whose input
+// only shrinks from the front unless its actions put text back (see PUTS_TEXT_BACK); memos are dropped with it.
+function makeLexerMemos() {
+  const memos = new WeakMap();
+  const putsTextBack = new WeakMap();
+  return (lexer) => {
+    if (lexer === undefined) {
+      return null;
+    }
+    const action = lexer.performAction;
+    let back = putsTextBack.get(action);
+    if (back === undefined) {
+      back = PUTS_TEXT_BACK.test(String(action));
+      putsTextBack.set(action, back);
+    }
+    if (back) {
+      return null;
+    }
+    let memo = memos.get(lexer);
+    if (memo === undefined) {
+      memo = new Map();
+      memos.set(lexer, memo);
+    }
+    return memo;
+  };
+}
+
+// The most line gates one list is filtered by through a bit mask of their answers (more are tested rule by rule).
+const MASKED_GATES = 30;
+
+// candidateRules(rules, ruleNumbers, input, lexer): the numbers of the rules (of `ruleNumbers`, in order) that
+// can match at the start of `input`, the remaining input of `lexer` (optional: without it no gate answer is
+// remembered). Screens and filtered lists are memoised per rule regex and per rule list, first character and,
+// for gated rules, the gates' answers.
 export function makeLexerFilter() {
   const screens = new WeakMap();
   const byList = new WeakMap();
   const lineGates = new Map();
+  const lexerMemo = makeLexerMemos();
   const screenOf = (rule) => {
     let screen = screens.get(rule);
     if (screen === undefined) {
@@ -323,9 +386,12 @@ export function makeLexerFilter() {
     }
     return gate;
   };
-  // `nonSpace` is the input's first non-whitespace character (`first` itself when that is not whitespace).
+  // `nonSpace` is the input's first non-whitespace character (`first` itself when that is not whitespace). A
+  // list with gated rules also keeps its distinct gates, each listed rule's gate (or -1) and one filtered list
+  // per combination of the gates' answers met so far.
   const filterByFirst = (rules, ruleNumbers, first, nonSpace) => {
     const numbers = [];
+    const gateOfRule = [];
     const gates = [];
     for (const number of ruleNumbers) {
       const screen = screenOf(rules[number]);
@@ -336,12 +402,35 @@ export function makeLexerFilter() {
           (screen.afterSpaces === null || (nonSpace !== undefined && screen.afterSpaces.test(nonSpace))));
       if (admitted) {
         numbers.push(number);
-        gates.push(screen.always || screen.lineGate === null ? null : gateOf(screen.lineGate, screen.flags));
+        const gate = screen.always || screen.lineGate === null ? null : gateOf(screen.lineGate, screen.flags);
+        if (gate !== null && !gates.includes(gate)) {
+          gates.push(gate);
+        }
+        gateOfRule.push(gate === null ? -1 : gates.indexOf(gate));
       }
     }
-    return gates.some((gate) => gate !== null) ? { numbers, gates } : { numbers, gates: null };
+    return gates.length === 0 ? { numbers, gates: null } : { numbers, gates, gateOfRule, byAnswers: new Map() };
   };
-  return (rules, ruleNumbers, input) => {
+  const gated = (filtered, input, memo) => {
+    const { numbers, gates, gateOfRule, byAnswers } = filtered;
+    if (gates.length > MASKED_GATES) {
+      const answers = gates.map((gate) => lineHasLiteral(gate, input, memo));
+      return numbers.filter((_, i) => gateOfRule[i] === -1 || answers[gateOfRule[i]]);
+    }
+    let mask = 0;
+    for (let i = 0; i < gates.length; i++) {
+      if (lineHasLiteral(gates[i], input, memo)) {
+        mask |= 1 << i;
+      }
+    }
+    let admitted = byAnswers.get(mask);
+    if (admitted === undefined) {
+      admitted = numbers.filter((_, i) => gateOfRule[i] === -1 || (mask & (1 << gateOfRule[i])) !== 0);
+      byAnswers.set(mask, admitted);
+    }
+    return admitted;
+  };
+  return (rules, ruleNumbers, input, lexer) => {
     let perFirst = byList.get(ruleNumbers);
     if (perFirst === undefined) {
       perFirst = new Map();
@@ -363,21 +452,6 @@ export function makeLexerFilter() {
       }
       filtered = afterSpace;
     }
-    if (filtered.gates === null) {
-      return filtered.numbers;
-    }
-    const seen = new Map();
-    return filtered.numbers.filter((_, i) => {
-      const gate = filtered.gates[i];
-      if (gate === null) {
-        return true;
-      }
-      let found = seen.get(gate);
-      if (found === undefined) {
-        found = gate.test(input);
-        seen.set(gate, found);
-      }
-      return found;
-    });
+    return filtered.gates === null ? filtered.numbers : gated(filtered, input, lexerMemo(lexer));
   };
 }

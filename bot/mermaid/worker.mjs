@@ -110,7 +110,7 @@ const ACTION_BY_CALL = ACTION_BY_CONCAT.replace(
 );
 const ALL_RULES = "              var rules2 = this._currentRules();\n";
 const CANDIDATE_RULES =
-  "              var rules2 = globalThis.__atlasBot.candidateRules(this.rules, this._currentRules(), this._input);\n";
+  "              var rules2 = globalThis.__atlasBot.candidateRules(this.rules, this._currentRules(), this._input, this);\n";
 // Each patch replaces every occurrence of its anchor by its replacement, when the anchor occurs exactly the
 // expected number of times in the bundle (once unless a third element says otherwise).
 const PATCHES = {
