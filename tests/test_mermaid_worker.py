@@ -1,7 +1,7 @@
 """The mermaid worker's bundle patches that change how mermaid works inside, not what it answers: the lexer
 filter (bot/mermaid/lexer-filter.mjs) must admit every rule that can match, at every position of any input; the
 jison stacks truncated in place, the reused configurations and the flowchart databases' shared config copy keep
-mermaid's verdicts.
+mermaid's verdicts. So does the V8 code cache the workers start from.
 
 These run without the corpus: the rules are read from the pinned bundle, the inputs are written here.
 """
@@ -9,8 +9,10 @@ These run without the corpus: the rules are read from the pinned bundle, the inp
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -135,6 +137,58 @@ def test_worker_reports_the_inner_patches_applied() -> None:
     assert {name: patches[name] for name in ("lexerFilter", "popInPlace", "flowConfig", "directivesMerge")} == {
         "lexerFilter": True, "popInPlace": True, "flowConfig": True, "directivesMerge": True}
 
+
+
+CACHE_CHECKED = ["flowchart TD\n  A --> B\n", "sequenceDiagram\n  A->>B: hi\n", "flowchart LR\n  A -->",
+                 "gantt\n  dateFormat YYYY-MM-DD\n  section S\n  Task :a1, 2024-01-01, 30s\n"]
+
+
+def run_worker(cache_dir: str, codes: list[str]) -> tuple[bool, list[dict]]:
+    """(whether the worker started from a code cache, its verdicts) for one worker run over ``codes``."""
+    requests = "".join(json.dumps({"id": number, "code": code}) + "\n" for number, code in enumerate(codes))
+    worker = subprocess.run([shutil.which("node") or "node", str(mermaid_dir() / "worker.mjs")], input=requests,
+                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True,
+                            env={**os.environ, "ATLAS_MERMAID_CODE_CACHE_DIR": cache_dir})
+    ready, *verdicts = (json.loads(line) for line in worker.stdout.splitlines())
+    return ready["codeCache"], verdicts
+
+
+@pytest.fixture(scope="module")
+def uncached_verdicts() -> list[dict]:
+    used, verdicts = run_worker("", CACHE_CHECKED)
+    assert used is False
+    return verdicts
+
+
+def test_code_cache_is_written_when_a_worker_ends_and_used_by_the_next(tmp_path: Path,
+                                                                      uncached_verdicts: list[dict]) -> None:
+    assert run_worker(str(tmp_path), CACHE_CHECKED) == (False, uncached_verdicts)
+    [cache] = tmp_path.iterdir()
+    assert cache.name.startswith("mermaid-") and cache.name.endswith(".v8-code-cache")
+    assert run_worker(str(tmp_path), CACHE_CHECKED) == (True, uncached_verdicts)
+    assert list(tmp_path.iterdir()) == [cache]  # a used cache is not written again
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zeroed"])
+def test_damaged_code_cache_is_rejected_and_replaced(tmp_path: Path, uncached_verdicts: list[dict],
+                                                     damage: str) -> None:
+    run_worker(str(tmp_path), [])
+    [cache] = tmp_path.iterdir()
+    data = cache.read_bytes()
+    cache.write_bytes(data[: len(data) // 2] if damage == "truncated" else bytes(len(data)))
+    (tmp_path / "mermaid-0123456789abcdef0123456789abcdef.v8-code-cache").write_bytes(data)  # another version's
+    (tmp_path / "notes.txt").write_text("not a cache")
+    assert run_worker(str(tmp_path), CACHE_CHECKED) == (False, uncached_verdicts)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([cache.name, "notes.txt"])
+    assert run_worker(str(tmp_path), CACHE_CHECKED) == (True, uncached_verdicts)
+
+
+def test_unwritable_code_cache_directory_leaves_the_verdicts(tmp_path: Path, uncached_verdicts: list[dict]) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("the cache directory cannot be made under a file")
+    assert run_worker(str(blocked / "cache"), CACHE_CHECKED) == (False, uncached_verdicts)
+    assert run_worker(str(blocked / "cache"), CACHE_CHECKED) == (False, uncached_verdicts)
+    assert list(tmp_path.iterdir()) == [blocked]
 
 # Verdicts of the worker without these patches. A long diagram reduces its stacks hundreds of times before the
 # parse error; every edge of a flowchart with labelled nodes reads maxEdges from the database's config copy.

@@ -68,7 +68,7 @@ LINGER = 0.008
 # switches. Secrets (ATLAS_PRIVATE_KEY, ATLAS_WEBHOOK_SECRET, tokens) never reach a process that runs code
 # from diagrams' parsers.
 WORKER_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "NODE_OPTIONS",
-              "ATLAS_MERMAID_TEST_HOOKS", "ATLAS_MERMAID_VERIFY_COPY")
+              "ATLAS_MERMAID_TEST_HOOKS", "ATLAS_MERMAID_VERIFY_COPY", "ATLAS_MERMAID_CODE_CACHE_DIR")
 # A worker's memory over a whole corpus, neither setting a limit (a diagram that needs more memory still gets it):
 # - V8 lets the old generation grow to several times what survived its last full collection before collecting
 #   again: the garbage of earlier diagrams piled up to ~150 MB on a live set of ~30 MB, and at start-up the
