@@ -139,6 +139,69 @@ def test_worker_reports_the_inner_patches_applied() -> None:
 
 
 
+# addSubGraph's own `uniq`, read from the bundle, against uniqueSubgraphItems on generated item lists: where the
+# Set gives an answer it is uniq's, and it gives one for every list of ordinary strings and direction statements.
+SUBGRAPH_ITEMS_CHECK = r"""
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import { isDeepStrictEqual } from "node:util";
+import { uniqueSubgraphItems } from "./subgraph-items.mjs";
+const require = createRequire(import.meta.url);
+const bundle = fs.readFileSync(require.resolve("mermaid/dist/mermaid.js"), "utf8");
+const head = "const uniq2 = /* @__PURE__ */ __name(";
+const start = bundle.indexOf(head) + head.length;
+const uniq = (0, eval)(`(() => { const __name = (fn) => fn; return ${bundle.slice(start, bundle.indexOf('}, "uniq");', start) + 1)}; })()`);
+const ordinary = ["a", "b", "a ", " a", "", " ", "\t", "constructor", "toString", "valueOf", "1", "01", "1.0", "é"];
+const special = ["__proto__", "hasOwnProperty", 5, true, null, undefined, ["a"], { stmt: "class" }, { value: "LR" },
+  new String("a")];
+const directions = [{ stmt: "dir", value: "LR" }, { stmt: "dir", value: "TB" }, { stmt: "dir" }];
+let seed = 12;
+const pick = (list) => list[(seed = (seed * 1103515245 + 12345) % 2147483648) % list.length];
+let answered = 0;
+const wrong = [];
+for (let n = 0; n < 20000; n++) {
+  const length = n % 9;
+  const pool = n % 3 === 0 ? [...ordinary, ...directions, ...special] : [...ordinary, ...directions];
+  const items = Array.from({ length }, () => pick(pool));
+  let expected;
+  try {
+    expected = uniq(items);
+  } catch (error) {
+    expected = error;
+  }
+  const fast = uniqueSubgraphItems(items);
+  const plain = items.every((item) => ordinary.includes(item) || directions.includes(item));
+  if (fast === null ? plain : expected instanceof Error || !isDeepStrictEqual(fast, expected)) {
+    wrong.push(items);
+  }
+  answered += fast !== null;
+}
+process.stdout.write(JSON.stringify({ answered, wrong: wrong.slice(0, 5).map(String) }));
+"""
+
+
+def test_subgraph_items_are_deduplicated_as_mermaid_does() -> None:
+    result = subprocess.run([shutil.which("node") or "node", "--input-type=module", "-e", SUBGRAPH_ITEMS_CHECK],
+                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=120, check=True)
+    report = json.loads(result.stdout)
+    assert report["wrong"] == [] and report["answered"] > 10_000
+
+
+@pytest.mark.parametrize(
+    ("code", "verdict"),
+    [
+        ("flowchart TD\n  subgraph s\n    x --> hasOwnProperty\n  end\n",
+         (False, "prims[type3].hasOwnProperty is not a function")),
+        ("flowchart TD\n  subgraph s\n    __proto__ --> __proto__\n    __proto__\n  end\n", (True, "flowchart-v2")),
+        ("flowchart TD\n  subgraph one\n    a --> b\n    b --> a\n    direction LR\n  end\n  subgraph two\n"
+         "    a & c\n  end\n  one --> two\n", (True, "flowchart-v2")),
+    ],
+    ids=["has-own-property-node", "proto-node", "repeated-nodes-and-direction"],
+)
+def test_subgraph_items_keep_verdicts(pool: MermaidPool, code: str, verdict: tuple[bool, str]) -> None:
+    result = pool.parse(code)
+    assert (result.ok, result.type if result.ok else result.error) == verdict
+
 CACHE_CHECKED = ["flowchart TD\n  A --> B\n", "sequenceDiagram\n  A->>B: hi\n", "flowchart LR\n  A -->",
                  "gantt\n  dateFormat YYYY-MM-DD\n  section S\n  Task :a1, 2024-01-01, 30s\n"]
 

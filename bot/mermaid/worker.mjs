@@ -22,6 +22,8 @@
 // - flowConfig: the flowchart databases share one copy of the configuration while it is the same object,
 //   instead of copying it for every database and again for every labelled node (fast-copy.mjs says why that
 //   is exact);
+// - subGraphItems: addSubGraph's de-duplication of a subgraph's items uses a Set where that gives the same
+//   list (uniqueSubgraphItems says when);
 // - subGraphConfig, sequenceWrapConfig: addSubGraph (flowchart.inheritDir) and the sequence database's
 //   autoWrap (sequence.wrap), run for every subgraph and message, read one value of a getConfig() copy they
 //   then drop; readConfig (fast-copy.mjs) reads it from currentConfig where the copy provably holds the same
@@ -61,6 +63,7 @@ import vm from "node:vm";
 import { parseHTML } from "linkedom";
 import { makeConfigCopier, makeFlowConfigReuse, makeShapeCache, readConfig, wrapAssignWithDepth } from "./fast-copy.mjs";
 import { makeLexerFilter } from "./lexer-filter.mjs";
+import { uniqueSubgraphItems } from "./subgraph-items.mjs";
 
 // Parsing is batch work: it runs below the webhook server's priority, so a pull request with thousands of
 // diagrams never delays the server's answers on a machine with few cores. Where lowering is not permitted, the
@@ -176,6 +179,16 @@ const PATCHES = {
     "this.config = getConfig2();\n",
     "this.config = globalThis.__atlasBot.flowConfig(currentConfig, getConfig2);\n",
     3,
+  ],
+  subGraphItems: [
+    "          const uniq2 = /* @__PURE__ */ __name((a2) => {\n" +
+      "            const prims = { boolean: {}, number: {}, string: {} };\n",
+    "          const uniq2 = /* @__PURE__ */ __name((a2) => {\n" +
+      "            const unique = globalThis.__atlasBot.uniqueSubgraphItems(a2);\n" +
+      "            if (unique !== null) {\n" +
+      "              return unique;\n" +
+      "            }\n" +
+      "            const prims = { boolean: {}, number: {}, string: {} };\n",
   ],
   subGraphConfig: [
     "          const flowchartConfig = getConfig2().flowchart ?? {};\n",
@@ -411,6 +424,7 @@ function loadMermaid() {
     candidateRules: makeLexerFilter(),
     flowConfig: makeFlowConfigReuse({ verify: VERIFY_COPY }),
     readConfig,
+    uniqueSubgraphItems,
   };
   globalThis.__atlasBot = bot;
   const { source, applied } = patchBundle(fs.readFileSync(BUNDLE, "utf8"), bot);
