@@ -57,7 +57,12 @@ def _plain(value: Any) -> Any:
 
 
 def fix_to_json(fix: SyntaxFix | None) -> str:
-    return json.dumps(None if fix is None else dataclasses.asdict(fix))
+    """A suggestion as stored: the fields in order, as ``dataclasses.asdict`` gives them, built by hand (asdict
+    deep-copies every value; tests/test_stored.py holds the keys to the dataclass)."""
+    if fix is None:
+        return "null"
+    return json.dumps({"start": fix.start, "end": fix.end, "replacement": fix.replacement,
+                       "description": fix.description})
 
 
 def fix_from_json(text: str) -> SyntaxFix | None:

@@ -186,6 +186,22 @@ def test_a_fix_added_to_a_rejected_diagrams_result_is_as_if_its_gates_had_it(cat
     assert [f.rule for f in added.findings] == [f.rule for f in without.findings]  # placeholder kept in place
 
 
+def test_a_fix_added_runs_only_the_syntax_rules_of_a_gate_without_condition(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = page("# Cache", "Intro with an SLO.", fence(BROKEN_WITH_PLACEHOLDER), "## Next")
+    verdict = SyntaxVerdict(ok=False, error="Parse error on line 2:\n...\nExpecting 'SQE', got 'PS'", error_line=2)
+    without = evaluate(text, verdict=verdict)
+    ran: list[str] = []
+    for name, spec in list(checks.CHECKS.items()):
+        def counted(state, subject, evidence, _run=spec.run, _name=name):  # noqa: ANN001, ANN202
+            ran.append(_name)
+            return _run(state, subject, evidence)
+        monkeypatch.setitem(checks.CHECKS, name, dataclasses.replace(spec, run=counted))
+    added = engine.with_syntax_fix(CONFIG, without, category="systems", file_text=text, syntax_fix=QUOTED)
+    assert ran == [checks.SYNTAX_CHECK]
+    monkeypatch.undo()
+    assert added == evaluate(text, verdict=verdict, fix=QUOTED)
+
+
 def test_a_fix_is_added_by_evaluating_every_gate_where_the_budget_cut_them_short() -> None:
     text = page("# T", fence(BROKEN_WITH_PLACEHOLDER))
     ticks = iter([0, 1] + [10] * 20)

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from bot.model import Diagram, DiagramResult, DiagramStatus, Finding, Severity, SyntaxVerdict
-from bot.stored import results_from_json, results_to_json
+from bot.gates.fixes import SyntaxFix
+from bot.stored import fix_from_json, fix_to_json, results_from_json, results_to_json
 
 _DIAGRAM = Diagram(path="docs/a.md", line=3, code="flowchart LR\n  A --> B", line_map=(4, 5))
 _FINDINGS = (
@@ -53,6 +54,12 @@ def test_every_field_is_stored(cls: type) -> None:
     stored = json.loads(results_to_json(_RESULTS))[0]
     keys = list({Diagram: stored["diagram"], SyntaxVerdict: stored["syntax"]}.get(cls) or stored["findings"][0])
     assert keys == [f.name for f in dataclasses.fields(cls)]
+
+
+@pytest.mark.parametrize("fix", [None, SyntaxFix(2, 3, ('  A["x (y)"] --> B', "  B"), "Quote labels: reserved")])
+def test_a_suggestion_is_stored_in_its_dataclass_form(fix: SyntaxFix | None) -> None:
+    assert fix_to_json(fix) == json.dumps(None if fix is None else dataclasses.asdict(fix))
+    assert fix_from_json(fix_to_json(fix)) == fix
 
 
 def test_an_empty_diagram_reads_back_equal() -> None:

@@ -163,15 +163,20 @@ def with_syntax_fix(config: Config, result: DiagramResult, *, category: str | No
     """``result``, of evaluate_diagram without a syntax fix, as evaluate_diagram gives it with ``syntax_fix``
     (None where that cannot be told without evaluating every gate again). Only the mermaid_syntax check reads
     the fix, and it finds one hit on a diagram mermaid rejects with or without one, so only the findings of
-    the gates holding it change: those gates are run again and their findings put where theirs were. So the
-    gates of a rejected diagram can run as soon as its verdict arrives, and its fix be added once found."""
+    the gates holding it change: those gates are run again (in a gate without a condition only the syntax
+    rules, see _syntax_rules_again) and their findings put where theirs were. So the gates of a rejected
+    diagram can run as soon as its verdict arrives, and its fix be added once found."""
     if result.syntax.ok or any(f.rule == BUDGET_RULE for f in result.findings):
         return None
     subject = _subject(result.diagram, result.syntax, syntax_fix, file_text)
     rerun: dict[str, list[Finding]] = {}
     for gate in config.gates:
         if gate.applies_to(category) and any(rule.check == checks.SYNTAX_CHECK for rule in gate.rules):
-            gate_findings, holds, advised = _run_gate(config, gate, category, subject, file_text)
+            if gate.condition is None:
+                gate_findings = _syntax_rules_again(config, gate, category, subject, file_text, result.findings)
+                holds, advised = all(f.severity is Severity.NOTICE for f in gate_findings), False
+            else:
+                gate_findings, holds, advised = _run_gate(config, gate, category, subject, file_text)
             if holds != result.gates_passed.get(gate.id) or (advised and holds) != (gate.id in result.gates_advised):
                 return None
             rerun[gate.id] = gate_findings
@@ -186,6 +191,25 @@ def with_syntax_fix(config: Config, result: DiagramResult, *, category: str | No
     if placed != rerun.keys():  # a gate that found nothing before: where its findings go is not known
         return None
     return replace(result, findings=tuple(findings))
+
+
+def _syntax_rules_again(config: Config, gate: Gate, category: str | None, subject: checks.Subject,
+                        file_text: str, findings: Sequence[Finding]) -> list[Finding]:
+    """A gate without a condition on ``subject``, as _run_gate finds it, from the gate's earlier ``findings``:
+    its findings come rule by rule in the gate's order, and only the syntax check's depend on the fix, so
+    those rules are run again and every other rule's findings are kept as they were (its checks, diagram size
+    and placeholders among them, would find the same again at the cost of reading the diagram again)."""
+    diagram = subject.diagram
+    found: list[Finding] = []
+    for rule in gate.rules:
+        if not rule.applies_to(category):
+            continue
+        if rule.check == checks.SYNTAX_CHECK:
+            hits = checks.CHECKS[rule.check].run(config.compiled[(gate.id, rule.id)], subject, gate.evidence)
+            found.extend(_finding(gate, rule, hit, diagram, subject, file_text) for hit in hits)
+        else:
+            found.extend(f for f in findings if f.gate == gate.id and f.rule == rule.id)
+    return found
 
 
 @dataclass(frozen=True)
