@@ -1,6 +1,7 @@
 # atlas-bot, the GitHub App, in a container: the webhook server and its workers (`atlas-bot serve`), git, and
-# Node.js with the mermaid pinned in bot/mermaid/package-lock.json. State (queue, mirrors, verdict cache and the
-# credentials `atlas-bot register` stores) lives in the ATLAS_DATA_DIR volume.
+# Node.js with the mermaid pinned in bot/mermaid/package-lock.json. State (queue, mirrors, verdict cache, the
+# credentials `atlas-bot register` stores, and the workers' code cache, as the installed packages are read-only
+# to the bot's user) lives in the ATLAS_DATA_DIR volume.
 #
 #   docker build -t atlas-bot .
 #   docker run -p 8000:8000 -v atlas-data:/data -e ATLAS_APP_ID=… -e ATLAS_WEBHOOK_SECRET=… \
@@ -12,6 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     ATLAS_DATA_DIR=/data \
+    ATLAS_MERMAID_CODE_CACHE_DIR=/data/mermaid-code-cache \
     ATLAS_HOST=0.0.0.0 \
     ATLAS_PORT=8000
 
