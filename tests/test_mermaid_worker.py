@@ -246,6 +246,18 @@ def test_damaged_code_cache_is_rejected_and_replaced(tmp_path: Path, uncached_ve
     assert run_worker(str(tmp_path), CACHE_CHECKED) == (True, uncached_verdicts)
 
 
+def test_code_cache_others_could_write_is_never_used(tmp_path: Path, uncached_verdicts: list[dict]) -> None:
+    shared = tmp_path / "shared"
+    run_worker(str(shared), CACHE_CHECKED)
+    [cache] = shared.iterdir()
+    cache.chmod(0o666)  # anyone could have replaced what V8 would run
+    assert run_worker(str(shared), CACHE_CHECKED) == (False, uncached_verdicts)
+    shared.chmod(0o777)
+    cache.unlink()
+    assert run_worker(str(shared), CACHE_CHECKED) == (False, uncached_verdicts)
+    assert list(shared.iterdir()) == []  # not written where it would not be read
+
+
 def test_unwritable_code_cache_directory_leaves_the_verdicts(tmp_path: Path, uncached_verdicts: list[dict]) -> None:
     blocked = tmp_path / "a-file"
     blocked.write_text("the cache directory cannot be made under a file")

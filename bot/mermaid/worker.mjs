@@ -449,11 +449,27 @@ function codeCacheFile(source) {
   return path.join(CODE_CACHE_DIR, `${CODE_CACHE_PREFIX}${key.digest("hex").slice(0, 32)}${CODE_CACHE_SUFFIX}`);
 }
 
+// V8 runs a cache's code as it finds it, so one is read only where no other user could have put or changed it:
+// the file and its directory belong to this user and neither is writable by group or others (where the system
+// has user ids at all).
+function ownedByThisUserOnly(stat) {
+  return typeof process.getuid !== "function" || (stat.uid === process.getuid() && (stat.mode & 0o022) === 0);
+}
+
 function readCodeCache(file) {
+  let descriptor;
   try {
-    return fs.readFileSync(file);
+    if (!ownedByThisUserOnly(fs.statSync(path.dirname(file)))) {
+      return undefined;
+    }
+    descriptor = fs.openSync(file, "r");
+    return ownedByThisUserOnly(fs.fstatSync(descriptor)) ? fs.readFileSync(descriptor) : undefined;
   } catch {
     return undefined; // not written yet, or unreadable: compile from the text
+  } finally {
+    if (descriptor !== undefined) {
+      fs.closeSync(descriptor);
+    }
   }
 }
 
@@ -464,9 +480,12 @@ function writeCodeCache(file, script) {
   const temporary = `${file}.${process.pid}.tmp`;
   let pending = false; // a temporary file is there to remove if what follows fails
   try {
-    fs.mkdirSync(CODE_CACHE_DIR, { recursive: true });
+    fs.mkdirSync(CODE_CACHE_DIR, { recursive: true, mode: 0o755 });
+    if (!ownedByThisUserOnly(fs.statSync(CODE_CACHE_DIR))) {
+      return; // a cache there would never be read
+    }
     pending = true;
-    fs.writeFileSync(temporary, script.createCachedData());
+    fs.writeFileSync(temporary, script.createCachedData(), { mode: 0o644 });
     fs.renameSync(temporary, file);
     pending = false;
     for (const name of fs.readdirSync(CODE_CACHE_DIR)) {
