@@ -195,10 +195,10 @@ def with_syntax_fix(config: Config, result: DiagramResult, *, category: str | No
 
 def _syntax_rules_again(config: Config, gate: Gate, category: str | None, subject: checks.Subject,
                         file_text: str, findings: Sequence[Finding]) -> list[Finding]:
-    """A gate without a condition on ``subject``, as _run_gate finds it, from the gate's earlier ``findings``:
-    its findings come rule by rule in the gate's order, and only the syntax check's depend on the fix, so
-    those rules are run again and every other rule's findings are kept as they were (its checks, diagram size
-    and placeholders among them, would find the same again at the cost of reading the diagram again)."""
+    """The findings of a gate without a condition on ``subject``, as _run_gate gives them, from the gate's
+    earlier ``findings``: they come rule by rule in the gate's order, and only the syntax check reads the fix,
+    so its rules are run again and every other rule's findings (diagram size, placeholders, colours) are kept
+    where they were instead of being found again, which would read the diagram again."""
     diagram = subject.diagram
     found: list[Finding] = []
     for rule in gate.rules:
