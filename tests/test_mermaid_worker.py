@@ -241,8 +241,13 @@ def test_damaged_code_cache_is_rejected_and_replaced(tmp_path: Path, uncached_ve
     cache.write_bytes(data[: len(data) // 2] if damage == "truncated" else bytes(len(data)))
     (tmp_path / "mermaid-0123456789abcdef0123456789abcdef.v8-code-cache").write_bytes(data)  # another version's
     (tmp_path / "notes.txt").write_text("not a cache")
+    left_by_a_stopped_worker = tmp_path / f"{cache.name}.4242.tmp"
+    being_written = tmp_path / f"{cache.name}.4243.tmp"
+    for partial in (left_by_a_stopped_worker, being_written):
+        partial.write_bytes(data[:100])
+    os.utime(left_by_a_stopped_worker, (1e9, 1e9))
     assert run_worker(str(tmp_path), CACHE_CHECKED) == (False, uncached_verdicts)
-    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([cache.name, "notes.txt"])
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([cache.name, "notes.txt", being_written.name])
     assert run_worker(str(tmp_path), CACHE_CHECKED) == (True, uncached_verdicts)
 
 

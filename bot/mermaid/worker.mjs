@@ -443,7 +443,8 @@ function loadMermaid() {
 // text's length only, so the name holds a hash of the text itself.
 function codeCacheFile(source) {
   const key = crypto.createHash("sha256");
-  for (const part of [process.version, process.arch, process.execArgv.join(" "), process.env.NODE_OPTIONS ?? "", source]) {
+  const binary = [process.version, process.arch, process.execArgv.join(" "), process.env.NODE_OPTIONS ?? ""];
+  for (const part of [...binary, source]) {
     key.update(part).update("\0");
   }
   return path.join(CODE_CACHE_DIR, `${CODE_CACHE_PREFIX}${key.digest("hex").slice(0, 32)}${CODE_CACHE_SUFFIX}`);
@@ -489,8 +490,15 @@ function writeCodeCache(file, script) {
     fs.renameSync(temporary, file);
     pending = false;
     for (const name of fs.readdirSync(CODE_CACHE_DIR)) {
-      if (name.startsWith(CODE_CACHE_PREFIX) && name.endsWith(CODE_CACHE_SUFFIX) && path.join(CODE_CACHE_DIR, name) !== file) {
-        fs.rmSync(path.join(CODE_CACHE_DIR, name), { force: true });
+      const other = path.join(CODE_CACHE_DIR, name);
+      if (!name.startsWith(CODE_CACHE_PREFIX) || other === file) {
+        continue;
+      }
+      // Another version's cache, or the temporary file of a worker stopped while writing one (written in well
+      // under a second, so one an hour old is nobody's).
+      const abandoned = name.endsWith(".tmp") && Date.now() - fs.statSync(other).mtimeMs > 3_600_000;
+      if (name.endsWith(CODE_CACHE_SUFFIX) || abandoned) {
+        fs.rmSync(other, { force: true });
       }
     }
   } catch {
