@@ -403,8 +403,9 @@ def test_worker_applies_every_bundle_patch() -> None:
                             capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
     patches = json.loads(worker.stdout.splitlines()[0])["patches"]
     assert {"fastCopy", "configCopy", "siteConfigChanged", "siteConfigCopy", "directivesMerge", "flowConfig",
-            "subGraphConfig", "sequenceWrapConfig", "flowInitConfig", "flowInitMarkerConfig", "parserInput",
-            "popInPlace", "actionCall", "lexerFilter", "parsedDiagram", "dagreLayout"} <= set(patches)
+            "subGraphConfig", "sequenceWrapConfig", "sequenceDbWrapConfig", "subGraphItems", "flowInitConfig",
+            "flowInitMarkerConfig", "parserInput", "popInPlace", "actionCall", "lexerFilter", "parsedDiagram",
+            "dagreLayout"} <= set(patches)
     assert all(patches.values()), patches
 
 

@@ -371,6 +371,20 @@ for (const [name, config] of Object.entries(configs)) {
     || (typeof value === "object" && JSON.stringify(value) === JSON.stringify(expected));
   results[name] = { same, copied: copies > 0 };
 }
+// A top-level value, read as the sequence database's constructor reads it: the config as the one entry of a
+// holder, the whole copy as the fallback.
+const topLevel = {
+  primitive: { wrap: true }, falsy: { wrap: 0 }, func: { wrap: fn }, absent: {}, nullValue: { wrap: null },
+  objectValue: { wrap: { a: 1 } }, hiddenValue: hidden, prototypeLevel: Object.create({ wrap: true }),
+};
+for (const [name, config] of Object.entries(topLevel)) {
+  let copies = 0;
+  const value = readConfig({ top: config }, "top", "wrap", () => (copies++, copy(config)));
+  const expected = copy(config).wrap;
+  const same = Object.is(value, expected)
+    || (typeof value === "object" && JSON.stringify(value) === JSON.stringify(expected));
+  results[`top-${name}`] = { same, copied: copies > 0 };
+}
 process.stdout.write(JSON.stringify(results));
 """
 
@@ -381,19 +395,22 @@ def test_read_config_reads_in_place_only_where_the_copy_holds_the_same_value() -
     results = json.loads(result.stdout)
     assert all(entry["same"] for entry in results.values()), results
     assert {name for name, entry in results.items() if not entry["copied"]} == {
-        "primitive", "falsy", "func", "absent"}
+        "primitive", "falsy", "func", "absent", "top-primitive", "top-falsy", "top-func", "top-absent"}
 
 
 # Verdicts that depend on the values read without a copy: a subgraph inheriting the diagram's direction, and
-# sequence messages wrapped by the configuration.
+# sequence messages wrapped by the configuration (its sequence section, or the top level).
 def test_config_values_read_in_place_keep_verdicts(pool: MermaidPool) -> None:
     inherit = '%%{init: {"flowchart": {"inheritDir": true}}}%%\n'
     subgraph = "flowchart LR\n  subgraph one\n    a --> b\n  end\n  one --> c\n"
     wrap = '%%{init: {"sequence": {"wrap": true}}}%%\n'
+    top_wrap = '%%{init: {"wrap": true}}%%\n'
     sequence = "sequenceDiagram\n  A->>B: a long message\n  Note over A,B: a note\n"
-    verdicts = pool.parse_many([inherit + subgraph, subgraph, wrap + sequence, sequence, wrap + sequence + "  A->>\n"])
+    verdicts = pool.parse_many([inherit + subgraph, subgraph, wrap + sequence, sequence, wrap + sequence + "  A->>\n",
+                                top_wrap + sequence, top_wrap + sequence + "  A->>\n"])
     assert [(v.ok, v.type if v.ok else v.error_line) for v in verdicts] == [
-        (True, "flowchart-v2"), (True, "flowchart-v2"), (True, "sequence"), (True, "sequence"), (False, 5)]
+        (True, "flowchart-v2"), (True, "flowchart-v2"), (True, "sequence"), (True, "sequence"), (False, 5),
+        (True, "sequence"), (False, 5)]
 
 
 # knownConfig and rememberConfig on their own, driven as the patched updateCurrentConfig drives them: a result is

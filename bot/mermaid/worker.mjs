@@ -24,10 +24,12 @@
 //   is exact);
 // - subGraphItems: addSubGraph's de-duplication of a subgraph's items uses a Set where that gives the same
 //   list (uniqueSubgraphItems says when);
-// - subGraphConfig, sequenceWrapConfig: addSubGraph (flowchart.inheritDir) and the sequence database's
-//   autoWrap (sequence.wrap), run for every subgraph and message, read one value of a getConfig() copy they
-//   then drop; readConfig (fast-copy.mjs) reads it from currentConfig where the copy provably holds the same
-//   value, and copies as before otherwise;
+// - subGraphConfig, sequenceWrapConfig, sequenceDbWrapConfig: addSubGraph (flowchart.inheritDir), the sequence
+//   database's autoWrap (sequence.wrap), run for every subgraph and message, and its constructor (wrap), run for
+//   every sequence diagram, read one value of a getConfig() copy they then drop; readConfig (fast-copy.mjs)
+//   reads it from currentConfig where the copy provably holds the same value, and copies as before otherwise
+//   (a top-level value as the one entry of an object holding currentConfig: getConfig's copy treats the
+//   top level as readConfig says a copy treats an entry);
 // - flowInitConfig, flowInitMarkerConfig: the flowchart's init calls setConfig, which is updateCurrentConfig
 //   followed by a getConfig() copy as its return value; init drops that value, so it calls updateCurrentConfig
 //   itself (getConfig has no other effect);
@@ -201,6 +203,10 @@ const PATCHES = {
     "          return getConfig2().sequence?.wrap ?? false;\n",
     '          return globalThis.__atlasBot.readConfig(currentConfig, "sequence", "wrap", () => getConfig2().sequence)' +
       " ?? false;\n",
+  ],
+  sequenceDbWrapConfig: [
+    "          this.setWrap(getConfig2().wrap);\n",
+    '          this.setWrap(globalThis.__atlasBot.readConfig({ top: currentConfig }, "top", "wrap", () => getConfig2()));\n',
   ],
   flowInitConfig: [
     "            setConfig2({ layout: layout7 });\n",
