@@ -404,8 +404,8 @@ def test_worker_applies_every_bundle_patch() -> None:
     patches = json.loads(worker.stdout.splitlines()[0])["patches"]
     assert {"fastCopy", "configCopy", "siteConfigChanged", "siteConfigCopy", "directivesMerge", "flowConfig",
             "subGraphConfig", "sequenceWrapConfig", "sequenceDbWrapConfig", "subGraphItems", "flowInitConfig",
-            "flowInitMarkerConfig", "parserInput", "popInPlace", "actionCall", "lexerFilter", "parsedDiagram",
-            "dagreLayout"} <= set(patches)
+            "flowInitMarkerConfig", "fromTextInit", "fromTextDetection", "flowInitView", "parserInput", "popInPlace",
+            "actionCall", "lexerFilter", "parsedDiagram", "dagreLayout"} <= set(patches)
     assert all(patches.values()), patches
 
 

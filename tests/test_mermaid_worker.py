@@ -398,6 +398,96 @@ def test_read_config_reads_in_place_only_where_the_copy_holds_the_same_value() -
         "primitive", "falsy", "func", "absent", "top-primitive", "top-falsy", "top-func", "top-absent"}
 
 
+# makeDiagramConfig on its own: detection reads a view of the configuration, and an init gets a config on which it
+# does what it does with getConfig's copy (the detectors' top-level write made on it too), without writing into
+# the configuration. The flowchart's init is rebuilt from its source over recording stand-ins for what it calls.
+DIAGRAM_CONFIG = r"""
+import { isDeepStrictEqual } from "node:util";
+import { FLOW_INIT_SOURCE, makeDiagramConfig } from "./fast-copy.mjs";
+const copy = (config) => {  // getConfig's: a null is left out, a container is a new one
+  const out = {};
+  for (const [key, value] of Object.entries(config)) {
+    if (value === null) continue;
+    if (typeof value !== "object") { out[key] = value; continue; }
+    out[key] = Array.isArray(value) ? [...value] : Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null));
+  }
+  return out;
+};
+const calls = [];
+const flowInit = new Function("getUserDefinedConfig", "defaultLayout", "updateCurrentConfig", "currentConfig",
+  `return ${FLOW_INIT_SOURCE};`)(() => ({}), undefined, (_, changes) => calls.push(changes), "current");
+const otherInit = (cnf) => { calls.push(["other", cnf.sequence?.wrap, cnf.layout]); cnf.sequence = { wrap: 1 }; };
+const bases = {
+  plain: { flowchart: { curve: "basis" }, layout: "dagre", arrowMarkerAbsolute: false, sequence: { wrap: true } },
+  noFlowchart: { arrowMarkerAbsolute: true },
+  nullFlowchart: { flowchart: null },
+  arrayFlowchart: { flowchart: [1] },
+  textFlowchart: { flowchart: "x" },
+  nullLayout: { flowchart: {}, layout: null },
+  objectMarker: { flowchart: {}, arrowMarkerAbsolute: { a: 1 } },
+  nullMarker: { flowchart: {}, arrowMarkerAbsolute: null },
+  empty: {},
+};
+const results = {};
+for (const [name, base] of Object.entries(bases)) {
+  for (const [initName, init] of [["flow", flowInit], ["other", otherInit]]) {
+    for (const [detectorWrites, verify] of [[false, false], [true, false], [false, true], [true, true]]) {
+      const before = JSON.stringify(base);
+      let copies = 0;
+      const { detectionConfig, initConfig } = makeDiagramConfig((config) => (copies++, copy(config)), { verify });
+      const view = detectionConfig(base);
+      if (detectorWrites) view.layout = "elk";
+      calls.length = 0;
+      let outcome;
+      try { init(initConfig(init, view)); outcome = calls.slice(); } catch (error) { outcome = String(error); }
+      const original = copy(base);
+      if (detectorWrites) original.layout = "elk";
+      calls.length = 0;
+      let expected;
+      try { init(original); expected = calls.slice(); } catch (error) { expected = String(error); }
+      results[`${name}/${initName}/${detectorWrites}${verify ? "/verified" : ""}`] = {
+        same: isDeepStrictEqual(outcome, expected), untouched: JSON.stringify(base) === before, copied: copies > 0 };
+    }
+  }
+}
+const { initConfig } = makeDiagramConfig(copy);
+const notAView = { flowchart: {} };
+results.passedOn = { same: initConfig(flowInit, notAView) === notAView, untouched: true, copied: false };
+process.stdout.write(JSON.stringify(results));
+"""
+
+
+def test_diagram_config_gives_each_init_what_the_copy_gave() -> None:
+    result = subprocess.run([shutil.which("node") or "node", "--input-type=module", "-e", DIAGRAM_CONFIG],
+                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
+    results = json.loads(result.stdout)
+    assert all(entry["same"] and entry["untouched"] for entry in results.values()), results
+    # the flowchart's init goes without a copy where its three reads are the copy's, every other init gets one
+    assert {name for name, entry in results.items() if not entry["copied"]} == {
+        f"{base}/flow/{writes}" for base in ("plain", "noFlowchart", "empty") for writes in ("false", "true")
+    } | {"passedOn"}  # verified runs copy to compare
+
+
+# Verdicts recorded without the fromText patches, for diagrams whose configuration the detectors and the init
+# read: renderers chosen by configuration, a layout, and the marker setting in every kind.
+@pytest.mark.parametrize(
+    ("code", "verdict"),
+    [
+        ('%%{init: {"flowchart": {"defaultRenderer": "elk"}}}%%\nflowchart LR\n  A --> B\n', (True, "flowchart-elk")),
+        ('%%{init: {"flowchart": {"defaultRenderer": "dagre-d3"}}}%%\ngraph TD\n  A --> B\n', (True, "flowchart")),
+        ('%%{init: {"layout": "elk"}}%%\nflowchart LR\n  A --> B\n', (True, "flowchart-v2")),
+        ('%%{init: {"arrowMarkerAbsolute": null}}%%\nflowchart LR\n  A --> B\n', (True, "flowchart-v2")),
+        ('%%{init: {"flowchart": null}}%%\nflowchart TD\n  subgraph A\n    A\n  end\n', (False, "flowchart-v2")),
+        ('%%{init: {"class": {"defaultRenderer": "dagre-wrapper"}}}%%\nclassDiagram\n  A <|-- B\n',
+         (True, "classDiagram")),
+    ],
+    ids=["elk-renderer", "dagre-d3-renderer", "elk-layout", "null-marker", "null-flowchart-render-failure",
+         "class-renderer"],
+)
+def test_fromtext_configuration_keeps_verdicts(pool: MermaidPool, code: str, verdict: tuple[bool, str]) -> None:
+    result = pool.parse(code)
+    assert (result.ok, result.type) == verdict
+
 # Verdicts that depend on the values read without a copy: a subgraph inheriting the diagram's direction, and
 # sequence messages wrapped by the configuration (its sequence section, or the top level).
 def test_config_values_read_in_place_keep_verdicts(pool: MermaidPool) -> None:

@@ -573,6 +573,110 @@ export function makeFlowConfigReuse({ verify = false } = {}) {
 const isOwnEnumerable = (object, key) =>
   Object.hasOwn(object, key) && Object.prototype.propertyIsEnumerable.call(object, key);
 
+// The flowchart diagrams' init as the bundle holds it once the worker's flowInitConfig and flowInitMarkerConfig
+// patches are applied (an init with any other text is given a whole copy, as before).
+export const FLOW_INIT_SOURCE = [
+  "(cnf) => {",
+  "          if (!cnf.flowchart) {",
+  "            cnf.flowchart = {};",
+  "          }",
+  "          const layout7 = getUserDefinedConfig().layout ?? defaultLayout ?? cnf.layout;",
+  "          if (layout7) {",
+  "            updateCurrentConfig(currentConfig, [{ layout: layout7 }]);",
+  "          }",
+  "          cnf.flowchart.arrowMarkerAbsolute = cnf.arrowMarkerAbsolute;",
+  "          updateCurrentConfig(currentConfig, [{ flowchart: { arrowMarkerAbsolute: cnf.arrowMarkerAbsolute } }]);",
+  "        }",
+].join("\n");
+
+const isPlainObject = (value) =>
+  value !== null && typeof value === "object" && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype;
+
+// Whether getConfig()'s copy of `config` holds the same value under `key` as `config` itself: an absent key (both
+// read Object.prototype's, config being plain), or an own enumerable non-null value that is not an object.
+const sameInCopy = (config, key) => {
+  if (!Object.hasOwn(config, key)) {
+    return true;
+  }
+  const value = config[key];
+  return isOwnEnumerable(config, key) && value !== null && typeof value !== "object";
+};
+
+/**
+ * `detectionConfig(base)` and `initConfig(init, config)`, for Diagram.fromText, which copies the whole
+ * configuration (getConfig) for its two readers and then drops the copy:
+ * - detectType's detectors (every one in the bundle, inline ones included) read at most flowchart, class and
+ *   state's defaultRenderer, and two write the top-level layout ("elk"). A shallow view of `base` (a new object
+ *   with base's own enumerable entries) reads the same: where a copy leaves out or copies a value the view
+ *   shares, those reads are compared with strings only, and nothing is written below the top level.
+ * - the diagram's init gets `initConfig(init, view)`: for the flowchart's init (FLOW_INIT_SOURCE), which reads
+ *   cnf.flowchart's truthiness, cnf.layout and cnf.arrowMarkerAbsolute and writes only cnf.flowchart (when
+ *   absent) and cnf.flowchart.arrowMarkerAbsolute, the view itself with a flowchart object of its own, when
+ *   those three read as they would in a copy (`base` plain, its flowchart absent or a plain object, the other
+ *   two `sameInCopy`); for any other init, getConfig()'s copy of `base` (currentConfig is only ever replaced,
+ *   never changed in place, so base copied now is what was copied then) with the detectors' top-level writes
+ *   made on it again. A config that is not a view (the detection patch not applied) is passed on as it is.
+ * With `verify`, the flowchart's three reads are also taken from the copy and compared.
+ */
+export function makeDiagramConfig(copyConfig, { verify = false } = {}) {
+  const bases = new WeakMap(); // view -> the configuration it shows
+  const flowInits = new WeakMap(); // init -> whether it is the flowchart's
+  const isFlowInit = (init) => {
+    let known = flowInits.get(init);
+    if (known === undefined) {
+      known = String(init) === FLOW_INIT_SOURCE;
+      flowInits.set(init, known);
+    }
+    return known;
+  };
+  const copyWithWrites = (base, view) => {
+    const copy = copyConfig(base);
+    for (const key of Object.keys(view)) {
+      if (!Object.hasOwn(base, key) || !Object.is(view[key], base[key])) {
+        copy[key] = view[key];
+      }
+    }
+    return copy;
+  };
+  const detectionConfig = (base) => {
+    const view = Object.assign({}, base);
+    bases.set(view, base);
+    return view;
+  };
+  const initConfig = (init, config) => {
+    const base = bases.get(config);
+    if (base === undefined) {
+      return config;
+    }
+    const flowchart = Object.hasOwn(base, "flowchart") ? base.flowchart : undefined;
+    const readsSame =
+      isPlainObject(base) &&
+      (!Object.hasOwn(base, "flowchart") || (isOwnEnumerable(base, "flowchart") && isPlainObject(flowchart))) &&
+      sameInCopy(base, "layout") &&
+      sameInCopy(base, "arrowMarkerAbsolute");
+    if (!isFlowInit(init) || !readsSame) {
+      return copyWithWrites(base, config);
+    }
+    if (verify) {
+      const copy = copyWithWrites(base, config);
+      for (const [name, seen, copied] of [
+        ["flowchart", Boolean(config.flowchart), Boolean(copy.flowchart)],
+        ["layout", config.layout, copy.layout],
+        ["arrowMarkerAbsolute", config.arrowMarkerAbsolute, copy.arrowMarkerAbsolute],
+      ]) {
+        if (!Object.is(seen, copied)) {
+          throw new Error(`fromText's configuration view differs from the copy at .${name}`);
+        }
+      }
+    }
+    if (config.flowchart !== undefined) {
+      config.flowchart = {};
+    }
+    return config;
+  };
+  return { detectionConfig, initConfig };
+}
+
 /**
  * `readConfig(config, key, name, copied)` is `copied()?.[name]`, where `copied()` returns getConfig()'s copy of
  * `config`'s `key` entry (possibly with a default for a missing one), read without copying when that provably

@@ -33,6 +33,10 @@
 // - flowInitConfig, flowInitMarkerConfig: the flowchart's init calls setConfig, which is updateCurrentConfig
 //   followed by a getConfig() copy as its return value; init drops that value, so it calls updateCurrentConfig
 //   itself (getConfig has no other effect);
+// - fromTextDetection, fromTextInit: Diagram.fromText copied the whole configuration for detectType and the
+//   diagram's init; detection gets a shallow view of currentConfig, and the init a copy made then, except the
+//   flowchart's init, which gets the view with a flowchart of its own (fast-copy.mjs, makeDiagramConfig, says
+//   why both are exact);
 // - parserInput: records the text handed to the diagram's parser, to map its "line N" back to the code;
 // - popInPlace: every jison parser of the bundle (18, one template) copied its three stacks on each reduction
 //   (`stack = stack.slice(0, -n)`), quadratic in the length of a diagram whose statements nest right-recursively;
@@ -63,7 +67,15 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import vm from "node:vm";
 import { parseHTML } from "linkedom";
-import { makeConfigCopier, makeFlowConfigReuse, makeShapeCache, readConfig, wrapAssignWithDepth } from "./fast-copy.mjs";
+import {
+  FLOW_INIT_SOURCE,
+  makeConfigCopier,
+  makeDiagramConfig,
+  makeFlowConfigReuse,
+  makeShapeCache,
+  readConfig,
+  wrapAssignWithDepth,
+} from "./fast-copy.mjs";
 import { makeLexerFilter } from "./lexer-filter.mjs";
 import { uniqueSubgraphItems } from "./subgraph-items.mjs";
 
@@ -215,6 +227,15 @@ const PATCHES = {
   flowInitMarkerConfig: [
     "          setConfig2({ flowchart: { arrowMarkerAbsolute: cnf.arrowMarkerAbsolute } });\n",
     "          updateCurrentConfig(currentConfig, [{ flowchart: { arrowMarkerAbsolute: cnf.arrowMarkerAbsolute } }]);\n",
+  ],
+  fromTextInit: [
+    "      init3?.(config3);\n",
+    "      init3?.(globalThis.__atlasBot.initConfig(init3, config3));\n",
+  ],
+  fromTextDetection: [
+    "      const config3 = getConfig();\n      const type3 = detectType(text4, config3);\n",
+    "      const config3 = globalThis.__atlasBot.detectionConfig(currentConfig);\n" +
+      "      const type3 = detectType(text4, config3);\n",
   ],
   parserInput: [
     '      text4 = encodeEntities(text4) + "\\n";\n',
@@ -376,6 +397,8 @@ function patchBundle(source, bot) {
       configReuse: applied.configCopy && applied.siteConfigChanged,
       sanitizeOnce: applied.configReuse,
       rememberConfig: applied.configReuse,
+      // the view detection gets must reach the init only through initConfig, which copies through copyConfig
+      fromTextDetection: applied.configCopy && applied.fromTextInit,
     };
     applied[name] = found.length === expected && !overlaps && (needs[name] ?? true);
     if (applied[name]) {
@@ -399,6 +422,8 @@ function patchBundle(source, bot) {
   }
   pieces.push(source.slice(copied));
   source = pieces.join("");
+  // Not a patch: whether the flowchart's init reads as makeDiagramConfig knows it (else it gets a whole copy).
+  applied.flowInitView = applied.fromTextDetection && source.split(FLOW_INIT_SOURCE).length === 2;
   let reference;
   if (VERIFY_COPY && applied.fastCopy) {
     // A private copy of the original whose recursion stays inside itself, to compare against.
@@ -432,6 +457,7 @@ function loadMermaid() {
     readConfig,
     uniqueSubgraphItems,
   };
+  Object.assign(bot, makeDiagramConfig((config) => bot.copyConfig(config), { verify: VERIFY_COPY }));
   globalThis.__atlasBot = bot;
   const { source, applied } = patchBundle(fs.readFileSync(BUNDLE, "utf8"), bot);
   const codeCache = CODE_CACHE_DIR === "" ? null : codeCacheFile(source);
