@@ -450,9 +450,16 @@ for (const [name, base] of Object.entries(bases)) {
     }
   }
 }
-const { initConfig } = makeDiagramConfig(copy);
+let made;
+const { detectionConfig, initConfig } = makeDiagramConfig((config) => (made = copy(config)));
 const notAView = { flowchart: {} };
 results.passedOn = { same: initConfig(flowInit, notAView) === notAView, untouched: true, copied: false };
+// An own "__proto__" entry (JSON can make one) is not assigned onto a view, where it would set the prototype:
+// detection and the init get the copy, as before.
+const withProto = JSON.parse('{"__proto__": {"flowchart": {"defaultRenderer": "elk"}}, "layout": "dagre"}');
+const detected = detectionConfig(withProto);
+results.ownProto = { same: detected === made && initConfig(flowInit, detected) === detected, untouched: true,
+  copied: true };
 process.stdout.write(JSON.stringify(results));
 """
 

@@ -608,7 +608,8 @@ const sameInCopy = (config, key) => {
  * - detectType's detectors (every one in the bundle, inline ones included) read at most flowchart, class and
  *   state's defaultRenderer, and two write the top-level layout ("elk"). A shallow view of `base` (a new object
  *   with base's own enumerable entries) reads the same: where a copy leaves out or copies a value the view
- *   shares, those reads are compared with strings only, and nothing is written below the top level.
+ *   shares, those reads are compared with strings only, and nothing is written below the top level. (A base
+ *   with an own `__proto__` entry gets the copy, as before: assigning that entry would set the view's prototype.)
  * - the diagram's init gets `initConfig(init, view)`: for the flowchart's init (FLOW_INIT_SOURCE), which reads
  *   cnf.flowchart's truthiness, cnf.layout and cnf.arrowMarkerAbsolute and writes only cnf.flowchart (when
  *   absent) and cnf.flowchart.arrowMarkerAbsolute, the view itself with a flowchart object of its own, when
@@ -639,6 +640,9 @@ export function makeDiagramConfig(copyConfig, { verify = false } = {}) {
     return copy;
   };
   const detectionConfig = (base) => {
+    if (Object.hasOwn(base, PROTO)) {
+      return copyConfig(base); // assigning that key would set the view's prototype: the copy, as before
+    }
     const view = Object.assign({}, base);
     bases.set(view, base);
     return view;
