@@ -460,6 +460,11 @@ const withProto = JSON.parse('{"__proto__": {"flowchart": {"defaultRenderer": "e
 const detected = detectionConfig(withProto);
 results.ownProto = { same: detected === made && initConfig(flowInit, detected) === detected, untouched: true,
   copied: true };
+// A section the detectors read that is an array (a copy keeps only its elements) gets the copy too.
+const arrayed = Object.assign([], { defaultRenderer: "elk" });
+const detectedArray = detectionConfig({ flowchart: arrayed });
+results.arraySection = { same: detectedArray === made && detectedArray.flowchart?.defaultRenderer === undefined,
+  untouched: true, copied: true };
 process.stdout.write(JSON.stringify(results));
 """
 

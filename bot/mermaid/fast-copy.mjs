@@ -589,6 +589,9 @@ export const FLOW_INIT_SOURCE = [
   "        }",
 ].join("\n");
 
+// The sections detectType's detectors read (their defaultRenderer).
+const DETECTOR_SECTIONS = ["flowchart", "class", "state"];
+
 const isPlainObject = (value) =>
   value !== null && typeof value === "object" && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype;
 
@@ -609,7 +612,8 @@ const sameInCopy = (config, key) => {
  *   state's defaultRenderer, and two write the top-level layout ("elk"). A shallow view of `base` (a new object
  *   with base's own enumerable entries) reads the same: where a copy leaves out or copies a value the view
  *   shares, those reads are compared with strings only, and nothing is written below the top level. (A base
- *   with an own `__proto__` entry gets the copy, as before: assigning that entry would set the view's prototype.)
+ *   with an own `__proto__` entry, or a detector's section that is not a plain object, absent or null, gets the
+ *   copy, as before.)
  * - the diagram's init gets `initConfig(init, view)`: for the flowchart's init (FLOW_INIT_SOURCE), which reads
  *   cnf.flowchart's truthiness, cnf.layout and cnf.arrowMarkerAbsolute and writes only cnf.flowchart (when
  *   absent) and cnf.flowchart.arrowMarkerAbsolute, the view itself with a flowchart object of its own, when
@@ -640,8 +644,12 @@ export function makeDiagramConfig(copyConfig, { verify = false } = {}) {
     return copy;
   };
   const detectionConfig = (base) => {
-    if (Object.hasOwn(base, PROTO)) {
-      return copyConfig(base); // assigning that key would set the view's prototype: the copy, as before
+    // The copy, as before, for an own `__proto__` entry (assigning it would set the view's prototype) and for a
+    // detector's section that is neither absent, null nor a plain object (a copy of an array, say, keeps only
+    // its elements).
+    const odd = (key) => Object.hasOwn(base, key) && base[key] !== null && !isPlainObject(base[key]);
+    if (Object.hasOwn(base, PROTO) || DETECTOR_SECTIONS.some(odd)) {
+      return copyConfig(base);
     }
     const view = Object.assign({}, base);
     bases.set(view, base);
