@@ -326,10 +326,10 @@ def test_flow_config_copy_is_made_once_per_config() -> None:
                                          "caught": "fast copy differs from assignWithDepth at .flowchart.curve"}
 
 
-# readConfig on its own: the value is read from the config where getConfig's copy provably holds the same one,
-# and from a copy everywhere else; both give what a depth-2 copy gives.
+# readConfig and readTopConfig on their own: the value is read from the config where getConfig's copy provably
+# holds the same one, and from a copy everywhere else; both give what a depth-2 copy gives.
 READ_CONFIG = r"""
-import { readConfig } from "./fast-copy.mjs";
+import { readConfig, readTopConfig } from "./fast-copy.mjs";
 const copy = (config) => {
   const out = {};
   for (const [key, value] of Object.entries(config)) {
@@ -371,15 +371,15 @@ for (const [name, config] of Object.entries(configs)) {
     || (typeof value === "object" && JSON.stringify(value) === JSON.stringify(expected));
   results[name] = { same, copied: copies > 0 };
 }
-// A top-level value, read as the sequence database's constructor reads it: the config as the one entry of a
-// holder, the whole copy as the fallback.
+// A top-level value, read as the sequence database's constructor and the layout's look read it (readTopConfig),
+// the whole copy as the fallback.
 const topLevel = {
   primitive: { wrap: true }, falsy: { wrap: 0 }, func: { wrap: fn }, absent: {}, nullValue: { wrap: null },
   objectValue: { wrap: { a: 1 } }, hiddenValue: hidden, prototypeLevel: Object.create({ wrap: true }),
 };
 for (const [name, config] of Object.entries(topLevel)) {
   let copies = 0;
-  const value = readConfig({ top: config }, "top", "wrap", () => (copies++, copy(config)));
+  const value = readTopConfig(config, "wrap", () => (copies++, copy(config)));
   const expected = copy(config).wrap;
   const same = Object.is(value, expected)
     || (typeof value === "object" && JSON.stringify(value) === JSON.stringify(expected));

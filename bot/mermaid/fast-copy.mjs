@@ -660,10 +660,9 @@ export function makeDiagramConfig(copyConfig, { verify = false } = {}) {
     if (base === undefined) {
       return config;
     }
-    const flowchart = Object.hasOwn(base, "flowchart") ? base.flowchart : undefined;
     const readsSame =
       isPlainObject(base) &&
-      (!Object.hasOwn(base, "flowchart") || (isOwnEnumerable(base, "flowchart") && isPlainObject(flowchart))) &&
+      (!Object.hasOwn(base, "flowchart") || (isOwnEnumerable(base, "flowchart") && isPlainObject(base.flowchart))) &&
       sameInCopy(base, "layout") &&
       sameInCopy(base, "arrowMarkerAbsolute");
     if (!isFlowInit(init) || !readsSame) {
@@ -702,23 +701,15 @@ export function makeDiagramConfig(copyConfig, { verify = false } = {}) {
  */
 export const readConfig = (config, key, name, copied) => {
   const level = isOwnEnumerable(config, key) ? config[key] : undefined;
-  if (
-    level !== null &&
-    typeof level === "object" &&
-    !Array.isArray(level) &&
-    Object.getPrototypeOf(level) === Object.prototype &&
-    name !== PROTO
-  ) {
-    if (!Object.hasOwn(level, name)) {
-      return level[name];
-    }
-    const value = level[name];
-    if (value !== null && typeof value !== "object" && isOwnEnumerable(level, name)) {
-      return value;
-    }
-  }
-  return copied()?.[name];
+  return isPlainObject(level) && name !== PROTO && sameInCopy(level, name) ? level[name] : copied()?.[name];
 };
+
+/**
+ * `readTopConfig(config, name, copied)` is `copied()[name]`, where `copied()` returns getConfig()'s copy of
+ * `config` itself: that copy treats config's own entries as readConfig says a copy treats an entry's, so a
+ * top-level value is read as the one entry of an object holding config.
+ */
+export const readTopConfig = (config, name, copied) => readConfig({ config }, "config", name, copied);
 
 /**
  * Returns a drop-in replacement for mermaid's assignWithDepth. `reference` is an untouched copy of the

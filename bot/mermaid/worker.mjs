@@ -26,10 +26,9 @@
 //   list (uniqueSubgraphItems says when);
 // - subGraphConfig, sequenceWrapConfig, sequenceDbWrapConfig: addSubGraph (flowchart.inheritDir), the sequence
 //   database's autoWrap (sequence.wrap), run for every subgraph and message, and its constructor (wrap), run for
-//   every sequence diagram, read one value of a getConfig() copy they then drop; readConfig (fast-copy.mjs)
-//   reads it from currentConfig where the copy provably holds the same value, and copies as before otherwise
-//   (a top-level value as the one entry of an object holding currentConfig: getConfig's copy treats the
-//   top level as readConfig says a copy treats an entry);
+//   every sequence diagram, read one value of a getConfig() copy they then drop; readConfig and readTopConfig
+//   (fast-copy.mjs) read it from currentConfig where the copy provably holds the same value, and copy as
+//   before otherwise;
 // - flowInitConfig, flowInitMarkerConfig: the flowchart's init calls setConfig, which is updateCurrentConfig
 //   followed by a getConfig() copy as its return value; init drops that value, so it calls updateCurrentConfig
 //   itself (getConfig has no other effect);
@@ -74,6 +73,7 @@ import {
   makeFlowConfigReuse,
   makeShapeCache,
   readConfig,
+  readTopConfig,
   wrapAssignWithDepth,
 } from "./fast-copy.mjs";
 import { makeLexerFilter } from "./lexer-filter.mjs";
@@ -218,7 +218,7 @@ const PATCHES = {
   ],
   sequenceDbWrapConfig: [
     "          this.setWrap(getConfig2().wrap);\n",
-    '          this.setWrap(globalThis.__atlasBot.readConfig({ top: currentConfig }, "top", "wrap", () => getConfig2()));\n',
+    '          this.setWrap(globalThis.__atlasBot.readTopConfig(currentConfig, "wrap", () => getConfig2()));\n',
   ],
   flowInitConfig: [
     "            setConfig2({ layout: layout7 });\n",
@@ -250,14 +250,12 @@ const PATCHES = {
     "      const diagram38 = await getDiagramFromText(code);\n" +
       "      globalThis.__atlasBot.parsedDiagram = diagram38;\n",
   ],
-  // look is a top-level value: getConfig() copies currentConfig's own entries by the rule readConfig relies on
-  // for an entry's values, so it is read as the entry of an object holding currentConfig.
   dagreLayout: [
     "  var dagre_exports = {};\n",
     "  var dagre_exports = {};\n" +
       "  globalThis.__atlasBot.dagreLayout = () => (init_dagre2(), clearLayoutRenderState(), dagre_exports);\n" +
       "  globalThis.__atlasBot.layoutConfig = () => ({\n" +
-      '    look: globalThis.__atlasBot.readConfig({ currentConfig }, "currentConfig", "look", () => getConfig2()),\n' +
+      '    look: globalThis.__atlasBot.readTopConfig(currentConfig, "look", () => getConfig2()),\n' +
       '    curve: globalThis.__atlasBot.readConfig(currentConfig, "flowchart", "curve", () => getConfig2().flowchart),\n' +
       "  });\n",
   ],
@@ -455,6 +453,7 @@ function loadMermaid() {
     candidateRules: makeLexerFilter(),
     flowConfig: makeFlowConfigReuse({ verify: VERIFY_COPY }),
     readConfig,
+    readTopConfig,
     uniqueSubgraphItems,
   };
   Object.assign(bot, makeDiagramConfig((config) => bot.copyConfig(config), { verify: VERIFY_COPY }));
