@@ -141,21 +141,26 @@ def _run_gate(config: Config, gate: Gate, category: str | None, subject: checks.
               file_text: str) -> tuple[list[Finding], bool, bool]:
     """One gate on one diagram: its findings, whether it passes, and whether an advice rule fired."""
     diagram = subject.diagram
-    hits: dict[str, list[checks.Hit]] = {}
-    for rule in gate.rules:
-        if rule.applies_to(category):
-            run = checks.CHECKS[rule.check].run
-            hits[rule.id] = list(run(config.compiled[(gate.id, rule.id)], subject, gate.evidence))
+    hits = {rule.id: _rule_hits(config, gate, rule, subject) for rule in gate.rules if rule.applies_to(category)}
     if gate.condition is None:
         findings = [_finding(gate, rule, hit, diagram, subject, file_text)
                     for rule in gate.rules for hit in hits.get(rule.id, ())]
-        return findings, all(f.severity is Severity.NOTICE for f in findings), False
+        return findings, _holds_without_condition(findings), False
     verdict_of_gate = judge(gate, hits)
     findings = [] if verdict_of_gate.holds else [_gate_finding(gate, verdict_of_gate, hits, diagram)]
     required = set(gate.condition.rule_ids())
     advice = [_advice(gate, rule, hit, diagram)
               for rule in gate.rules if rule.id not in required for hit in hits.get(rule.id, ())]
     return findings + advice, verdict_of_gate.holds, bool(advice)
+
+
+def _rule_hits(config: Config, gate: Gate, rule: Rule, subject: checks.Subject) -> list[checks.Hit]:
+    return list(checks.CHECKS[rule.check].run(config.compiled[(gate.id, rule.id)], subject, gate.evidence))
+
+
+def _holds_without_condition(findings: Sequence[Finding]) -> bool:
+    """A gate without a condition passes when it found no error and no warning."""
+    return all(f.severity is Severity.NOTICE for f in findings)
 
 
 def with_syntax_fix(config: Config, result: DiagramResult, *, category: str | None, file_text: str,
@@ -174,7 +179,7 @@ def with_syntax_fix(config: Config, result: DiagramResult, *, category: str | No
         if gate.applies_to(category) and any(rule.check == checks.SYNTAX_CHECK for rule in gate.rules):
             if gate.condition is None:
                 gate_findings = _syntax_rules_again(config, gate, category, subject, file_text, result.findings)
-                holds, advised = all(f.severity is Severity.NOTICE for f in gate_findings), False
+                holds, advised = _holds_without_condition(gate_findings), False
             else:
                 gate_findings, holds, advised = _run_gate(config, gate, category, subject, file_text)
             if holds != result.gates_passed.get(gate.id) or (advised and holds) != (gate.id in result.gates_advised):
@@ -205,8 +210,8 @@ def _syntax_rules_again(config: Config, gate: Gate, category: str | None, subjec
         if not rule.applies_to(category):
             continue
         if rule.check == checks.SYNTAX_CHECK:
-            hits = checks.CHECKS[rule.check].run(config.compiled[(gate.id, rule.id)], subject, gate.evidence)
-            found.extend(_finding(gate, rule, hit, diagram, subject, file_text) for hit in hits)
+            found.extend(_finding(gate, rule, hit, diagram, subject, file_text)
+                         for hit in _rule_hits(config, gate, rule, subject))
         else:
             found.extend(f for f in findings if f.gate == gate.id and f.rule == rule.id)
     return found
