@@ -1,7 +1,7 @@
 """The mermaid worker's bundle patches that change how mermaid works inside, not what it answers: the lexer
 filter (bot/mermaid/lexer-filter.mjs) must admit every rule that can match, at every position of any input; the
 jison stacks truncated in place, the reused configurations and the flowchart databases' shared config copy keep
-mermaid's verdicts. So does the V8 code cache the workers start from.
+mermaid's verdicts. So does the cache of the patched bundle and V8's code for it that the workers start from.
 
 These run without the corpus: the rules are read from the pinned bundle, the inputs are written here.
 """
@@ -206,13 +206,21 @@ CACHE_CHECKED = ["flowchart TD\n  A --> B\n", "sequenceDiagram\n  A->>B: hi\n", 
                  "gantt\n  dateFormat YYYY-MM-DD\n  section S\n  Task :a1, 2024-01-01, 30s\n"]
 
 
-def run_worker(cache_dir: str, codes: list[str]) -> tuple[bool, list[dict]]:
-    """(whether the worker started from a code cache, its verdicts) for one worker run over ``codes``."""
+def run_worker_process(cache_dir: str, codes: list[str],
+                       worker_dir: Path | None = None) -> tuple[dict, list[dict], str]:
+    """(the ready line, the verdicts, stderr) of one worker run over ``codes``."""
+    worker_dir = worker_dir or mermaid_dir()
     requests = "".join(json.dumps({"id": number, "code": code}) + "\n" for number, code in enumerate(codes))
-    worker = subprocess.run([shutil.which("node") or "node", str(mermaid_dir() / "worker.mjs")], input=requests,
-                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True,
+    worker = subprocess.run([shutil.which("node") or "node", str(worker_dir / "worker.mjs")], input=requests,
+                            capture_output=True, text=True, cwd=worker_dir, timeout=60, check=True,
                             env={**os.environ, "ATLAS_MERMAID_CODE_CACHE_DIR": cache_dir})
     ready, *verdicts = (json.loads(line) for line in worker.stdout.splitlines())
+    return ready, verdicts, worker.stderr
+
+
+def run_worker(cache_dir: str, codes: list[str]) -> tuple[bool, list[dict]]:
+    """(whether the worker started from a code cache, its verdicts) for one worker run over ``codes``."""
+    ready, verdicts, _ = run_worker_process(cache_dir, codes)
     return ready["codeCache"], verdicts
 
 
@@ -261,6 +269,59 @@ def test_code_cache_others_could_write_is_never_used(tmp_path: Path, uncached_ve
     cache.unlink()
     assert run_worker(str(shared), CACHE_CHECKED) == (False, uncached_verdicts)
     assert list(shared.iterdir()) == []  # not written where it would not be read
+
+
+@pytest.fixture
+def worker_copy(tmp_path: Path) -> Path:
+    """The worker's own files in a directory of their own, with the installed packages linked in."""
+    copy = tmp_path / "worker"
+    copy.mkdir()
+    for module in mermaid_dir().glob("*.mjs"):
+        shutil.copy(module, copy / module.name)
+    (copy / "node_modules").symlink_to(mermaid_dir() / "node_modules")
+    return copy
+
+
+def test_code_cache_holds_the_text_its_worker_patched(tmp_path: Path, worker_copy: Path,
+                                                     uncached_verdicts: list[dict]) -> None:
+    cache_dir = tmp_path / "cache"
+    run_worker_process(str(cache_dir), [], worker_copy)
+    [written] = cache_dir.iterdir()
+    header, _, rest = written.read_bytes().partition(b"\n")
+    patched = json.loads(header)
+    text = rest[: patched["sourceBytes"]].decode()
+    assert "globalThis.__atlasBot.candidateRules(" in text  # the bundle as patched, not as installed
+    assert patched["applied"]["lexerFilter"] and patched["skipped"] == []
+
+    # A worker whose patches differ (here: one anchor no longer found) neither uses nor keeps that cache.
+    worker = worker_copy / "worker.mjs"
+    worker.write_text(worker.read_text().replace('  subGraphItems: [\n    "', '  subGraphItems: [\n    "not in the bundle" + "', 1))
+    skipped = "running without the subGraphItems patch (anchor not found as often as expected)"
+    first, verdicts, stderr = run_worker_process(str(cache_dir), CACHE_CHECKED, worker_copy)
+    assert (first["codeCache"], first["patches"]["subGraphItems"], verdicts) == (False, False, uncached_verdicts)
+    assert skipped in stderr
+    [replaced] = cache_dir.iterdir()
+    assert replaced.name != written.name
+    # Started from its own cache, it says the same about the skipped patch as when it patched the bundle.
+    second, verdicts, stderr = run_worker_process(str(cache_dir), CACHE_CHECKED, worker_copy)
+    assert (second["codeCache"], second["patches"], verdicts) == (True, first["patches"], uncached_verdicts)
+    assert skipped in stderr
+
+
+@pytest.mark.parametrize("damage", ["no text length", "text length past the end", "not JSON"])
+def test_cache_file_with_a_bad_header_is_rebuilt(tmp_path: Path, uncached_verdicts: list[dict], damage: str) -> None:
+    run_worker(str(tmp_path), [])
+    [cache] = tmp_path.iterdir()
+    header, _, rest = cache.read_bytes().partition(b"\n")
+    fields = json.loads(header)
+    if damage == "no text length":
+        del fields["sourceBytes"]
+    elif damage == "text length past the end":
+        fields["sourceBytes"] = len(rest)
+    bad = b"{applied" if damage == "not JSON" else json.dumps(fields).encode()
+    cache.write_bytes(bad + b"\n" + rest)
+    assert run_worker(str(tmp_path), CACHE_CHECKED) == (False, uncached_verdicts)
+    assert run_worker(str(tmp_path), CACHE_CHECKED) == (True, uncached_verdicts)
 
 
 def test_unwritable_code_cache_directory_leaves_the_verdicts(tmp_path: Path, uncached_verdicts: list[dict]) -> None:

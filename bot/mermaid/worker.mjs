@@ -64,6 +64,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import vm from "node:vm";
 import { parseHTML } from "linkedom";
 import {
@@ -91,15 +92,18 @@ try {
 const require = createRequire(import.meta.url);
 const BUNDLE = require.resolve("mermaid/dist/mermaid.js");
 const VERSION = JSON.parse(fs.readFileSync(require.resolve("mermaid/package.json"), "utf8")).version;
-// V8's code cache of the patched bundle, beside the installed packages (node_modules/.cache, where tools keep
-// what they derive from them) unless ATLAS_MERMAID_CODE_CACHE_DIR names another directory (empty: none).
-// Compiling the 8 MB bundle is about a third of a worker's start-up; with the cache V8 reads the compiled
-// functions instead, the ones the worker's last run had compiled included.
+// The patched bundle and V8's code cache of it, in one file beside the installed packages (node_modules/.cache,
+// where tools keep what they derive from them) unless ATLAS_MERMAID_CODE_CACHE_DIR names another directory
+// (empty: none). Compiling the 8 MB bundle was about a third of a worker's start-up and patching its text a
+// fifth of the rest; from the cache V8 reads the compiled functions instead (the ones the worker's last run had
+// compiled included), and the text comes patched.
 const CODE_CACHE_DIR =
   process.env.ATLAS_MERMAID_CODE_CACHE_DIR ??
   path.join(path.dirname(path.dirname(require.resolve("mermaid/package.json"))), ".cache", "atlas-bot");
 const CODE_CACHE_PREFIX = "mermaid-";
 const CODE_CACHE_SUFFIX = ".v8-code-cache";
+// The worker's own modules: the patches and what they install are defined there.
+const WORKER_DIR = path.dirname(fileURLToPath(import.meta.url));
 const TEST_HOOKS = process.env.ATLAS_MERMAID_TEST_HOOKS === "1";
 const VERIFY_COPY = process.env.ATLAS_MERMAID_VERIFY_COPY === "1";
 
@@ -375,8 +379,9 @@ const PARSER_REWRITES = [
 // Every anchor is looked for in the unpatched text, and all replacements are made in one pass: joining the
 // 8 MB text once rather than once per patch saves most of the patching's start-up time. A patch whose anchor
 // overlaps an occurrence of an earlier patch's is skipped, so each replaces mermaid's own text.
-function patchBundle(source, bot) {
+function patchBundle(source) {
   const applied = {};
+  const skipped = []; // what the worker says on stderr about each patch it runs without
   const edits = []; // [start, end, replacement] of every occurrence of an applied patch's anchor
   for (const [name, [anchor, replacement, expected = 1]] of Object.entries(PATCHES)) {
     const found = [];
@@ -408,7 +413,7 @@ function patchBundle(source, bot) {
           : overlaps
             ? "anchor overlaps another patch's"
             : "a patch it needs is not applied";
-      process.stderr.write(`atlas-bot mermaid worker: running without the ${name} patch (${reason})\n`);
+      skipped.push(`atlas-bot mermaid worker: running without the ${name} patch (${reason})\n`);
     }
   }
   edits.sort((a, b) => a[0] - b[0]);
@@ -422,6 +427,11 @@ function patchBundle(source, bot) {
   source = pieces.join("");
   // Not a patch: whether the flowchart's init reads as makeDiagramConfig knows it (else it gets a whole copy).
   applied.flowInitView = applied.fromTextDetection && source.split(FLOW_INIT_SOURCE).length === 2;
+  return { source, applied, skipped };
+}
+
+// What the fastCopy patch calls: mermaid's assignWithDepth wrapped, and the configuration copies built on it.
+function installCopy(bot, { source, applied }) {
   let reference;
   if (VERIFY_COPY && applied.fastCopy) {
     // A private copy of the original whose recursion stays inside itself, to compare against.
@@ -436,7 +446,6 @@ function patchBundle(source, bot) {
     Object.assign(bot, makeConfigCopier(copy, compiledFor, { verify: VERIFY_COPY, reference }));
     return copy;
   };
-  return { source, applied };
 }
 
 function loadMermaid() {
@@ -458,32 +467,44 @@ function loadMermaid() {
   };
   Object.assign(bot, makeDiagramConfig((config) => bot.copyConfig(config), { verify: VERIFY_COPY }));
   globalThis.__atlasBot = bot;
-  const { source, applied } = patchBundle(fs.readFileSync(BUNDLE, "utf8"), bot);
-  const codeCache = CODE_CACHE_DIR === "" ? null : codeCacheFile(source);
-  const cachedData = codeCache === null ? undefined : readCodeCache(codeCache);
-  const script = new vm.Script(source, { filename: BUNDLE, cachedData });
+  const codeCache = CODE_CACHE_DIR === "" ? null : codeCacheFile();
+  const cached = codeCache === null ? undefined : readCodeCache(codeCache);
+  const patched = cached ?? patchBundle(fs.readFileSync(BUNDLE, "utf8"));
+  for (const note of patched.skipped) {
+    process.stderr.write(note);
+  }
+  installCopy(bot, patched);
+  const script = new vm.Script(patched.source, { filename: BUNDLE, cachedData: cached?.cachedData });
   script.runInThisContext();
   const mermaid = globalThis.mermaid;
   mermaid.initialize({ startOnLoad: false });
-  const cacheUsed = cachedData !== undefined && !script.cachedDataRejected;
-  const saveCodeCache = codeCache === null || cacheUsed ? () => {} : () => writeCodeCache(codeCache, script);
-  return { mermaid, bot, applied, cacheUsed, saveCodeCache };
+  const cacheUsed = cached !== undefined && !script.cachedDataRejected;
+  const saveCodeCache = codeCache === null || cacheUsed ? () => {} : () => writeCodeCache(codeCache, patched, script);
+  return { mermaid, bot, applied: patched.applied, cacheUsed, saveCodeCache };
 }
 
-// The cache file for this exact text on this Node binary with these flags. V8 checks a cache against the
-// text's length only, so the name holds a hash of the text itself.
-function codeCacheFile(source) {
+// The cache file for this bundle, patched by this worker's modules, on this Node binary with these flags: the
+// name holds a hash of all of them. The bundle is known by its file's identity (mermaid's version, size,
+// inode, modification and change times), as Python knows a module's source for its bytecode: an installation
+// or any edit gives it a new change time. The file holds the patched text V8 compiled, so the code always
+// comes with its own text (V8 checks a cache against the text's length only).
+function codeCacheFile() {
   const key = crypto.createHash("sha256");
-  const binary = [process.version, process.arch, process.execArgv.join(" "), process.env.NODE_OPTIONS ?? ""];
-  for (const part of [...binary, source]) {
+  const bundle = fs.statSync(BUNDLE, { bigint: true });
+  const parts = [process.version, process.arch, process.execArgv.join(" "), process.env.NODE_OPTIONS ?? "",
+    [VERSION, bundle.size, bundle.ino, bundle.dev, bundle.mtimeNs, bundle.ctimeNs].join(" ")];
+  for (const name of fs.readdirSync(WORKER_DIR).filter((name) => name.endsWith(".mjs")).sort()) {
+    parts.push(name, fs.readFileSync(path.join(WORKER_DIR, name), "utf8"));
+  }
+  for (const part of parts) {
     key.update(part).update("\0");
   }
   return path.join(CODE_CACHE_DIR, `${CODE_CACHE_PREFIX}${key.digest("hex").slice(0, 32)}${CODE_CACHE_SUFFIX}`);
 }
 
-// V8 runs a cache's code as it finds it, so one is read only where no other user could have put or changed it:
-// the file and its directory belong to this user and neither is writable by group or others (where the system
-// has user ids at all).
+// V8 runs a cache's code, and the worker its text, as it finds them, so one is read only where no other user
+// could have put or changed it: the file and its directory belong to this user and neither is writable by group
+// or others (where the system has user ids at all).
 function ownedByThisUserOnly(stat) {
   return typeof process.getuid !== "function" || (stat.uid === process.getuid() && (stat.mode & 0o022) === 0);
 }
@@ -495,9 +516,9 @@ function readCodeCache(file) {
       return undefined;
     }
     descriptor = fs.openSync(file, "r");
-    return ownedByThisUserOnly(fs.fstatSync(descriptor)) ? fs.readFileSync(descriptor) : undefined;
+    return ownedByThisUserOnly(fs.fstatSync(descriptor)) ? fromCacheFile(fs.readFileSync(descriptor)) : undefined;
   } catch {
-    return undefined; // not written yet, or unreadable: compile from the text
+    return undefined; // not written yet, unreadable or not one whole cache file: patch and compile the bundle
   } finally {
     if (descriptor !== undefined) {
       fs.closeSync(descriptor);
@@ -505,10 +526,38 @@ function readCodeCache(file) {
   }
 }
 
+// A cache file: one line of JSON (the patches applied, what was said about those skipped, the text's length in
+// bytes), the patched text in UTF-8, then V8's data. Anything else, a truncated file included, is undefined.
+function fromCacheFile(data) {
+  const lineEnd = data.indexOf(10);
+  if (lineEnd < 0) {
+    return undefined;
+  }
+  const { applied, skipped, sourceBytes } = JSON.parse(data.toString("utf8", 0, lineEnd));
+  const start = lineEnd + 1;
+  const wellFormed = applied !== null && typeof applied === "object" && Array.isArray(skipped) &&
+    skipped.every((note) => typeof note === "string") && Number.isSafeInteger(sourceBytes) && sourceBytes >= 0;
+  if (!wellFormed || start + sourceBytes >= data.length) {
+    return undefined;
+  }
+  return {
+    source: data.toString("utf8", start, start + sourceBytes),
+    applied,
+    skipped,
+    cachedData: data.subarray(start + sourceBytes),
+  };
+}
+
+function toCacheFile({ source, applied, skipped }, script) {
+  const text = Buffer.from(source, "utf8");
+  const header = Buffer.from(`${JSON.stringify({ applied, skipped, sourceBytes: text.length })}\n`, "utf8");
+  return [header, text, script.createCachedData()];
+}
+
 // Written once the worker's input has ended (so the functions its diagrams needed are compiled too), through a
 // temporary file renamed into place, so a reader never sees part of one; other versions' caches are removed.
 // Where the directory cannot be written, the next worker compiles from the text, as without a cache.
-function writeCodeCache(file, script) {
+function writeCodeCache(file, patched, script) {
   const temporary = `${file}.${process.pid}.tmp`;
   let pending = false; // a temporary file is there to remove if what follows fails
   try {
@@ -517,7 +566,14 @@ function writeCodeCache(file, script) {
       return; // a cache there would never be read
     }
     pending = true;
-    fs.writeFileSync(temporary, script.createCachedData(), { mode: 0o644 });
+    const descriptor = fs.openSync(temporary, "w", 0o644);
+    try {
+      for (const part of toCacheFile(patched, script)) {
+        fs.writeFileSync(descriptor, part); // at the file's position, all of it
+      }
+    } finally {
+      fs.closeSync(descriptor);
+    }
     fs.renameSync(temporary, file);
     pending = false;
     for (const name of fs.readdirSync(CODE_CACHE_DIR)) {
