@@ -16,6 +16,7 @@ import subprocess
 import textwrap
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -159,10 +160,10 @@ def test_answers_pile_up_while_every_worker_has_plenty_queued(monkeypatch: pytes
     wake_ups = 0
     poll = MermaidPool._poll
 
-    def counted(self: MermaidPool) -> list:
+    def counted(self: MermaidPool, **options: bool) -> list:
         nonlocal wake_ups
         wake_ups += 1
-        return poll(self)
+        return poll(self, **options)
 
     monkeypatch.setattr(MermaidPool, "_poll", counted)
     codes = many_valid(200)
@@ -171,6 +172,32 @@ def test_answers_pile_up_while_every_worker_has_plenty_queued(monkeypatch: pytes
         assert all(v.ok for v in pool.parse_many(codes))
     # one wake-up per answer without the linger; with it, one per several until the last MAX_AHEAD // 2
     assert wake_ups < len(codes) // 2
+
+
+def test_workers_are_topped_up_while_the_caller_works_through_a_pile_of_verdicts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    turns = 0
+    turn = MermaidPool._turn
+
+    def counted(self: MermaidPool, **options: bool) -> None:
+        nonlocal turns
+        turns += 1
+        turn(self, **options)
+
+    monkeypatch.setattr(MermaidPool, "_turn", counted)
+    reported_at: list[int] = []  # the scheduler turns run before each verdict was handed out
+
+    def slow_at_first(index: int, verdict: SyntaxVerdict) -> None:
+        if not reported_at:
+            time.sleep(0.5)  # meanwhile the worker answers all it has queued
+        reported_at.append(turns)
+
+    with MermaidPool(workers=1) as pool:
+        pool.start()
+        assert all(v.ok for v in pool.parse_many(many_valid(120), on_verdict=slow_at_first))
+    handed_per_turn = Counter(reported_at).values()
+    assert max(handed_per_turn) <= mermaid.REPORT_SLICE  # not the whole pile before the worker is fed again
+    assert sum(count == mermaid.REPORT_SLICE for count in handed_per_turn) >= 2  # there was a pile
 
 
 def test_stuck_diagram_times_out_and_the_rest_still_parses(hooks: None) -> None:

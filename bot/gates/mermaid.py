@@ -59,6 +59,7 @@ MAX_ATTEMPTS = 2
 # few of another's.
 BATCH = 4
 MAX_WAIT = 0.5  # longest wait for worker output before feeding calls that arrived meanwhile
+REPORT_SLICE = 4  # verdicts a call reports to its caller between two top-ups of the workers
 # While no worker needs feeding (each has over MAX_AHEAD // 2 diagrams queued), answers are left to pile up this
 # long before waiting for them: a wake-up costs this process ~0.3 ms of CPU, and a cold corpus run woke ~4,500
 # times, nearly once per verdict (~2,000 with it). No worker runs dry meanwhile: 17 of the corpus's diagrams take a
@@ -420,7 +421,11 @@ class MermaidPool:
             self._calls.append(call)
             try:
                 while True:
-                    answered, call.answered = call.answered, []
+                    # A few verdicts at a time, with the workers topped up in between: reporting one can take
+                    # this thread a millisecond (the gates), and all that arrived at once would keep it from
+                    # feeding the workers for longer than their queues last.
+                    answered = call.answered[:REPORT_SLICE]
+                    del call.answered[:REPORT_SLICE]
                     if answered:
                         with self._unlocked():
                             for index in answered:
@@ -429,14 +434,15 @@ class MermaidPool:
                         if isinstance(call.failure, MermaidUnavailable):
                             raise MermaidUnavailable(str(call.failure)) from call.failure
                         raise MermaidUnavailable(POOL_STOPPED.format(error=call.failure)) from call.failure
-                    if not call.remaining:
+                    if not call.remaining and not call.answered:
                         return
                     if self._driving or self._closing:
-                        self._cond.wait()
+                        if not call.answered:
+                            self._cond.wait()
                         continue
                     self._driving = True
                     try:
-                        self._turn()
+                        self._turn(wait=not call.answered)
                     finally:
                         self._driving = False
                         self._cond.notify_all()
@@ -452,14 +458,15 @@ class MermaidPool:
         finally:
             self._cond.acquire()
 
-    def _turn(self) -> None:
-        """Feed every worker, take in what they answered, expire the stuck ones."""
+    def _turn(self, *, wait: bool = True) -> None:
+        """Feed every worker, take in what they answered (without waiting for it unless ``wait``), expire the
+        stuck ones."""
         try:
             self._start(min(self._size, sum(len(c.pending) for c in self._calls)
                             + sum(len(w.queued) for w in self._workers)))
             for worker in self._workers:
                 self._feed(worker)
-            for worker, message in self._poll():
+            for worker, message in self._poll(wait=wait):
                 if message is None:
                     self._worker_died(worker)
                     continue
@@ -511,13 +518,14 @@ class MermaidPool:
         except (BlockingIOError, BrokenPipeError):
             pass  # retried on the next turn; a broken pipe shows up as end of stdout
 
-    def _poll(self) -> list[tuple[_Worker, dict | None]]:
-        """Wait for output from any worker (at most until the nearest deadline); None marks a dead worker."""
+    def _poll(self, *, wait: bool = True) -> list[tuple[_Worker, dict | None]]:
+        """Output from any worker, waited for unless not ``wait`` (at most until the nearest deadline); None
+        marks a dead worker."""
         now = time.monotonic()
         deadlines = [max(w.since + self._timeout, w.recheck) if w.ready else w.since + START_TIMEOUT
                      for w in self._workers if w.queued or not w.ready]
         # Short waits while other calls' diagrams may be arriving, so they are fed soon.
-        wait = min(max(0.0, min(deadlines, default=now + 1.0) - now), MAX_WAIT)
+        timeout = min(max(0.0, min(deadlines, default=now + 1.0) - now), MAX_WAIT) if wait else 0.0
         watched = self._selector.get_map()
         for worker in self._workers:
             if worker.outbox and worker.proc.stdin not in watched:
@@ -526,8 +534,8 @@ class MermaidPool:
                 self._selector.unregister(worker.proc.stdin)  # type: ignore[arg-type]
         with self._unlocked():
             if self._workers and all(len(w.queued) > MAX_AHEAD // 2 for w in self._workers):
-                time.sleep(min(LINGER, wait))
-            events = self._selector.select(wait)
+                time.sleep(min(LINGER, timeout))
+            events = self._selector.select(timeout)
         messages: list[tuple[_Worker, dict | None]] = []
         for key, _ in events:
             worker, stream = key.data
