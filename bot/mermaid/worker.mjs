@@ -485,15 +485,16 @@ function loadMermaid() {
 }
 
 // The cache file for this bundle, patched by this worker's modules, on this Node binary with these flags: the
-// name holds a hash of all of them. The bundle is known by its file's identity (mermaid's version, size,
-// inode, modification and change times), as Python knows a module's source for its bytecode: an installation
-// or any edit gives it a new change time. The file holds the patched text V8 compiled, so the code always
-// comes with its own text (V8 checks a cache against the text's length only).
+// name holds a hash of all of them. The bundle is known by mermaid's version and its file's size, modification
+// and change times, as Python knows a module's source for its bytecode: an installation or any edit gives it a
+// new change time (device and inode are left out: a container's overlay mount gets a new device number at every
+// start, and an inode number means nothing without its device). The file holds the patched text V8 compiled, so the code always comes with its own text (V8
+// checks a cache against the text's length only).
 function codeCacheFile() {
   const key = crypto.createHash("sha256");
   const bundle = fs.statSync(BUNDLE, { bigint: true });
   const parts = [process.version, process.arch, process.execArgv.join(" "), process.env.NODE_OPTIONS ?? "",
-    [VERSION, bundle.size, bundle.ino, bundle.dev, bundle.mtimeNs, bundle.ctimeNs].join(" ")];
+    [VERSION, bundle.size, bundle.mtimeNs, bundle.ctimeNs].join(" ")];
   for (const name of fs.readdirSync(WORKER_DIR).filter((name) => name.endsWith(".mjs")).sort()) {
     parts.push(name, fs.readFileSync(path.join(WORKER_DIR, name), "utf8"));
   }
