@@ -488,8 +488,8 @@ function loadMermaid() {
 // name holds a hash of all of them. The bundle is known by mermaid's version and its file's size, modification
 // and change times, as Python knows a module's source for its bytecode: an installation or any edit gives it a
 // new change time (device and inode are left out: a container's overlay mount gets a new device number at every
-// start, and an inode number means nothing without its device). The file holds the patched text V8 compiled, so the code always comes with its own text (V8
-// checks a cache against the text's length only).
+// start, and an inode number means nothing without its device). The file holds the patched text V8 compiled,
+// so the code always comes with its own text (V8 checks a cache against the text's length only).
 function codeCacheFile() {
   const key = crypto.createHash("sha256");
   const bundle = fs.statSync(BUNDLE, { bigint: true });
