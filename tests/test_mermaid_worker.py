@@ -295,7 +295,8 @@ def test_code_cache_holds_the_text_its_worker_patched(tmp_path: Path, worker_cop
 
     # A worker whose patches differ (here: one anchor no longer found) neither uses nor keeps that cache.
     worker = worker_copy / "worker.mjs"
-    worker.write_text(worker.read_text().replace('  subGraphItems: [\n    "', '  subGraphItems: [\n    "not in the bundle" + "', 1))
+    anchor = '  subGraphItems: [\n    "'
+    worker.write_text(worker.read_text().replace(anchor, anchor + 'not in the bundle" + "', 1))
     skipped = "running without the subGraphItems patch (anchor not found as often as expected)"
     first, verdicts, stderr = run_worker_process(str(cache_dir), CACHE_CHECKED, worker_copy)
     assert (first["codeCache"], first["patches"]["subGraphItems"], verdicts) == (False, False, uncached_verdicts)
