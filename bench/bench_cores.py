@@ -85,8 +85,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.25, help="seconds between samples")
     parser.add_argument("--timeline", action="store_true", help="print every sample")
     args = parser.parse_args()
-    if not Path("/proc/self/stat").exists():
-        raise SystemExit("bench_cores reads /proc: run it on Linux")
+    pid = os.getpid()
+    if not Path(f"/proc/{pid}/task/{pid}/children").exists():  # without it the workers' CPU would go unseen
+        raise SystemExit("bench_cores reads /proc/PID/task/PID/children: run it on Linux (CONFIG_PROC_CHILDREN)")
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="atlas-cores-repo-") as scratch:
         repo = build_repo(args.docs, Path(scratch))
