@@ -175,11 +175,13 @@ def _check(args: argparse.Namespace) -> int:
         if remembered is not None:
             sys.stdout.write(remembered.output)
             return remembered.exit_code
-    target = _Target(args)
     cache = VerdictCache()
     with MermaidPool(workers=args.workers, cache=cache) as pool:
         if not cache.has_verdicts(pool.version):
-            pool.start()  # a first run parses every diagram: the workers load mermaid while the tree is read
+            # A first run parses every diagram: the workers load mermaid while the configuration and the tree
+            # are read (a usage error found meanwhile kills them, as they have nothing to finish).
+            pool.start()
+        target = _Target(args)
         result = target.run(pool)
         if args.fix:
             applied = _apply_fixes(target, result, dry_run=args.dry_run)

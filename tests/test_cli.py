@@ -212,6 +212,22 @@ def test_usage_errors_exit_2_with_one_line(atlas: Path, capsys, args: list[str],
     assert reason in err and err.count("\n") == 1
 
 
+def test_a_first_run_starts_the_workers_before_reading_the_configuration_and_stops_them_on_its_error(
+        atlas: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    started = []
+    start = MermaidPool._start
+
+    def recorded(self: MermaidPool, count: int | None = None) -> None:
+        start(self, count)
+        started.extend(worker.proc for worker in self._workers if worker.proc not in started)
+
+    monkeypatch.setattr(MermaidPool, "_start", recorded)
+    code, _, err = run_cli(capsys, "check", "--repo", str(atlas), "--all", "--config", str(atlas / "none.yml"))
+    assert code == EXIT_USAGE and "no such file" in err
+    assert started, "a first run loads mermaid while the configuration and the tree are read"
+    assert all(proc.returncode is not None for proc in started)  # none left running
+
+
 def test_invalid_repository_config_exits_2_naming_file_and_line(atlas: Path, scratch: ScratchRepo, capsys) -> None:
     scratch.write(".github/atlas-bot.yml", "docs_root: docs\nno_such_key: 1\n")
     scratch.commit("config")

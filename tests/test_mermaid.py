@@ -246,6 +246,56 @@ def test_a_worker_that_gets_no_cpu_for_long_is_stopped_all_the_same(monkeypatch:
         assert pool.parse(VALID).ok  # a replacement worker took over
 
 
+def test_the_first_worker_takes_the_diagrams_that_are_not_flowcharts_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: dict[int, list[str]] = {}  # worker pid -> the first keyword of each diagram it was sent, in order
+    feed = MermaidPool._feed
+
+    def recorded(self: MermaidPool, worker) -> None:
+        before = len(worker.queued)
+        feed(self, worker)
+        for _, call, index in list(worker.queued)[before:]:
+            sent.setdefault(worker.proc.pid, []).append(call.codes[index].split(None, 1)[0])
+
+    monkeypatch.setattr(MermaidPool, "_feed", recorded)
+    others = [f"sequenceDiagram\n  A{i}->>B: hi\n" for i in range(20)]
+    codes = [code for i, flowchart in enumerate(many_valid(60)) for code in (flowchart, *others[i : i + 1])]
+    with MermaidPool(workers=2) as pool:
+        pool.start()
+        pids = pool.worker_pids()
+        verdicts = pool.parse_many(codes)
+    assert [v.type for v in verdicts[1:40:2]] == ["sequence"] * 20
+    first, second = sent[pids[0]], sent.get(pids[1], [])
+    assert first[:20] == ["sequenceDiagram"] * 20  # every other kind before its first flowchart
+    assert "sequenceDiagram" not in second  # flowcharts only: the other kind never ran out
+    assert sorted(first + second) == sorted(code.split(None, 1)[0] for code in codes)
+
+
+def test_lanes_tell_flowcharts_from_the_rest_by_their_first_keyword() -> None:
+    flowcharts = ["graph TD\n  A --> B", "%%{init: {}}%%\nflowchart LR\n  A", "\n  %% note\n  flowchart-elk TD"]
+    others = ["sequenceDiagram\n  A->>B: hi", "---\ntitle: T\n---\nflowchart TD", "graphviz", "pie\n  \"a\": 1"]
+    assert {mermaid.lane_of(code) for code in flowcharts} == {mermaid.FLOWCHART_LANE}
+    assert {mermaid.lane_of(code) for code in others} == {mermaid.OTHER_LANE}
+
+
+def test_a_diagram_put_back_goes_first_in_its_own_lane() -> None:
+    call = mermaid._Call(["graph TD\n  A", "pie\n  \"a\": 1", "graph TD\n  B", "gantt\n  title T"])
+    assert [call.take(mermaid.OTHER_LANE) for _ in range(2)] == [1, 3]
+    assert call.take(mermaid.OTHER_LANE) == 0  # the other lane has run out: flowcharts then
+    call.put_back(3)
+    call.put_back(0)
+    assert call.pending == 3
+    assert [call.take(mermaid.FLOWCHART_LANE) for _ in range(3)] == [0, 2, 3]
+
+
+def test_closing_kills_workers_still_loading_mermaid() -> None:
+    pool = MermaidPool(workers=2)
+    pool.start()
+    procs = [worker.proc for worker in pool._workers]
+    pool.close()  # before either can have loaded mermaid: nothing to finish, no reason to wait for it
+    assert [proc.returncode for proc in procs] == [-signal.SIGKILL] * 2
+
+
 def test_killed_worker_is_replaced_and_its_diagram_retried() -> None:
     codes = many_valid(60)
     with MermaidPool(workers=1) as pool:
