@@ -162,8 +162,6 @@ def _load_config(repo, rev: str, override: Path | None):
 
 
 def _check(args: argparse.Namespace) -> int:
-    from bot.gates.mermaid import MermaidPool, VerdictCache
-
     _check_usage(args)
     if args.install_mermaid:
         install_mermaid()
@@ -175,6 +173,8 @@ def _check(args: argparse.Namespace) -> int:
         if remembered is not None:
             sys.stdout.write(remembered.output)
             return remembered.exit_code
+    from bot.gates.mermaid import MermaidPool, VerdictCache
+
     cache = VerdictCache()
     with MermaidPool(workers=args.workers, cache=cache) as pool:
         if not cache.has_verdicts(pool.version):

@@ -137,6 +137,22 @@ def test_check_loads_neither_pygithub_nor_the_app(atlas: Path) -> None:
     assert done.stdout.splitlines()[-1] == "[]"
 
 
+def test_a_remembered_output_loads_neither_gitpython_nor_the_pool_nor_the_gates(atlas: Path) -> None:
+    """The remembered answer needs one git process and one SQLite read: GitPython (~80 ms to import), the
+    mermaid pool and the gates would be a third of its time."""
+    probe = ("import sys\nfrom bot.cli import main\ncode = main(sys.argv[1:])\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'git'"
+             " or m in ('bot.gates.mermaid', 'bot.gates.engine', 'bot.check', 'bot.config')))\n"
+             "sys.exit(code)")
+    command = [sys.executable, "-c", probe, "check", "--repo", str(atlas), "--all", "--format", "json"]
+    first, again = (subprocess.run(command, capture_output=True, text=True, check=False,
+                                   cwd=Path(__file__).parent.parent) for _ in range(2))
+    assert first.returncode == again.returncode == EXIT_OK, first.stderr + again.stderr
+    assert first.stdout.splitlines()[-1] != "[]"  # the probe sees what a real check loads
+    assert again.stdout.splitlines()[-1] == "[]"
+    assert again.stdout.splitlines()[:-1] == first.stdout.splitlines()[:-1]  # the same answer
+
+
 def test_version_and_help_still_work(capsys) -> None:
     code, out, _ = run_cli(capsys, "--version")
     assert code == EXIT_OK and out.startswith("atlas-bot ") and "(mermaid " in out
