@@ -8,7 +8,9 @@ maid is not a dependency of this project; install it into a scratch folder and p
 
 Per run it reports wall time, CPU seconds (user + system of the process and its children) and peak resident
 memory of the largest process (atlas-bot's Python process or one of its Node workers), and the mermaid parses
-of each atlas-bot run (the diagrams plus the fix candidates; a warm run needs none).
+of each atlas-bot run (the diagrams plus the fix candidates; a warm run needs none). On Linux each pair also
+shows the share of the machine's CPU time its hypervisor gave to other machines during each run ("stolen"): on
+a shared virtual machine that, not the load average, is what slows one run of a pair and not the other.
 """
 
 from __future__ import annotations
@@ -27,16 +29,39 @@ from pathlib import Path
 from bench_check import ROOT, build_repo, compare
 
 
-def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, float, str, str]:
-    """(wall s, CPU s, peak RSS MiB, stdout, stderr) of one command and everything it starts."""
+def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, float, str, str, float | None]:
+    """(wall s, CPU s, peak RSS MiB, stdout, stderr, stolen share) of one command and everything it starts."""
     with tempfile.TemporaryFile("w+") as errors:
+        ticks = machine_ticks()
         started = time.perf_counter()
         proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=errors, text=True)
         out = proc.stdout.read()  # type: ignore[union-attr]
         _, _, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         errors.seek(0)
-        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out, errors.read()
+        return (wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out, errors.read(),
+                stolen_share(ticks, machine_ticks()))
+
+
+def machine_ticks() -> tuple[int, int] | None:
+    """(stolen, all) CPU ticks of the whole machine so far, from /proc/stat (None: no such file)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(field) for field in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal guest guest_nice: guest time is counted in user already
+    return (fields[7], sum(fields[:8])) if len(fields) >= 8 else None
+
+
+def stolen_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def percent(share: float | None) -> str:
+    return "?" if share is None else f"{share:.0%}"
 
 
 def parses(stderr: str) -> int:
@@ -58,16 +83,17 @@ def main() -> int:
         check = [sys.executable, "-m", "bot.cli", "check", "--repo", str(repo), "--all", "--format", "json"]
         for run in range(args.runs):
             env = {**os.environ, "ATLAS_DATA_DIR": str(Path(scratch) / f"data-{run}"), "ATLAS_LOG_LEVEL": "INFO"}
-            *cold, out, cold_log = measured(check, env)
+            *cold, out, cold_log, cold_stolen = measured(check, env)
             if run == 0:
                 print("verdicts:", json.dumps(compare(json.loads(out), args.verdicts)))
-            *maid, _, _ = measured([str(args.maid), str(repo / "docs")], dict(os.environ))
-            *warm, _, warm_log = measured(check, env)
+            *maid, _, _, maid_stolen = measured([str(args.maid), str(repo / "docs")], dict(os.environ))
+            *warm, _, warm_log, _ = measured(check, env)
             for name, row in (("atlas cold", cold), ("maid", maid), ("atlas warm", warm)):
                 rows[name].append(tuple(row))  # type: ignore[arg-type]
             print(f"pair {run + 1}: cold {cold[0]:.2f} s, maid {maid[0]:.2f} s, ratio {cold[0] / maid[0]:.2f}; "
                   f"warm {warm[0]:.2f} s; mermaid parses cold {parses(cold_log)}, warm {parses(warm_log)}; "
-                  f"load {os.getloadavg()[0]:.1f}", flush=True)
+                  f"load {os.getloadavg()[0]:.1f}; stolen cold {percent(cold_stolen)}, maid {percent(maid_stolen)}",
+                  flush=True)
     ratios = [c[0] / m[0] for c, m in zip(rows["atlas cold"], rows["maid"])]
     for name, values in rows.items():
         wall, cpu, rss = (statistics.median(v[i] for v in values) for i in range(3))
