@@ -262,6 +262,11 @@ def test_the_first_worker_takes_the_diagrams_that_are_not_flowcharts_first(
     codes = [code for i, flowchart in enumerate(many_valid(60)) for code in (flowchart, *others[i : i + 1])]
     with MermaidPool(workers=2) as pool:
         pool.start()
+        deadline = time.monotonic() + 60
+        with pool._cond:  # both loaded mermaid: otherwise the one ready first would take everything, rightly
+            while not all(worker.ready for worker in pool._workers):
+                assert time.monotonic() < deadline, "the workers did not load mermaid"
+                pool._poll()
         pids = pool.worker_pids()
         verdicts = pool.parse_many(codes)
     assert [v.type for v in verdicts[1:40:2]] == ["sequence"] * 20
