@@ -1,7 +1,7 @@
 """The mermaid worker's bundle patches that change how mermaid works inside, not what it answers: the lexer
 filter (bot/mermaid/lexer-filter.mjs) must admit every rule that can match, at every position of any input; the
 jison stacks truncated in place, the reused configurations and the flowchart databases' shared config copy keep
-mermaid's verdicts. So does the cache of the patched bundle and V8's code for it that the workers start from.
+mermaid's verdicts, and encodeEntities drops the semicolons its own regexes drop. So does the cache of the patched bundle and V8's code for it that the workers start from.
 
 These run without the corpus: the rules are read from the pinned bundle, the inputs are written here.
 """
@@ -134,8 +134,53 @@ def test_worker_reports_the_inner_patches_applied() -> None:
     worker = subprocess.run([shutil.which("node") or "node", str(mermaid_dir() / "worker.mjs")], input="",
                             capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
     patches = json.loads(worker.stdout.splitlines()[0])["patches"]
-    assert {name: patches[name] for name in ("lexerFilter", "popInPlace", "flowConfig", "directivesMerge")} == {
-        "lexerFilter": True, "popInPlace": True, "flowConfig": True, "directivesMerge": True}
+    assert {name: patches[name] for name in ("lexerFilter", "popInPlace", "flowConfig", "directivesMerge",
+                                             "entitySemicolons")} == {
+        "lexerFilter": True, "popInPlace": True, "flowConfig": True, "directivesMerge": True,
+        "entitySemicolons": True}
+
+
+# The bundle's own encodeEntities, read from it, against the same function with its two semicolon passes done by
+# dropLastSemicolon, on generated texts made of what those passes look at (the words, `:`, `#`, `;`, every kind
+# of whitespace and line terminator) and on lines as diagrams write them.
+ENTITIES_CHECK = r"""
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import { dropLastSemicolon } from "./entities.mjs";
+const require = createRequire(import.meta.url);
+const bundle = fs.readFileSync(require.resolve("mermaid/dist/mermaid.js"), "utf8");
+const head = "encodeEntities = /* @__PURE__ */ __name(";
+const start = bundle.indexOf(head) + head.length;
+const source = bundle.slice(start, bundle.indexOf('}, "encodeEntities");', start) + 1);
+const passes = /        txt = txt\.replace\(\/style[^]*?\n        }\);\n        txt = txt\.replace\(\/classDef[^]*?\n        }\);\n/;
+if (!passes.test(source)) throw new Error("encodeEntities no longer starts with the two semicolon passes");
+const patched = source.replace(passes, 'txt = drop(txt, "style");\ntxt = drop(txt, "classDef");\n');
+const original = (0, eval)(`(${source})`);
+const rewritten = new Function("drop", `return (${patched});`)(dropLastSemicolon);
+const parts = ["style", "classDef", "styl", "e", "Def", ":", "#", ";", "a", "1", "fill", "-", " ", "\t", "\v", "\f",
+  "\u00a0", "\u1680", "\u3000", "\ufeff", "\x1c", "\u0085", "\n", "\r", "\r\n", "\u2028", "\u2029", "::", "##",
+  ";;", "#9829;", "&"];
+const lines = ["    style A fill:#3B82F6,stroke:#1E40AF,color:#fff;", "  classDef edge fill:#3B82F6;stroke:#000;",
+  "  style B fill: #fff;", "  classDef a fill:#f9f;\n  style a color:#000;  %% ;", "linkStyle 0 stroke:#f00;",
+  "style x fill:#1;;", "A[style: #1;] --> B", "classDef mystyle fill:#f00;"];
+let seed = 7;
+const pick = (list) => list[((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 16) % list.length];
+const texts = [...lines];
+for (let n = 0; n < 300000; n++) {
+  texts.push(Array.from({ length: 1 + (n % 16) }, () => pick(parts)).join(""));
+}
+const wrong = texts.filter((text) => original(text) !== rewritten(text));
+const changed = texts.filter((text) => original(text) !== text).length;
+process.stdout.write(JSON.stringify({ checked: texts.length, changed, wrong: wrong.slice(0, 5) }));
+"""
+
+
+def test_entity_semicolons_are_dropped_as_mermaid_does() -> None:
+    result = subprocess.run([shutil.which("node") or "node", "--input-type=module", "-e", ENTITIES_CHECK],
+                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=120, check=True)
+    report = json.loads(result.stdout)
+    assert report["wrong"] == []
+    assert report["changed"] > 10_000  # the passes did drop semicolons in many of them
 
 
 

@@ -36,6 +36,9 @@
 //   diagram's init; detection gets a shallow view of currentConfig, and the init a copy made then, except the
 //   flowchart's init, which gets the view with a flowchart of its own (fast-copy.mjs, makeDiagramConfig, says
 //   why both are exact);
+// - entitySemicolons: encodeEntities' two passes that drop a `style` or `classDef` line's last semicolon
+//   (backtracking regexes, tried at every split of every such line) walk each line once (entities.mjs says why
+//   that drops the same semicolons);
 // - parserInput: records the text handed to the diagram's parser, to map its "line N" back to the code;
 // - popInPlace: every jison parser of the bundle (18, one template) copied its three stacks on each reduction
 //   (`stack = stack.slice(0, -n)`), quadratic in the length of a diagram whose statements nest right-recursively;
@@ -77,6 +80,7 @@ import {
   wrapAssignWithDepth,
 } from "./fast-copy.mjs";
 import { makeLexerFilter } from "./lexer-filter.mjs";
+import { dropLastSemicolon } from "./entities.mjs";
 import { uniqueSubgraphItems } from "./subgraph-items.mjs";
 
 // Parsing is batch work: it runs below the webhook server's priority, so a pull request with thousands of
@@ -241,6 +245,16 @@ const PATCHES = {
     "      const config3 = getConfig();\n      const type3 = detectType(text4, config3);\n",
     "      const config3 = globalThis.__atlasBot.detectionConfig(currentConfig);\n" +
       "      const type3 = detectType(text4, config3);\n",
+  ],
+  entitySemicolons: [
+    "        txt = txt.replace(/style.*:\\S*#.*;/g, function(s2) {\n" +
+      "          return s2.substring(0, s2.length - 1);\n" +
+      "        });\n" +
+      "        txt = txt.replace(/classDef.*:\\S*#.*;/g, function(s2) {\n" +
+      "          return s2.substring(0, s2.length - 1);\n" +
+      "        });\n",
+    '        txt = globalThis.__atlasBot.dropLastSemicolon(txt, "style");\n' +
+      '        txt = globalThis.__atlasBot.dropLastSemicolon(txt, "classDef");\n',
   ],
   parserInput: [
     '      text4 = encodeEntities(text4) + "\\n";\n',
@@ -465,6 +479,7 @@ function loadMermaid() {
     readConfig,
     readTopConfig,
     uniqueSubgraphItems,
+    dropLastSemicolon,
   };
   Object.assign(bot, makeDiagramConfig((config) => bot.copyConfig(config), { verify: VERIFY_COPY }));
   globalThis.__atlasBot = bot;
