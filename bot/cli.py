@@ -110,6 +110,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run() -> NoReturn:
+    """The ``atlas-bot`` command. After ``check`` it leaves without tearing the interpreter down: by then its
+    output is written, its databases, workers and files are closed, and all that is left is freeing a whole
+    repository's results object by object (~0.08 s of a cold check of the corpus, ~0.02 s of one answered from
+    its remembered output). Other commands (servers and their threads) exit as usual."""
+    argv = sys.argv[1:]
+    code = main(argv)
+    if argv[:1] == ["check"]:
+        logging.shutdown()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:  # stdout closed early (`| head`): the usual exit reports it
+            sys.exit(code)
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=os.environ.get("ATLAS_LOG_LEVEL", "WARNING"), stream=sys.stderr,
@@ -173,10 +191,11 @@ def _check(args: argparse.Namespace) -> int:
         if remembered is not None:
             sys.stdout.write(remembered.output)
             return remembered.exit_code
+    from contextlib import closing
+
     from bot.gates.mermaid import MermaidPool, VerdictCache
 
-    cache = VerdictCache()
-    with MermaidPool(workers=args.workers, cache=cache) as pool:
+    with closing(VerdictCache()) as cache, MermaidPool(workers=args.workers, cache=cache) as pool:
         if not cache.has_verdicts(pool.version):
             # A first run parses every diagram: the workers load mermaid while the configuration and the tree
             # are read (a usage error found meanwhile kills them, as they have nothing to finish).
@@ -570,4 +589,4 @@ class _ProgressBar:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -123,6 +124,27 @@ def test_an_unsettled_result_is_not_remembered(atlas: Path, capsys, counted_runs
         run_cli(capsys, "check", "--repo", str(atlas), "--all", "--rev", "pr", "--format", "json", "--config",
                 str(spent))
     assert len(counted_runs) == 2
+
+
+def test_the_command_leaves_after_check_with_its_output_and_stores_whole(atlas: Path, tmp_path: Path) -> None:
+    """``atlas-bot check`` skips the interpreter's teardown: the output, the exit code, the stored verdicts and
+    the remembered output must all be there all the same."""
+    probe = ("import atexit, sys\nfrom bot.cli import run\n"
+             "atexit.register(lambda: print('interpreter torn down', file=sys.stderr))\nrun()")
+    command = [sys.executable, "-c", probe, "check", "--repo", str(atlas), "--all", "--rev", "pr", "--format", "json"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=Path(__file__).parent.parent)
+    assert done.returncode == EXIT_BLOCKED, done.stderr
+    assert "interpreter torn down" not in done.stderr
+    assert {d["path"] for d in json.loads(done.stdout)["diagrams"]} == {
+        "docs/costs/cdn.md", "docs/systems/ledger.md", "docs/systems/payments.md"}
+    data = tmp_path / "data"
+    with sqlite3.connect(data / "mermaid-verdicts.sqlite3") as verdicts:
+        # the three diagrams and the suggested fix of the broken one
+        assert verdicts.execute("SELECT COUNT(*) FROM verdicts_v2").fetchone()[0] == 4
+    with sqlite3.connect(data / "check-outputs.sqlite3") as outputs:
+        assert outputs.execute("SELECT COUNT(*) FROM outputs").fetchone()[0] == 1
+    again = subprocess.run(command, capture_output=True, text=True, check=False, cwd=Path(__file__).parent.parent)
+    assert (again.returncode, again.stdout) == (done.returncode, done.stdout)
 
 
 def test_check_loads_neither_pygithub_nor_the_app(atlas: Path) -> None:
