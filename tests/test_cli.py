@@ -54,6 +54,12 @@ def atlas(scratch: ScratchRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     return scratch.path
 
 
+def run_probe(probe: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -c probe ARGS...`` in a process of its own, from the repository's root."""
+    return subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, check=False,
+                          cwd=Path(__file__).parent.parent)
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     try:
         code = main(list(args))
@@ -131,8 +137,8 @@ def test_the_command_leaves_after_check_with_its_output_and_stores_whole(atlas: 
     the remembered output must all be there all the same."""
     probe = ("import atexit, sys\nfrom bot.cli import run\n"
              "atexit.register(lambda: print('interpreter torn down', file=sys.stderr))\nrun()")
-    command = [sys.executable, "-c", probe, "check", "--repo", str(atlas), "--all", "--rev", "pr", "--format", "json"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=Path(__file__).parent.parent)
+    command = ["check", "--repo", str(atlas), "--all", "--rev", "pr", "--format", "json"]
+    done = run_probe(probe, *command)
     assert done.returncode == EXIT_BLOCKED, done.stderr
     assert "interpreter torn down" not in done.stderr
     assert {d["path"] for d in json.loads(done.stdout)["diagrams"]} == {
@@ -143,7 +149,7 @@ def test_the_command_leaves_after_check_with_its_output_and_stores_whole(atlas: 
         assert verdicts.execute("SELECT COUNT(*) FROM verdicts_v2").fetchone()[0] == 4
     with sqlite3.connect(data / "check-outputs.sqlite3") as outputs:
         assert outputs.execute("SELECT COUNT(*) FROM outputs").fetchone()[0] == 1
-    again = subprocess.run(command, capture_output=True, text=True, check=False, cwd=Path(__file__).parent.parent)
+    again = run_probe(probe, *command)
     assert (again.returncode, again.stdout) == (done.returncode, done.stdout)
 
 
@@ -153,8 +159,7 @@ def test_check_loads_neither_pygithub_nor_the_app(atlas: Path) -> None:
              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('github', 'pydantic')"
              " or m in ('bot.github', 'bot.progress_job', 'bot.register', 'bot.settings')))\n"
              "sys.exit(code)")
-    done = subprocess.run([sys.executable, "-c", probe, "check", "--repo", str(atlas), "--all", "--format", "json"],
-                          capture_output=True, text=True, check=False, cwd=Path(__file__).parent.parent)
+    done = run_probe(probe, "check", "--repo", str(atlas), "--all", "--format", "json")
     assert done.returncode == EXIT_OK, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
 
@@ -166,9 +171,7 @@ def test_a_remembered_output_loads_neither_gitpython_nor_the_pool_nor_the_gates(
              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'git'"
              " or m in ('bot.gates.mermaid', 'bot.gates.engine', 'bot.check', 'bot.config')))\n"
              "sys.exit(code)")
-    command = [sys.executable, "-c", probe, "check", "--repo", str(atlas), "--all", "--format", "json"]
-    first, again = (subprocess.run(command, capture_output=True, text=True, check=False,
-                                   cwd=Path(__file__).parent.parent) for _ in range(2))
+    first, again = (run_probe(probe, "check", "--repo", str(atlas), "--all", "--format", "json") for _ in range(2))
     assert first.returncode == again.returncode == EXIT_OK, first.stderr + again.stderr
     assert first.stdout.splitlines()[-1] != "[]"  # the probe sees what a real check loads
     assert again.stdout.splitlines()[-1] == "[]"

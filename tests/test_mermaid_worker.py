@@ -1,7 +1,8 @@
 """The mermaid worker's bundle patches that change how mermaid works inside, not what it answers: the lexer
 filter (bot/mermaid/lexer-filter.mjs) must admit every rule that can match, at every position of any input; the
 jison stacks truncated in place, the reused configurations and the flowchart databases' shared config copy keep
-mermaid's verdicts, and encodeEntities drops the semicolons its own regexes drop. So does the cache of the patched bundle and V8's code for it that the workers start from.
+mermaid's verdicts, and encodeEntities drops the semicolons its own regexes drop. So does the cache of the patched
+bundle and V8's code for it that the workers start from.
 
 These run without the corpus: the rules are read from the pinned bundle, the inputs are written here.
 """
@@ -13,6 +14,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,13 @@ from bot.paths import mermaid_dir
 def pool() -> MermaidPool:
     with MermaidPool(workers=1) as shared:
         yield shared
+
+
+def run_node_check(script: str, *, stdin: str | None = None, timeout: float = 60) -> Any:
+    """What an ES-module ``script`` run by Node beside the worker's modules writes to stdout, read as JSON."""
+    result = subprocess.run([shutil.which("node") or "node", "--input-type=module", "-e", script], input=stdin,
+                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=timeout, check=True)
+    return json.loads(result.stdout)
 
 
 # Every rule regex of the bundle's 18 jison lexers, checked at every suffix of every input: when a rule matches
@@ -99,10 +108,7 @@ INPUTS = [
 
 
 def test_lexer_filter_admits_every_rule_that_can_match() -> None:
-    node = shutil.which("node") or "node"
-    result = subprocess.run([node, "--input-type=module", "-e", SOUNDNESS_CHECK], input=json.dumps(INPUTS),
-                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=300, check=True)
-    report = json.loads(result.stdout)
+    report = run_node_check(SOUNDNESS_CHECK, stdin=json.dumps(INPUTS), timeout=300)
     assert report["lexers"] == 18 and report["checked"] > 1_000_000
     assert report["missed"] == []
 
@@ -176,9 +182,7 @@ process.stdout.write(JSON.stringify({ checked: texts.length, changed, wrong: wro
 
 
 def test_entity_semicolons_are_dropped_as_mermaid_does() -> None:
-    result = subprocess.run([shutil.which("node") or "node", "--input-type=module", "-e", ENTITIES_CHECK],
-                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=120, check=True)
-    report = json.loads(result.stdout)
+    report = run_node_check(ENTITIES_CHECK, timeout=120)
     assert report["wrong"] == []
     assert report["changed"] > 10_000  # the passes did drop semicolons in many of them
 
@@ -226,9 +230,7 @@ process.stdout.write(JSON.stringify({ answered, wrong: wrong.slice(0, 5).map(Str
 
 
 def test_subgraph_items_are_deduplicated_as_mermaid_does() -> None:
-    result = subprocess.run([shutil.which("node") or "node", "--input-type=module", "-e", SUBGRAPH_ITEMS_CHECK],
-                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=120, check=True)
-    report = json.loads(result.stdout)
+    report = run_node_check(SUBGRAPH_ITEMS_CHECK, timeout=120)
     assert report["wrong"] == [] and report["answered"] > 10_000
 
 
@@ -427,10 +429,8 @@ process.stdout.write(JSON.stringify({ steps, copies, caught }));
 
 
 def test_flow_config_copy_is_made_once_per_config() -> None:
-    result = subprocess.run([shutil.which("node") or "node", "--input-type=module", "-e", FLOW_CONFIG_REUSE],
-                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
-    assert json.loads(result.stdout) == {"steps": [1, 1, 2, 2, 1], "copies": 2,
-                                         "caught": "fast copy differs from assignWithDepth at .flowchart.curve"}
+    assert run_node_check(FLOW_CONFIG_REUSE) == {"steps": [1, 1, 2, 2, 1], "copies": 2,
+                                                 "caught": "fast copy differs from assignWithDepth at .flowchart.curve"}
 
 
 # readConfig and readTopConfig on their own: the value is read from the config where getConfig's copy provably
@@ -497,9 +497,7 @@ process.stdout.write(JSON.stringify(results));
 
 
 def test_read_config_reads_in_place_only_where_the_copy_holds_the_same_value() -> None:
-    result = subprocess.run([shutil.which("node") or "node", "--input-type=module", "-e", READ_CONFIG],
-                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
-    results = json.loads(result.stdout)
+    results = run_node_check(READ_CONFIG)
     assert all(entry["same"] for entry in results.values()), results
     assert {name for name, entry in results.items() if not entry["copied"]} == {
         "primitive", "falsy", "func", "absent", "top-primitive", "top-falsy", "top-func", "top-absent"}
@@ -577,9 +575,7 @@ process.stdout.write(JSON.stringify(results));
 
 
 def test_diagram_config_gives_each_init_what_the_copy_gave() -> None:
-    result = subprocess.run([shutil.which("node") or "node", "--input-type=module", "-e", DIAGRAM_CONFIG],
-                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
-    results = json.loads(result.stdout)
+    results = run_node_check(DIAGRAM_CONFIG)
     assert all(entry["same"] and entry["untouched"] for entry in results.values()), results
     # the flowchart's init goes without a copy where its three reads are the copy's, every other init gets one
     assert {name for name, entry in results.items() if not entry["copied"]} == {
@@ -688,9 +684,7 @@ process.stdout.write(JSON.stringify(cases));
 
 
 def test_config_result_is_reused_only_for_the_same_inputs() -> None:
-    result = subprocess.run([shutil.which("node") or "node", "--input-type=module", "-e", KNOWN_CONFIG],
-                            capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
-    cases = json.loads(result.stdout)
+    cases = run_node_check(KNOWN_CONFIG)
     assert cases == {
         "sameContents": True, "noDirectives": True, "emptyDirective": False, "keyOrder": False,
         "undefinedValue": False, "negativeZero": False, "numberString": False, "nullValue": True,
