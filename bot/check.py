@@ -20,8 +20,16 @@ from bot.config import Config
 from bot.gates import checks, engine, syntax_errors
 from bot.gates import fixes as fix_rules
 from bot.gates.engine import BUDGET_RULE, change_deadline, evaluate_diagram, skipped_file_finding, with_syntax_fix
-from bot.gates.fixes import SyntaxFix, candidate_fixes, choose_fixes
-from bot.gates.mermaid import CACHE_TABLE, FILE_RESULTS, SUGGESTIONS, MermaidPool, code_hash, is_transient
+from bot.gates.fixes import SyntaxFix, apply_fix, candidate_fixes, choose_fixes
+from bot.gates.mermaid import (
+    CACHE_TABLE,
+    FILE_RESULTS,
+    SUGGESTIONS,
+    MermaidPool,
+    Prefetch,
+    code_hash,
+    is_transient,
+)
 from bot.gitrepo import GitRepo
 from bot.model import (
     CheckResult,
@@ -227,6 +235,16 @@ def syntax_fixes(
             for i in range(len(items))]
 
 
+def prefetch_fixes(pool: MermaidPool, items: Sequence[tuple[str, list[SyntaxFix]]]) -> Prefetch:
+    """Hand the pool, without waiting, the first candidate fix of each rejected diagram (code, its
+    ``candidate_fixes``) whose suggestion is not remembered: the first round of ``choose_fixes``, whose
+    ``syntax_fixes`` call then finds those verdicts in the pool's cache."""
+    keys = [code_hash(code) for code, _ in items]
+    known = pool.cache.get_stored(SUGGESTIONS, f"{pool.version}/{FIXES_REVISION}", keys) if pool.cache else {}
+    return pool.prefetch([apply_fix(code, candidates[0]) for (code, candidates), key in zip(items, keys, strict=True)
+                          if candidates and key not in known])
+
+
 def file_results_version(pool: MermaidPool, config: Config) -> str:
     """What a file's stored results depend on besides the file: the configuration, the verdicts' meaning
     (mermaid version, verdict table) and the code that computed them."""
@@ -282,8 +300,11 @@ def _evaluate(
 
     # Gates run on each diagram as soon as its verdict arrives, while mermaid parses the rest, and fix
     # candidates are built for each one it rejects. A rejected diagram's fix, found by parsing the candidates
-    # (a few rounds of one call each), then changes only its syntax finding (with_syntax_fix).
+    # (a few rounds of one call each), then changes only its syntax finding (with_syntax_fix). The first
+    # candidates of the diagrams rejected so far are handed to the pool once it has handed out every diagram,
+    # so the workers parse them while this thread runs the gates on the last verdicts.
     prepared: dict[int, list[SyntaxFix]] = {}
+    prefetched: list[Prefetch] = []
 
     def take(n: int, verdict: SyntaxVerdict) -> None:
         if verdict.ok:
@@ -292,7 +313,19 @@ def _evaluate(
             prepared[n] = candidate_fixes(work[n][1].new.code, verdict)
             evaluate(n, verdict, None)
 
-    verdicts = pool.parse_many([item.new.code for _, item in work], on_progress=on_progress, on_verdict=take)
+    def drained() -> None:
+        if prepared:
+            prefetched.append(prefetch_fixes(pool, [(work[n][1].new.code, fixes) for n, fixes in prepared.items()]))
+
+    try:
+        verdicts = pool.parse_many([item.new.code for _, item in work], on_progress=on_progress, on_verdict=take,
+                                   on_drained=drained)
+        for prefetch in prefetched:
+            pool.settle(prefetch)
+    except BaseException:
+        for prefetch in prefetched:
+            pool.discard(prefetch)
+        raise
     failing = [n for n, verdict in enumerate(verdicts) if not verdict.ok]
     watch = _TransientWatch(pool)
     fixes = dict(zip(failing, syntax_fixes(watch, [(work[n][1].new.code, verdicts[n]) for n in failing],

@@ -346,7 +346,7 @@ def test_syntax_fixes_are_remembered_between_runs(tmp_path: Path) -> None:
 
         version, cache = pool.version, VerdictCache(tmp_path / "cache.sqlite3")
 
-        def parse_many(self, codes, on_progress=None, on_verdict=None):
+        def parse_many(self, codes, on_progress=None, on_verdict=None, on_drained=None):
             raise AssertionError(f"parsed {len(codes)} diagrams on a warm run")
 
     assert syntax_fixes(NoParsing(), [(broken, verdict)]) == first
@@ -376,7 +376,7 @@ def test_a_file_seen_before_costs_no_parse_and_gives_the_same_results(atlas: Pat
     class NoParsing:
         version, cache = pool.version, VerdictCache(tmp_path / "results.sqlite3")
 
-        def parse_many(self, codes, on_progress=None, on_verdict=None):
+        def parse_many(self, codes, on_progress=None, on_verdict=None, on_drained=None):
             assert not codes, f"parsed {len(codes)} diagrams of files seen before"
             return []
 
@@ -506,7 +506,7 @@ def test_results_cut_short_by_the_gate_budget_are_not_stored(atlas: Path, tmp_pa
         class Counting:
             version, cache, parsed = pool.version, VerdictCache(tmp_path / "results.sqlite3"), []
 
-            def parse_many(self, codes, on_progress=None, on_verdict=None):
+            def parse_many(self, codes, on_progress=None, on_verdict=None, on_drained=None):
                 self.parsed.extend(codes)
                 return pool.parse_many(codes)
 
@@ -539,7 +539,7 @@ def test_gates_and_fix_candidates_run_while_mermaid_parses_the_rest(
     class Streaming:
         version, cache = "test", None
 
-        def parse_many(self, codes, on_progress=None, on_verdict=None):
+        def parse_many(self, codes, on_progress=None, on_verdict=None, on_drained=None):
             verdicts = []
             for index, code in enumerate(codes):
                 if "[Open Connect (CDN)]" in code:
@@ -560,6 +560,37 @@ def test_gates_and_fix_candidates_run_while_mermaid_parses_the_rest(
                       f"gates {paths[2]}"]
     assert any(f.rule == "syntax" and f.suggestion for f in result.diagrams[0].findings)  # the fix was found
     assert not any(f.rule == "time_budget" for d in result.diagrams for f in d.findings)
+
+
+def test_fix_candidates_are_parsed_while_the_last_verdicts_are_reported(
+    scratch: ScratchRepo, tmp_path: Path
+) -> None:
+    """Once the pool has handed out every diagram, the first candidate of each diagram rejected so far goes to
+    the workers, so they parse it while the gates run on the last verdicts; the suggestion is then found in
+    the cache, and no diagram or candidate is parsed twice."""
+    fences = [BROKEN.split("\n", 1)[1]] + [
+        f"```mermaid\nflowchart LR\n    N{i}[Node {i}] --> M{i}[Next {i}]\n```\n" for i in range(80)
+    ]
+    scratch.write("docs/costs/many.md", "# Many\n\n" + "\n".join(fences))
+    scratch.commit("many")
+
+    class Recording(MermaidPool):
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.prefetched: list[str] = []
+
+        def prefetch(self, codes):
+            self.prefetched.extend(codes)
+            return super().prefetch(codes)
+
+    with Recording(workers=1, cache=VerdictCache(tmp_path / "v.sqlite3")) as pool:
+        result = run_all(GitRepo(scratch.path), load_config(), pool, rev="HEAD")
+        parsed = pool.parses
+    broken = result.diagrams[0]
+    fix = next(f.suggestion for f in broken.findings if f.rule == "syntax")
+    assert fix is not None and 'CDN["Open Connect (CDN)"]' in fix
+    assert len(pool.prefetched) == 1 and 'CDN["Open Connect (CDN)"]' in pool.prefetched[0]
+    assert parsed == len(result.diagrams) + 1
 
 
 def test_gates_score_prints_the_matrix_and_each_disagreement(atlas: Path, tmp_path: Path, capsys) -> None:
@@ -594,7 +625,7 @@ class TimingOutPool:
     def __init__(self, pool: MermaidPool, *, phases: set[str]) -> None:
         self.pool, self.version, self.cache, self.phases, self.calls = pool, pool.version, pool.cache, phases, 0
 
-    def parse_many(self, codes, on_progress=None, on_verdict=None):
+    def parse_many(self, codes, on_progress=None, on_verdict=None, on_drained=None):
         self.calls += 1
         phase = "diagrams" if self.calls == 1 else "fixes"
         if phase in self.phases:

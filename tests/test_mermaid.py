@@ -379,6 +379,68 @@ def test_diagram_that_kills_its_worker_twice_is_reported(hooks: None) -> None:
     assert all(v.ok for i, v in enumerate(verdicts) if i != 1)
 
 
+def test_on_drained_is_called_once_every_diagram_is_handed_to_a_worker(tmp_path: Path) -> None:
+    codes = many_valid(80)
+    with MermaidPool(workers=1, cache=VerdictCache(tmp_path / "v.sqlite3")) as pool:
+        seen: list[tuple[int, int]] = []
+        reported: list[int] = []
+        pool.parse_many(codes, on_verdict=lambda index, verdict: reported.append(index),
+                        on_drained=lambda: seen.append((pool.parses, len(reported))))
+        assert len(seen) == 1
+        handed_out, reported_then = seen[0]
+        assert handed_out == len(codes)
+        assert reported_then < len(codes)  # called while verdicts were still to come
+        seen.clear()
+        pool.parse_many(codes, on_drained=lambda: seen.append((pool.parses, 0)))
+        assert seen == []  # every verdict cached: nothing was handed out
+
+
+def test_work_prefetched_while_a_call_waits_is_parsed_once_and_found_in_the_cache(tmp_path: Path) -> None:
+    extra = [VALID, "flowchart TD\n  A --> B(\n", "sequenceDiagram\n  A->>B: x\n"]
+    with MermaidPool(workers=2, cache=VerdictCache(tmp_path / "v.sqlite3")) as pool:
+        prefetched = []
+        codes = many_valid(80)
+        pool.parse_many(codes, on_drained=lambda: prefetched.append(pool.prefetch(extra)))
+        pool.settle(prefetched[0])
+        assert pool.parses == len(codes) + len(extra)
+        verdicts = pool.parse_many(extra)
+        assert pool.parses == len(codes) + len(extra)  # nothing parsed twice
+    with MermaidPool(workers=1) as plain:
+        assert verdicts == plain.parse_many(extra)
+
+
+def test_a_prefetch_parses_nothing_without_a_cache_to_keep_it_or_already_cached(tmp_path: Path) -> None:
+    with MermaidPool(workers=1) as uncached:
+        uncached.settle(uncached.prefetch([VALID]))
+        assert uncached.parses == 0 and uncached.worker_pids() == []
+    with MermaidPool(workers=1, cache=VerdictCache(tmp_path / "v.sqlite3")) as pool:
+        pool.parse(VALID)
+        pool.settle(pool.prefetch([VALID, VALID]))
+        assert pool.parses == 1
+
+
+def test_a_discarded_prefetch_is_not_parsed(tmp_path: Path) -> None:
+    with MermaidPool(workers=1, cache=VerdictCache(tmp_path / "v.sqlite3")) as pool:
+        pool.discard(pool.prefetch(many_valid(5)))
+        assert pool.parse_many([VALID])[0].ok
+        assert pool.parses == 1
+
+
+def test_settling_a_prefetch_the_pool_could_not_finish_keeps_nothing(tmp_path: Path, hooks: None) -> None:
+    cache = VerdictCache(tmp_path / "v.sqlite3")
+    pool = MermaidPool(workers=1, cache=cache, timeout=60.0)
+    prefetch = pool.prefetch([HANG, VALID])
+    stuck = threading.Thread(target=pool.settle, args=(prefetch,))
+    stuck.start()
+    deadline = time.monotonic() + 60
+    while pool.parses == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pool.close()  # the worker is stuck on HANG
+    stuck.join(timeout=30)
+    assert not stuck.is_alive()  # settle returned without an error
+    assert cache.get_many(pool.version, [code_hash(HANG), code_hash(VALID)]) == {}
+
+
 def test_cache_hit_starts_no_worker(tmp_path: Path) -> None:
     codes = [VALID, "flowchart TD\n  A --> B(\n"]
     with MermaidPool(workers=1, cache=VerdictCache(tmp_path / "v.sqlite3")) as first:

@@ -284,6 +284,14 @@ class _Call:
         self.answered.append(index)
 
 
+@dataclass(frozen=True)
+class Prefetch:
+    """Codes handed to the pool with ``MermaidPool.prefetch``: their hashes (the cache keys) and their call."""
+
+    shas: list[str]
+    call: _Call
+
+
 _Job = tuple[int, _Call, int]  # (id sent to the worker, the call it belongs to, index in that call's codes)
 
 
@@ -379,12 +387,15 @@ class MermaidPool:
         codes: Sequence[str],
         on_progress: Callable[[int, int], None] | None = None,
         on_verdict: Callable[[int, SyntaxVerdict], None] | None = None,
+        on_drained: Callable[[], None] | None = None,
     ) -> list[SyntaxVerdict]:
         """Verdicts in the order of ``codes``; identical codes are parsed once, cached ones not at all.
 
         ``on_verdict(index, verdict)`` is called once per index of ``codes`` as soon as its verdict is known
-        (cached ones first), so the caller can work on it while the rest is parsed. Both callbacks are called
-        from this thread, never with the pool's lock held; an exception in one abandons the call."""
+        (cached ones first), so the caller can work on it while the rest is parsed. ``on_drained()`` is called
+        once, when every diagram left to parse has been handed to a worker: work the caller gives the pool then
+        (``prefetch``) keeps the workers busy while the last verdicts come in and are reported. The callbacks
+        are called from this thread, never with the pool's lock held; an exception in one abandons the call."""
         shas = [code_hash(code) for code in codes]
         indexes: dict[str, list[int]] = {}
         unique: dict[str, str] = {}
@@ -413,12 +424,49 @@ class MermaidPool:
                     on_verdict(code_index, call.results[index])  # type: ignore[arg-type]  # set when reported
 
         call = _Call([unique[sha] for sha in todo])
-        self._complete(call, report)
+        self._complete(call, report, on_drained)
         parsed = dict(zip(todo, call.results))
         if self.cache and call.cacheable:
             self.cache.put_many(self.version, {todo[i]: call.results[i] for i in call.cacheable})
         verdicts = known | parsed
         return [verdicts[sha] for sha in shas]  # type: ignore[misc]  # every result is set once remaining is 0
+
+    def prefetch(self, codes: Sequence[str]) -> Prefetch:
+        """Start parsing ``codes`` without waiting for them: the workers take them up as soon as the calls being
+        waited for have nothing left to hand out, and ``settle`` keeps their verdicts in the cache, where a
+        later parse_many finds them. Codes whose verdict is cached are not parsed again; without a cache there
+        is nowhere to keep verdicts, and nothing is parsed. Every prefetch is settled or discarded."""
+        unique = {code_hash(code): code for code in codes} if self.cache else {}
+        known = self.cache.get_many(self.version, unique) if self.cache and unique else {}
+        todo = [sha for sha in unique if sha not in known]
+        prefetch = Prefetch(todo, _Call([unique[sha] for sha in todo]))
+        if todo:
+            with self._cond:
+                self._calls.append(prefetch.call)
+                self._cond.notify_all()  # a thread waiting for verdicts may be the one to feed it
+        return prefetch
+
+    def settle(self, prefetch: Prefetch) -> None:
+        """Wait until every code of ``prefetch`` has its verdict, and keep the verdicts in the cache (as
+        parse_many does). A prefetch the pool could not finish (it was closed, or stopped by an error) is
+        dropped: the next parse of those codes meets what stopped it."""
+        call = prefetch.call
+        if not call.codes:
+            return
+        try:
+            self._complete(call, lambda index: None)
+        except MermaidUnavailable:
+            return
+        if self.cache and call.cacheable:
+            self.cache.put_many(self.version, {prefetch.shas[i]: call.results[i] for i in call.cacheable})
+
+    def discard(self, prefetch: Prefetch) -> None:
+        """Give a prefetch up: what no worker has taken of it is not parsed, and nothing of it is kept."""
+        with self._cond:
+            if prefetch.call in self._calls:
+                self._calls.remove(prefetch.call)
+            for lane in prefetch.call.lanes:
+                lane.clear()  # answers to what workers already hold still land in it, harmlessly
 
     def close(self) -> None:
         """Stop every worker: idle ones by closing their stdin, busy ones (after an error) by killing them.
@@ -449,13 +497,21 @@ class MermaidPool:
     # The scheduler: non-blocking pipes, one selector over every worker's stdout and stderr, driven in turns by
     # the threads waiting for verdicts.
 
-    def _complete(self, call: _Call, report: Callable[[int], None]) -> None:
+    def _complete(self, call: _Call, report: Callable[[int], None],
+                  on_drained: Callable[[], None] | None = None) -> None:
         """Wait until every diagram of ``call`` has a verdict, running scheduler turns whenever no other thread
-        does, and report each verdict from this thread."""
+        does, and report each verdict from this thread (and ``on_drained()`` once nothing of it is left to
+        hand to a worker). A prefetched call is already among the calls being fed."""
         with self._cond:
-            self._calls.append(call)
+            if call not in self._calls:
+                self._calls.append(call)
             try:
                 while True:
+                    if on_drained is not None and not call.pending:
+                        drained, on_drained = on_drained, None
+                        if call.codes:
+                            with self._unlocked():
+                                drained()
                     # A few verdicts at a time, with the workers topped up in between: reporting one can take
                     # this thread a millisecond (the gates), and all that arrived at once would keep it from
                     # feeding the workers for longer than their queues last.
