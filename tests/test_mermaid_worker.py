@@ -141,9 +141,26 @@ def test_worker_reports_the_inner_patches_applied() -> None:
                             capture_output=True, text=True, cwd=mermaid_dir(), timeout=60, check=True)
     patches = json.loads(worker.stdout.splitlines()[0])["patches"]
     assert {name: patches[name] for name in ("lexerFilter", "popInPlace", "flowConfig", "directivesMerge",
-                                             "entitySemicolons")} == {
+                                             "entitySemicolons", "tagQuotes")} == {
         "lexerFilter": True, "popInPlace": True, "flowConfig": True, "directivesMerge": True,
-        "entitySemicolons": True}
+        "entitySemicolons": True, "tagQuotes": True}
+
+
+# Two text functions compared on ``lines`` and on generated texts of 1 to ``maxParts`` pieces drawn from ``parts``
+# (a fixed seed, so every run checks the same texts): how many texts, how many ``original`` changed, the first
+# that the two disagree on.
+COMPARE_ON_TEXTS = r"""
+const compareOnTexts = (original, rewritten, { lines, parts, seed, count, maxParts }) => {
+  const pick = (list) => list[((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 16) % list.length];
+  const texts = [...lines];
+  for (let n = 0; n < count; n++) {
+    texts.push(Array.from({ length: 1 + (n % maxParts) }, () => pick(parts)).join(""));
+  }
+  const wrong = texts.filter((text) => original(text) !== rewritten(text));
+  const changed = texts.filter((text) => original(text) !== text).length;
+  return { checked: texts.length, changed, wrong: wrong.slice(0, 5) };
+};
+"""
 
 
 # The bundle's own encodeEntities, read from it, against the same function with its two semicolon passes done by
@@ -153,6 +170,7 @@ ENTITIES_CHECK = r"""
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import { dropLastSemicolon } from "./entities.mjs";
+""" + COMPARE_ON_TEXTS + r"""
 const require = createRequire(import.meta.url);
 const bundle = fs.readFileSync(require.resolve("mermaid/dist/mermaid.js"), "utf8");
 const head = "encodeEntities = /* @__PURE__ */ __name(";
@@ -169,15 +187,8 @@ const parts = ["style", "classDef", "styl", "e", "Def", ":", "#", ";", "a", "1",
 const lines = ["    style A fill:#3B82F6,stroke:#1E40AF,color:#fff;", "  classDef edge fill:#3B82F6;stroke:#000;",
   "  style B fill: #fff;", "  classDef a fill:#f9f;\n  style a color:#000;  %% ;", "linkStyle 0 stroke:#f00;",
   "style x fill:#1;;", "A[style: #1;] --> B", "classDef mystyle fill:#f00;"];
-let seed = 7;
-const pick = (list) => list[((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 16) % list.length];
-const texts = [...lines];
-for (let n = 0; n < 300000; n++) {
-  texts.push(Array.from({ length: 1 + (n % 16) }, () => pick(parts)).join(""));
-}
-const wrong = texts.filter((text) => original(text) !== rewritten(text));
-const changed = texts.filter((text) => original(text) !== text).length;
-process.stdout.write(JSON.stringify({ checked: texts.length, changed, wrong: wrong.slice(0, 5) }));
+process.stdout.write(JSON.stringify(
+  compareOnTexts(original, rewritten, { lines, parts, seed: 7, count: 300000, maxParts: 16 })));
 """
 
 
@@ -187,6 +198,43 @@ def test_entity_semicolons_are_dropped_as_mermaid_does() -> None:
     assert report["changed"] > 10_000  # the passes did drop semicolons in many of them
 
 
+
+# The bundle's own cleanupText against the worker's (tagQuotes), read from the bundle the worker patched (its
+# code cache file), on generated texts made of what the two passes look at: tags, attributes, both quote marks,
+# `=`, `>`, replacement-pattern look-alikes and every line ending.
+TAG_QUOTES_CHECK = r"""
+import fs from "node:fs";
+import { createRequire } from "node:module";
+""" + COMPARE_ON_TEXTS + r"""
+const require = createRequire(import.meta.url);
+const head = "var cleanupText = /* @__PURE__ */ __name(";
+const cut = (text) => {
+  const start = text.indexOf(head);
+  if (start < 0) throw new Error("no cleanupText in the bundle");
+  return text.slice(start + head.length, text.indexOf('}, "cleanupText");', start) + 1);
+};
+const source = cut(fs.readFileSync(require.resolve("mermaid/dist/mermaid.js"), "utf8"));
+const patchedSource = cut(fs.readFileSync(0, "utf8"));
+const original = (0, eval)(`(${source})`);
+const patched = (0, eval)(`(${patchedSource})`);
+const parts = ["<", ">", "br", "b", "/", " ", "=", '"', "'", "a", "x", "href", "\r", "\n", "\r\n", "$1", "$&", "<br/>",
+  '<a href="x">', "<b class='y'>", "=\"\"", "<img src=\"p\" alt=\"q\"/>", "\t", "\u2028", "é"];
+const lines = ['A["<b>bold</b>"] --> B', 'C["<span style="color:red">x</span>"]', "D[a<br/>b]\r\nE",
+  '<a href="https://example.org/?q=1">link</a>', "no tags at all", ""];
+process.stdout.write(JSON.stringify({ skips: patchedSource !== source,
+  ...compareOnTexts(original, patched, { lines, parts, seed: 11, count: 200000, maxParts: 14 }) }));
+"""
+
+
+def test_tags_are_cleaned_up_as_mermaid_does(tmp_path: Path) -> None:
+    run_worker_process(str(tmp_path), [])
+    [written] = tmp_path.iterdir()
+    header, _, rest = written.read_bytes().partition(b"\n")
+    patched_bundle = rest[: json.loads(header)["sourceBytes"]].decode()
+    report = run_node_check(TAG_QUOTES_CHECK, stdin=patched_bundle, timeout=120)
+    assert report["skips"]  # the worker runs its own cleanupText, not the bundle's
+    assert report["wrong"] == []
+    assert report["changed"] > 10_000  # many of them did have quotes or CRs rewritten
 
 # addSubGraph's own `uniq`, read from the bundle, against uniqueSubgraphItems on generated item lists: where the
 # Set gives an answer it is uniq's, and it gives one for every list of ordinary strings and direction statements.

@@ -39,6 +39,9 @@
 // - entitySemicolons: encodeEntities' two passes that drop a `style` or `classDef` line's last semicolon
 //   (backtracking regexes, tried at every split of every such line) walk each line once (entities.mjs says why
 //   that drops the same semicolons);
+// - tagQuotes: cleanupText, run on every diagram, rewrites each HTML tag's `="…"` attributes as `='…'` through a
+//   callback per tag; a text without `="` has no attribute to rewrite (each tag comes back as it matched), so
+//   the pass runs only where `="` occurs, and the line-ending pass only where a CR does;
 // - parserInput: records the text handed to the diagram's parser, to map its "line N" back to the code;
 // - popInPlace: every jison parser of the bundle (18, one template) copied its three stacks on each reduction
 //   (`stack = stack.slice(0, -n)`), quadratic in the length of a diagram whose statements nest right-recursively;
@@ -255,6 +258,11 @@ const PATCHES = {
       "        });\n",
     '        txt = globalThis.__atlasBot.dropLastSemicolon(txt, "style");\n' +
       '        txt = globalThis.__atlasBot.dropLastSemicolon(txt, "classDef");\n',
+  ],
+  tagQuotes: [
+    '    return code.replace(/\\r\\n?/g, "\\n").replace(\n',
+    '    code = code.includes("\\r") ? code.replace(/\\r\\n?/g, "\\n") : code;\n' +
+      "    return !code.includes('=\"') ? code : code.replace(\n",
   ],
   parserInput: [
     '      text4 = encodeEntities(text4) + "\\n";\n',
