@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import difflib
 import re
+from bisect import bisect_left
 from collections.abc import Sequence
 
 from cmarkgfm import _cmark
@@ -109,7 +110,7 @@ def extract_diagrams(path: str, text: str | bytes) -> tuple[Diagram, ...]:
         return ()
     html = _render(data, _OPT_EXTRACT)
     diagrams: list[Diagram] = []
-    containers: list[tuple[int, int]] | None = None
+    containers: tuple[list[int], list[int]] | None = None
     found = html.find(_MERMAID_CODE_OPEN)
     while found != -1:
         position = _SOURCEPOS.match(html, html.rfind(_PRE_OPEN, 0, found) + len(_PRE_OPEN))
@@ -128,8 +129,8 @@ def extract_diagrams(path: str, text: str | bytes) -> tuple[Diagram, ...]:
         closed = end == closing_line
         if closed:
             if containers is None:
-                containers = [(int(s), int(e)) for s, e in _CONTAINER.findall(html)]
-            closed = not any(s <= start <= e < closing_line for s, e in containers)
+                containers = _containers_by_end(html)
+            closed = not _container_ends_within(containers, start, closing_line)
         diagrams.append(
             Diagram(
                 path=path,
@@ -143,6 +144,20 @@ def extract_diagrams(path: str, text: str | bytes) -> tuple[Diagram, ...]:
         )
         found = html.find(_MERMAID_CODE_OPEN, code_end)
     return tuple(diagrams)
+
+
+def _containers_by_end(html: bytes) -> tuple[list[int], list[int]]:
+    """The (end lines, start lines) of every block quote and list item, in order of their end line."""
+    spans = sorted((int(e), int(s)) for s, e in _CONTAINER.findall(html))
+    return [e for e, _ in spans], [s for _, s in spans]
+
+
+def _container_ends_within(containers: tuple[list[int], list[int]], start: int, closing_line: int) -> bool:
+    """Whether a container holding line ``start`` ends before ``closing_line`` (a document has thousands of
+    list items: only those ending between the two lines are looked at)."""
+    ends, starts = containers
+    first, last = bisect_left(ends, start), bisect_left(ends, closing_line)
+    return any(starts[k] <= start for k in range(first, last))
 
 
 def _similarity(old: Diagram, new: Diagram) -> float:

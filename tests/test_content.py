@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from markdown_it import MarkdownIt
 
 from bot.content import (
+    _container_ends_within,
+    _containers_by_end,
     count_diagrams,
     diff_diagrams,
     extract_diagrams,
@@ -36,6 +40,14 @@ FENCE_CASES: dict[str, tuple[str, list[tuple[int, str, bool]]]] = {
     "unterminated without final newline": ("text\n\n```mermaid\na", [(3, "a\n", False)]),
     "block quote ends an open fence": ("> ```mermaid\n> a\nb\n", [(1, "a\n", False)]),
     "list item ends an open fence": ("- a\n\n  > ```mermaid\n  > x\n  ```\n", [(3, "x\n", False)]),
+    "one of many list items ends an open fence": (
+        "- a\n- b\n\n- c\n\n  > ```mermaid\n  > x\n  ```\n- d\n- e\n",
+        [(6, "x\n", False)],
+    ),
+    "list items that end before or after a fence leave it closed": (
+        "- a\n- b\n\n```mermaid\nx\n```\n\n- c\n  - d\n",
+        [(4, "x\n", True)],
+    ),
     "info with init attributes": ("```mermaid {init: {'theme': 'dark'}}\nx\n```\n", [(1, "x\n", True)]),
     "info with title attribute": ('```mermaid title="x"\nx\n```\n', [(1, "x\n", True)]),
     "other languages and look-alikes": (
@@ -129,6 +141,22 @@ def test_large_document_is_handled_in_one_go() -> None:
     assert len(diagrams) == 2000
     assert diagrams[-1].line == 1 + 7 * 1999
     assert count_diagrams(block * 2000) == 2000
+
+
+def test_container_lookup_answers_as_checking_every_container() -> None:
+    """Whether a block quote or list item holds a fence's opening line and ends before its closing line is
+    looked up among the containers ending between those lines only (a long list made every fence of the
+    file test every item); the answer is the one checking every container gives."""
+    rng = random.Random(12)
+    for _ in range(3000):
+        starts = [rng.randint(1, 200) for _ in range(rng.randint(0, 40))]
+        spans = [(start, start + rng.randint(0, 30)) for start in starts] + [(start, start) for start in starts]
+        html = "".join(f'<{tag} data-sourcepos="{s}:1-{e}:3">'
+                       for s, e in spans for tag in [rng.choice(["li", "blockquote"])]).encode()
+        opening = rng.randint(1, 220)
+        closing = opening + rng.randint(1, 40)
+        expected = any(s <= opening <= e < closing for s, e in spans)
+        assert _container_ends_within(_containers_by_end(html), opening, closing) == expected
 
 
 @pytest.mark.parametrize(
