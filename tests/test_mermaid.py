@@ -71,6 +71,13 @@ def test_valid_diagrams_get_mermaids_type(pool: MermaidPool) -> None:
     assert pool.version == "11.17.2"
 
 
+@pytest.mark.parametrize("box", ["box Aqua Edge plane", "box rgb(33, 66, 99) Edge", "box Edge plane"])
+def test_a_sequence_diagram_with_a_box_parses_as_a_browser_parses_it(pool: MermaidPool, box: str) -> None:
+    """mermaid checks a box's colour with the browser's CSS (linkedom has none: "Option is not defined")."""
+    verdict = pool.parse(f"sequenceDiagram\n  {box}\n    participant A\n    participant B\n  end\n  A->>B: hi\n")
+    assert (verdict.ok, verdict.type, verdict.error) == (True, "sequence", None)
+
+
 def test_invalid_flowchart_reports_parser_message_and_code_line(pool: MermaidPool) -> None:
     verdict = pool.parse("flowchart TD\n  A[Start] --> B\n  B --> C[Cost (USD)]\n  C --> D\n")
     assert not verdict.ok and verdict.type is None

@@ -366,6 +366,25 @@ def test_code_cache_others_could_write_is_never_used(tmp_path: Path, uncached_ve
     assert list(shared.iterdir()) == []  # not written where it would not be read
 
 
+# What the warm-up must hold an accepted diagram of: each type a worker would otherwise compile for itself.
+WARM_UP_TYPES = {"flowchart-v2", "sequence", "stateDiagram", "er", "classDiagram", "requirement", "gantt", "pie",
+                 "xychart", "quadrantChart", "sankey", "timeline", "journey", "gitGraph", "mindmap", "c4", "block",
+                 "packet", "architecture", "kanban", "radar", "treemap"}
+
+
+def test_the_warm_up_before_a_cache_is_written_meets_every_diagram_type_accepted_and_rejected() -> None:
+    """A worker that writes the code cache parses bot/mermaid/warm-up.mjs first, so the cache holds every
+    type's parser whatever the run met; a diagram there that stops parsing (a mermaid upgrade) shows here."""
+    warm_up = run_node_check('import { WARM_UP } from "./warm-up.mjs"; process.stdout.write(JSON.stringify(WARM_UP));')
+    _, verdicts, _ = run_worker_process("", warm_up)
+    assert len(verdicts) == len(warm_up)
+    accepted = {v["type"] for v in verdicts if v["ok"]}
+    assert accepted >= WARM_UP_TYPES, f"no accepted diagram of {sorted(WARM_UP_TYPES - accepted)}"
+    rejected = [v for v in verdicts if not v["ok"]]
+    assert any(v.get("stage") == "render" for v in rejected)  # the render stage's errors are met too
+    assert len([v for v in rejected if v["error"].startswith("Parse error")]) >= 10
+
+
 @pytest.fixture
 def worker_copy(tmp_path: Path) -> Path:
     """The worker's own files in a directory of their own, with the installed packages linked in."""

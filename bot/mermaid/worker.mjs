@@ -85,6 +85,7 @@ import {
 import { makeLexerFilter } from "./lexer-filter.mjs";
 import { dropLastSemicolon } from "./entities.mjs";
 import { uniqueSubgraphItems } from "./subgraph-items.mjs";
+import { WARM_UP } from "./warm-up.mjs";
 
 // Parsing is batch work: it runs below the webhook server's priority, so a pull request with thousands of
 // diagrams never delays the server's answers on a machine with few cores. Where lowering is not permitted, the
@@ -109,6 +110,7 @@ const CODE_CACHE_DIR =
   process.env.ATLAS_MERMAID_CODE_CACHE_DIR ??
   path.join(path.dirname(path.dirname(require.resolve("mermaid/package.json"))), ".cache", "atlas-bot");
 const CODE_CACHE_PREFIX = "mermaid-";
+const WARM_UP_MS = 2000; // ~0.5 s on the development machine
 const CODE_CACHE_SUFFIX = ".v8-code-cache";
 // The worker's own modules: the patches and what they install are defined there.
 const WORKER_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -480,6 +482,11 @@ function loadMermaid() {
   // mermaid sanitises labels with DOMPurify, which needs a window and a document; nothing is rendered.
   globalThis.window = window;
   globalThis.document = window.document;
+  // A sequence diagram's box colour is checked with window.CSS.supports, or with `new Option().style` where
+  // there is no window.CSS; linkedom has neither, so every diagram with a box failed ("Option is not defined")
+  // where a browser draws it. The answer never changes the verdict (a word that is not a colour only becomes
+  // part of the box's title), so every colour is accepted.
+  window.CSS = { supports: () => true };
   const bot = {
     parserInput: null,
     candidateRules: makeLexerFilter(),
@@ -503,7 +510,7 @@ function loadMermaid() {
   const mermaid = globalThis.mermaid;
   mermaid.initialize({ startOnLoad: false });
   const cacheUsed = cached !== undefined && !script.cachedDataRejected;
-  const saveCodeCache = codeCache === null || cacheUsed ? () => {} : () => writeCodeCache(codeCache, patched, script);
+  const saveCodeCache = codeCache === null || cacheUsed ? null : () => writeCodeCache(codeCache, patched, script);
   return { mermaid, bot, applied: patched.applied, cacheUsed, saveCodeCache };
 }
 
@@ -737,8 +744,19 @@ function serve(engine) {
       finish();
     }
   };
-  const finish = () => {
-    engine.saveCodeCache();
+  const finish = async () => {
+    if (engine.saveCodeCache !== null) {
+      // The cache holds what V8 has compiled so far: every diagram type first, not only this run's (warm-up.mjs),
+      // within WARM_UP_MS (the pool kills a worker that takes 5 s to end, and then no cache is written at all).
+      const until = performance.now() + WARM_UP_MS;
+      for (const code of WARM_UP) {
+        if (performance.now() > until) {
+          break;
+        }
+        await judge(engine, code);
+      }
+      engine.saveCodeCache();
+    }
     process.exit(0);
   };
   process.stdin.setEncoding("utf8");
