@@ -263,6 +263,24 @@ def whole_file_key(path: str, blob: str) -> str:
     return code_hash("\0".join(["git blob", path, blob]))
 
 
+def _store_fix_free_files(pool: MermaidPool, version: str, keys: Mapping[int, str],
+                          work: Sequence[tuple[int, DiagramChange]], results: Sequence[DiagramResult | None],
+                          verdicts: Sequence[SyntaxVerdict]) -> set[int]:
+    """Store the results of the files whose every diagram parsed and was evaluated within its time budget
+    (no suggestion can change them, and they are read back next time), and say which files those are."""
+    of_file: dict[int, list[DiagramResult | None]] = {}
+    for (i, _), result in zip(work, results, strict=True):
+        of_file.setdefault(i, []).append(result)
+    for n, verdict in enumerate(verdicts):
+        if not verdict.ok:
+            of_file.pop(work[n][0], None)
+    final = {i: [r for r in rs if r is not None] for i, rs in of_file.items()
+             if all(r is not None and not any(f.rule == BUDGET_RULE for f in r.findings) for r in rs)}
+    if pool.cache and final:
+        pool.cache.put_stored(FILE_RESULTS, version, {keys[i]: results_to_json(rs) for i, rs in final.items()})
+    return set(final) if pool.cache else set()
+
+
 def _evaluate(
     config: Config,
     pool: MermaidPool,
@@ -320,6 +338,8 @@ def _evaluate(
     try:
         verdicts = pool.parse_many([item.new.code for _, item in work], on_progress=on_progress, on_verdict=take,
                                    on_drained=drained)
+        # While the workers finish the prefetched candidates, the results no fix can change are stored.
+        stored_early = _store_fix_free_files(pool, version, keys, work, results, verdicts)
         for prefetch in prefetched:
             pool.settle(prefetch)
     except BaseException:
@@ -350,8 +370,9 @@ def _evaluate(
                           or any(f.rule == BUDGET_RULE for f in r.findings) for r in rs)}
     # A whole file without diagrams is stored too (no results): a warm run then reads no blob at all.
     lasting |= {i for i in keys if not checked[i] and i not in per_file}
-    if pool.cache and lasting:
-        pool.cache.put_stored(FILE_RESULTS, version, {keys[i]: results_to_json(fresh.get(i, ())) for i in lasting})
+    if pool.cache and lasting - stored_early:
+        pool.cache.put_stored(FILE_RESULTS, version, {keys[i]: results_to_json(fresh.get(i, ()))
+                                                      for i in lasting - stored_early})
     per_file.update(fresh)
     return CheckResult(
         base=base,

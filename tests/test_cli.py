@@ -17,7 +17,7 @@ from bot.check import projected_counts, run_all, run_check, syntax_fixes
 from bot.cli import EXIT_BLOCKED, EXIT_OK, EXIT_USAGE, main
 from bot.config import load_config
 from bot.paths import default_rules_dir
-from bot.gates.mermaid import TIMEOUT_ERROR, MermaidPool, VerdictCache
+from bot.gates.mermaid import FILE_RESULTS, TIMEOUT_ERROR, MermaidPool, VerdictCache
 from bot.gitrepo import GitRepo
 from bot.model import Diagram, DiagramChange, DiagramStatus, FileChange, SyntaxVerdict
 from scratch import ScratchRepo
@@ -490,6 +490,35 @@ def test_a_modified_diagram_carries_what_the_gates_found_at_the_merge_base(scrat
     assert syntax.line == BROKEN_LINE + 2
     assert any(f.rule == "syntax" and f.line == BROKEN_LINE for f in diagram.base_findings)
     assert syntax in preexisting_findings(result)
+
+
+def test_results_no_fix_can_change_are_stored_while_the_fix_candidates_are_parsed(
+    atlas: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files whose every diagram parsed are stored as soon as the last verdict is in, before the run waits
+    for the candidate fixes of the others; the rejected diagram's file is stored once its fix is known."""
+    events: list[tuple[str, ...]] = []
+    put_stored, syntax_fixes = VerdictCache.put_stored, check.syntax_fixes
+
+    def storing(cache: VerdictCache, table: str, version: str, values) -> None:
+        if table == FILE_RESULTS:
+            events.append(("store", *sorted(json.loads(text)[0]["diagram"]["path"] for text in values.values())))
+        put_stored(cache, table, version, values)
+
+    def fixing(*args, **kwargs):
+        events.append(("fixes",))
+        return syntax_fixes(*args, **kwargs)
+
+    monkeypatch.setattr(VerdictCache, "put_stored", storing)
+    monkeypatch.setattr(check, "syntax_fixes", fixing)
+    repo, config = GitRepo(atlas), load_config()
+    with MermaidPool(workers=1, cache=VerdictCache(tmp_path / "results.sqlite3")) as pool:
+        cold = run_all(repo, config, pool, rev="pr")
+        assert events == [("store", "docs/systems/ledger.md", "docs/systems/payments.md"), ("fixes",),
+                          ("store", "docs/costs/cdn.md")]
+        [broken] = [d for d in cold.diagrams if d.diagram.path == "docs/costs/cdn.md"]
+        assert any(f.rule == "syntax" and f.suggestion for f in broken.findings)
+        assert run_all(repo, config, pool, rev="pr") == cold  # read back as they were found
 
 
 def test_results_cut_short_by_the_gate_budget_are_not_stored(atlas: Path, tmp_path: Path) -> None:
