@@ -746,7 +746,7 @@ function serve(engine) {
   };
   const finish = async () => {
     if (engine.saveCodeCache !== null) {
-      // The cache holds what V8 has compiled so far: every diagram type first, not only this run's (warm-up.mjs),
+      // The cache holds what V8 has compiled so far: the common diagram types first, not only this run's (warm-up.mjs),
       // within WARM_UP_MS (the pool kills a worker that takes 5 s to end, and then no cache is written at all).
       const until = performance.now() + WARM_UP_MS;
       for (const code of WARM_UP) {
