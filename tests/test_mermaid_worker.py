@@ -372,9 +372,9 @@ WARM_UP_TYPES = {"flowchart-v2", "sequence", "stateDiagram", "er", "classDiagram
                  "packet", "architecture", "kanban", "radar", "treemap"}
 
 
-def test_the_warm_up_before_a_cache_is_written_meets_every_diagram_type_accepted_and_rejected() -> None:
-    """A worker that writes the code cache parses bot/mermaid/warm-up.mjs first, so the cache holds every
-    type's parser whatever the run met; a diagram there that stops parsing (a mermaid upgrade) shows here."""
+def test_the_warm_up_before_a_cache_is_written_meets_each_established_type_accepted_and_rejected() -> None:
+    """A worker that writes the code cache parses bot/mermaid/warm-up.mjs first, so the cache holds the parsers of
+    the established types whatever the run met; a diagram there that stops parsing (a mermaid upgrade) shows here."""
     warm_up = run_node_check('import { WARM_UP } from "./warm-up.mjs"; process.stdout.write(JSON.stringify(WARM_UP));')
     _, verdicts, _ = run_worker_process("", warm_up)
     assert len(verdicts) == len(warm_up)

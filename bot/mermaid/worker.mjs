@@ -110,8 +110,9 @@ const CODE_CACHE_DIR =
   process.env.ATLAS_MERMAID_CODE_CACHE_DIR ??
   path.join(path.dirname(path.dirname(require.resolve("mermaid/package.json"))), ".cache", "atlas-bot");
 const CODE_CACHE_PREFIX = "mermaid-";
-const WARM_UP_MS = 2000; // ~0.5 s on the development machine
 const CODE_CACHE_SUFFIX = ".v8-code-cache";
+// How long the worker that writes the cache may spend on the warm-up first (0.6–0.9 s on the development machine).
+const WARM_UP_MS = 2000;
 // The worker's own modules: the patches and what they install are defined there.
 const WORKER_DIR = path.dirname(fileURLToPath(import.meta.url));
 const TEST_HOOKS = process.env.ATLAS_MERMAID_TEST_HOOKS === "1";
@@ -746,8 +747,8 @@ function serve(engine) {
   };
   const finish = async () => {
     if (engine.saveCodeCache !== null) {
-      // The cache holds what V8 has compiled so far: the common diagram types first, not only this run's (warm-up.mjs),
-      // within WARM_UP_MS (the pool kills a worker that takes 5 s to end, and then no cache is written at all).
+      // The cache holds what V8 has compiled so far: the established diagram types first, not only this run's
+      // (warm-up.mjs), within WARM_UP_MS (the pool kills a worker that takes 5 s to end, and writes no cache then).
       const until = performance.now() + WARM_UP_MS;
       for (const code of WARM_UP) {
         if (performance.now() > until) {
