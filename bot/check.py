@@ -263,22 +263,39 @@ def whole_file_key(path: str, blob: str) -> str:
     return code_hash("\0".join(["git blob", path, blob]))
 
 
-def _store_fix_free_files(pool: MermaidPool, version: str, keys: Mapping[int, str],
-                          work: Sequence[tuple[int, DiagramChange]], results: Sequence[DiagramResult | None],
-                          verdicts: Sequence[SyntaxVerdict]) -> set[int]:
-    """Store the results of the files whose every diagram parsed and was evaluated within its time budget
-    (no suggestion can change them, and they are read back next time), and say which files those are."""
+def _by_file(work: Sequence[tuple[int, DiagramChange]],
+             results: Sequence[DiagramResult | None]) -> dict[int, list[DiagramResult | None]]:
+    """The results of ``work`` grouped by the index of their file, in order."""
     of_file: dict[int, list[DiagramResult | None]] = {}
     for (i, _), result in zip(work, results, strict=True):
         of_file.setdefault(i, []).append(result)
-    for n, verdict in enumerate(verdicts):
-        if not verdict.ok:
-            of_file.pop(work[n][0], None)
-    final = {i: [r for r in rs if r is not None] for i, rs in of_file.items()
-             if all(r is not None and not any(f.rule == BUDGET_RULE for f in r.findings) for r in rs)}
-    if pool.cache and final:
+    return of_file
+
+
+def _lasting(results: Sequence[DiagramResult], *, fixes_transient: bool) -> bool:
+    """Whether a file's results may be stored and read back: not when a verdict among them is a timeout or
+    crash, or a missing suggestion may come from one (``fixes_transient``: a candidate's parse was), or the time
+    budget cut its gates short; such a file is evaluated again next time."""
+    return not any(is_transient(r.syntax) or (fixes_transient and not r.syntax.ok)
+                   or any(f.rule == BUDGET_RULE for f in r.findings) for r in results)
+
+
+def _store_fix_free_files(pool: MermaidPool, version: str, keys: Mapping[int, str],
+                          work: Sequence[tuple[int, DiagramChange]], results: Sequence[DiagramResult | None],
+                          verdicts: Sequence[SyntaxVerdict]) -> set[int]:
+    """Store the lasting results of the files whose every diagram parsed (no suggestion can change them), and
+    say which files those are."""
+    if not pool.cache:
+        return set()
+    rejected = {work[n][0] for n, verdict in enumerate(verdicts) if not verdict.ok}
+    final: dict[int, list[DiagramResult]] = {}
+    for i, rs in _by_file(work, results).items():
+        done = [r for r in rs if r is not None]
+        if i not in rejected and len(done) == len(rs) and _lasting(done, fixes_transient=False):
+            final[i] = done
+    if final:
         pool.cache.put_stored(FILE_RESULTS, version, {keys[i]: results_to_json(rs) for i, rs in final.items()})
-    return set(final) if pool.cache else set()
+    return set(final)
 
 
 def _evaluate(
@@ -360,14 +377,8 @@ def _evaluate(
                                              file_text=changes[i].text, syntax_fix=fix)
         if results[n] is None:  # a pool that hands out verdicts only at the end, or a fix only all gates can add
             evaluate(n, verdict, fix)
-    fresh: dict[int, list[DiagramResult]] = {}
-    for (i, _), result in zip(work, results, strict=True):
-        fresh.setdefault(i, []).append(result)  # type: ignore[arg-type]  # every result is set above
-    # A file with a timeout or crash among its verdicts, or whose missing suggestion may come from one, and one
-    # whose gates the time budget cut short, is evaluated again next time, never read back.
-    lasting = {i for i, rs in fresh.items()
-               if not any(is_transient(r.syntax) or (watch.seen and not r.syntax.ok)
-                          or any(f.rule == BUDGET_RULE for f in r.findings) for r in rs)}
+    fresh: dict[int, list[DiagramResult]] = _by_file(work, results)  # type: ignore[assignment]  # all set above
+    lasting = {i for i, rs in fresh.items() if _lasting(rs, fixes_transient=watch.seen)}
     # A whole file without diagrams is stored too (no results): a warm run then reads no blob at all.
     lasting |= {i for i in keys if not checked[i] and i not in per_file}
     if pool.cache and lasting - stored_early:
